@@ -1,0 +1,1 @@
+//! Campaigns: real applications as tenants, alone and co-located, with labels.

@@ -1,0 +1,1 @@
+//! catalogue (see docs/architecture.md)

@@ -1,0 +1,7 @@
+//! The dataset crate: the metric catalogue, the on-disk Parquet format, run labels, run
+//! matrices, normalisation inputs and splits. See `docs/architecture.md` for the contracts.
+
+pub mod catalogue;
+pub mod matrix;
+pub mod runs;
+pub mod samples;

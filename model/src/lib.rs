@@ -1,0 +1,1 @@
+//! model crate (work in progress)

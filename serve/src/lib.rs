@@ -1,0 +1,1 @@
+//! serve crate (work in progress)

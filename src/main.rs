@@ -1,0 +1,70 @@
+//! `cloudformer`: one binary for the host agent, campaigns, datasets, training, evaluation and
+//! the prediction server. Each subcommand lives in `src/cli/<name>.rs` and calls into its crate.
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "cloudformer", version, about, propagate_version = true)]
+struct Cli {
+    /// Only warnings and errors; no progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// More logging (repeat for more).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host agent in the foreground: sample every tenant each second into Parquet.
+    Collect(cli::collect::CollectArgs),
+    /// Run or inspect labelled-data campaigns (real applications as tenants).
+    #[command(subcommand)]
+    Campaign(cli::campaign::CampaignCmd),
+    /// Inspect datasets.
+    #[command(subcommand)]
+    Dataset(cli::dataset::DatasetCmd),
+    /// Train a CloudFormer model (or a baseline) on a dataset.
+    Train(cli::train::TrainArgs),
+    /// Evaluate models and baselines with the leave-applications-out protocols.
+    Eval(cli::eval::EvalArgs),
+    /// Write plots and an HTML/Markdown summary of evaluation results.
+    Report(cli::report::ReportArgs),
+    /// Predict P for windows in a dataset with a checkpoint (the CLI twin of POST /v1/predict).
+    Predict(cli::predict::PredictArgs),
+    /// Serve predictions over HTTP (posted windows, or live from the in-process agent).
+    Serve(cli::serve::ServeArgs),
+    /// The main job: agent on this host's tenants + server with the bundled default model.
+    Up(cli::up::UpArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    cli::init_tracing(cli.quiet, cli.verbose);
+    let ctx = cli::Ctx { quiet: cli.quiet };
+    let result = match cli.command {
+        Command::Collect(a) => cli::collect::run(a, &ctx),
+        Command::Campaign(c) => cli::campaign::run(c, &ctx),
+        Command::Dataset(c) => cli::dataset::run(c, &ctx),
+        Command::Train(a) => cli::train::run(a, &ctx),
+        Command::Eval(a) => cli::eval::run(a, &ctx),
+        Command::Report(a) => cli::report::run(a, &ctx),
+        Command::Predict(a) => cli::predict::run(a, &ctx),
+        Command::Serve(a) => cli::serve::run(a, &ctx),
+        Command::Up(a) => cli::up::run(a, &ctx),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

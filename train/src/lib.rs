@@ -1,0 +1,1 @@
+//! train crate (work in progress)
