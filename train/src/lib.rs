@@ -1,1 +1,25 @@
-//! train crate (work in progress)
+//! Training, leave-applications-out evaluation, baselines, reports and plots for CloudFormer.
+//!
+//! * [`split`]: the paper's protocol (seeded random leave-applications-out splits, test = 2
+//!   static-only + 2 dynamic applications when available) and leave-one-application-out.
+//! * [`metrics`]: MAE / MSE in points of P×100, error bands, per-application MAE, label-noise floor.
+//! * [`features`]: per-run aggregate statistics (NaN-aware) for the tabular baselines.
+//! * [`baselines`]: predict-the-mean, ridge, Gamma GLM, decision tree, random forest, GBDT
+//!   (`forust-ml`), LSTM (candle).
+//! * [`eval`]: runs every model on the same splits and writes the comparison.
+//! * [`report`]: plots (plotters) and a Markdown/HTML summary.
+
+pub mod baselines;
+pub mod cf;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod features;
+pub mod linalg;
+pub mod metrics;
+pub mod report;
+pub mod schedule;
+pub mod split;
+
+pub use data::Run;
+pub use error::TrainError;

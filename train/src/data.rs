@@ -1,0 +1,114 @@
+//! The training input: labelled tenant-runs, as `dataset::matrix::RunMatrix` describes them
+//! (docs/architecture.md), plus the checks every command runs before it trains or evaluates.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Result, TrainError};
+
+/// One labelled tenant-run: a (T × F) matrix of per-second features (row-major, NaN = null) and
+/// its degradation label P ∈ (0, 1]. Same fields as `dataset::matrix::RunMatrix`.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub run_id: String,
+    pub tenant: String,
+    pub app: String,
+    pub scenario: String,
+    pub t: usize,
+    pub f: usize,
+    pub x: Vec<f32>,
+    pub p: f32,
+    pub p_per_second: Option<Vec<f32>>,
+    pub label_noise: f32,
+}
+
+impl Run {
+    /// The first `k` seconds (all of it when `k >= t` or `k == 0`), row-major.
+    pub fn prefix(&self, k: usize) -> &[f32] {
+        let t = self.prefix_len(k);
+        &self.x[..t * self.f]
+    }
+
+    pub fn prefix_len(&self, k: usize) -> usize {
+        if k == 0 {
+            self.t
+        } else {
+            k.min(self.t)
+        }
+    }
+
+    /// A unique key for a tenant-run (one run has one row per tenant).
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.run_id, self.tenant)
+    }
+
+    /// Whether this run's scenario is a dynamic one (anything but `static`).
+    pub fn is_dynamic(&self) -> bool {
+        is_dynamic_scenario(&self.scenario)
+    }
+}
+
+/// A scenario is static when it is named `static` (or empty / `constant`); `increasing`,
+/// `decreasing`, `periodic`, `random`, … are dynamic.
+pub fn is_dynamic_scenario(s: &str) -> bool {
+    let s = s.trim().to_ascii_lowercase();
+    !(s.is_empty() || s == "static" || s == "constant" || s.starts_with("static"))
+}
+
+/// Checks a set of runs before training: non-empty, consistent feature count, shapes, finite
+/// labels in (0, 1], and at least `min_apps` applications. Errors name the offending run.
+pub fn validate_runs(runs: &[Run], min_apps: usize) -> Result<()> {
+    let first = runs
+        .first()
+        .ok_or_else(|| TrainError::EmptyDataset(String::new()))?;
+    for r in runs {
+        if r.f != first.f {
+            return Err(TrainError::FeatureMismatch {
+                first_id: first.key(),
+                first: first.f,
+                run_id: r.key(),
+                f: r.f,
+            });
+        }
+        if r.t == 0 {
+            return Err(TrainError::BadRun { run_id: r.key(), why: "it has 0 seconds".into() });
+        }
+        if r.x.len() != r.t * r.f {
+            return Err(TrainError::BadRun {
+                run_id: r.key(),
+                why: format!("x has {} values, expected T×F = {}×{}", r.x.len(), r.t, r.f),
+            });
+        }
+        if !(r.p.is_finite() && r.p > 0.0 && r.p <= 1.0 + 1e-6) {
+            return Err(TrainError::BadRun {
+                run_id: r.key(),
+                why: format!("label P = {} is not in (0, 1]", r.p),
+            });
+        }
+        if r.app.is_empty() {
+            return Err(TrainError::BadRun { run_id: r.key(), why: "empty application name".into() });
+        }
+    }
+    let apps = apps_of(runs);
+    if apps.len() < min_apps {
+        return Err(TrainError::TooFewApps {
+            n: apps.len(),
+            apps: apps.keys().cloned().collect::<Vec<_>>().join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// Number of runs per application, sorted by name.
+pub fn apps_of(runs: &[Run]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in runs {
+        *m.entry(r.app.clone()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Loads a dataset directory's labelled tenant-runs (campaign output) and validates them.
+pub fn load(dir: &std::path::Path) -> Result<Vec<Run>> {
+    let _ = dir;
+    Err(TrainError::Dataset("dataset::matrix is not available yet".into()))
+}
