@@ -1,1 +1,27 @@
-//! serve crate (work in progress)
+//! The cloudformer prediction server for VM schedulers.
+//!
+//! - `POST /v1/predict`: windows of per-second metrics → P̂ (+ std, out-of-distribution flag).
+//! - Open Inference Protocol (KServe v2) REST: `/v2`, `/v2/health/*`, `/v2/models/{name}[/ready|/infer]`.
+//! - Live mode: the collector's agent in-process, `GET /v1/tenants[/{id}]`.
+//! - `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/openapi.json`.
+//!
+//! Inference runs on one dedicated thread that micro-batches concurrent requests
+//! ([`batcher::Batcher`]). The model reloads on SIGHUP or when its directory changes; a bad new
+//! model is rejected and the old one keeps serving ([`reload`]).
+
+pub mod batcher;
+pub mod engine;
+pub mod error;
+pub mod live;
+pub mod metrics;
+pub mod openapi;
+pub mod parse;
+pub mod reload;
+pub mod server;
+
+pub use batcher::BatchConfig;
+pub use engine::{Engine, Loader, ModelInfo, Pred, WindowData};
+pub use error::{ApiError, ServeError};
+pub use live::LiveSizes;
+pub use parse::Limits;
+pub use server::{read_token_file, run, LiveConfig, ServeConfig, Server};

@@ -1,0 +1,80 @@
+//! The model behind the server. `Engine` is what the inference worker drives; the production
+//! implementation wraps `model::Predictor` (see [`load_predictor`]).
+
+use std::path::Path;
+use std::sync::Arc;
+
+/// One window handed to the engine: raw (un-normalised) values, row-major `t × n_features`,
+/// NaN = missing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowData {
+    pub id: Option<String>,
+    pub t: usize,
+    pub data: Vec<f32>,
+}
+
+/// One answer per window.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Pred {
+    pub p: f32,
+    pub std: f32,
+    pub out_of_distribution: bool,
+}
+
+/// What the HTTP layer needs to know about the loaded model (cheap to clone, shared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub model_id: String,
+    pub catalogue_hash: String,
+    pub feature_names: Vec<String>,
+    pub dir: String,
+}
+
+impl ModelInfo {
+    pub fn n_features(&self) -> usize {
+        self.feature_names.len()
+    }
+}
+
+/// A loaded model that can predict batches of windows. Owned by the inference worker thread.
+pub trait Engine: Send + 'static {
+    fn info(&self) -> &ModelInfo;
+    /// One prediction per window, in order. Windows may have different `t`.
+    fn predict(&mut self, windows: &[&WindowData]) -> Result<Vec<Pred>, String>;
+}
+
+/// Loads an engine from a model directory. The default is [`load_predictor`].
+pub type Loader = Arc<dyn Fn(&Path) -> Result<Box<dyn Engine>, String> + Send + Sync>;
+
+/// The default loader: `model::Predictor::load(dir)`.
+pub fn default_loader() -> Loader {
+    Arc::new(|dir: &Path| {
+        Err(format!(
+            "cannot load {}: the model crate's Predictor is not wired in yet",
+            dir.display()
+        ))
+    })
+}
+
+/// Checks a freshly loaded engine before it is allowed to serve: it must have features and answer
+/// a window of zeros with a finite P̂ in [0, 1].
+pub fn validate(engine: &mut dyn Engine) -> Result<(), String> {
+    let f = engine.info().n_features();
+    if f == 0 {
+        return Err("model has no feature names".into());
+    }
+    let w = WindowData {
+        id: None,
+        t: 10,
+        data: vec![0.0; 10 * f],
+    };
+    let out = engine.predict(&[&w])?;
+    match out.first() {
+        Some(p) if p.p.is_finite() && (0.0..=1.0).contains(&p.p) && p.std.is_finite() => Ok(()),
+        Some(p) => Err(format!(
+            "model answered a zero window with P̂ = {} (std {}), expected a finite value in [0, 1]",
+            p.p, p.std
+        )),
+        None => Err("model returned no prediction for a test window".into()),
+    }
+}

@@ -1,0 +1,339 @@
+//! Live mode: per-tenant ring buffers of the last N seconds from the in-process agent, one
+//! prediction per tenant per tick, and a bounded P̂ history.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::RwLock;
+
+use serde::Serialize;
+
+use crate::batcher::Batcher;
+use crate::engine::{Pred, WindowData};
+use crate::metrics::escape_label;
+
+/// Live-mode sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveSizes {
+    /// Seconds of rows kept per tenant = the window each prediction is computed on.
+    pub window_s: usize,
+    /// Fewest seconds before a tenant's first prediction.
+    pub min_window_s: usize,
+    /// P̂ points kept per tenant.
+    pub history: usize,
+    /// Ticks a tenant may be absent before it is forgotten.
+    pub forget_after_ticks: u64,
+}
+
+impl Default for LiveSizes {
+    fn default() -> Self {
+        LiveSizes {
+            window_s: 60,
+            min_window_s: 3,
+            history: 600,
+            forget_after_ticks: 10,
+        }
+    }
+}
+
+/// One P̂ point in a tenant's history.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct HistPoint {
+    pub ts_ns: i64,
+    pub p: f32,
+    pub std: f32,
+    pub out_of_distribution: bool,
+    /// Seconds in the window this point was computed on.
+    pub t: usize,
+}
+
+#[derive(Debug, Default)]
+struct TenantState {
+    rows: VecDeque<(i64, Vec<f32>)>,
+    history: VecDeque<HistPoint>,
+    last_seen_tick: u64,
+}
+
+/// Shared live state (read by the HTTP handlers, written by the tick loop).
+#[derive(Debug)]
+pub struct LiveState {
+    pub sizes: LiveSizes,
+    tenants: RwLock<BTreeMap<String, TenantState>>,
+    pub ticks: AtomicU64,
+    pub rows_dropped: AtomicU64,
+    pub predict_errors: AtomicU64,
+    pub last_tick_ts_ns: AtomicI64,
+    pub agent_error: RwLock<Option<String>>,
+}
+
+/// Summary row for `GET /v1/tenants`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantSummary {
+    pub id: String,
+    pub seconds: usize,
+    pub latest: Option<HistPoint>,
+}
+
+/// `GET /v1/tenants/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantDetail {
+    pub id: String,
+    pub history: Vec<HistPoint>,
+    /// The window the latest P̂ was computed on: timestamps and feature name → values (null = missing).
+    pub window: WindowView,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowView {
+    pub t: usize,
+    pub ts_ns: Vec<i64>,
+    pub metrics: BTreeMap<String, Vec<Option<f32>>>,
+}
+
+impl LiveState {
+    pub fn new(sizes: LiveSizes) -> Self {
+        LiveState {
+            sizes,
+            tenants: RwLock::new(BTreeMap::new()),
+            ticks: AtomicU64::new(0),
+            rows_dropped: AtomicU64::new(0),
+            predict_errors: AtomicU64::new(0),
+            last_tick_ts_ns: AtomicI64::new(0),
+            agent_error: RwLock::new(None),
+        }
+    }
+
+    /// Adds one tick's rows (feature vectors in the model's order); returns the windows that are
+    /// ready for prediction (tenant id in `id`). Rows of the wrong length are dropped.
+    pub fn ingest(&self, ts_ns: i64, rows: &[(String, Vec<f32>)], n_features: usize) -> Vec<WindowData> {
+        let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+        self.last_tick_ts_ns.store(ts_ns, Ordering::Relaxed);
+        let mut out = Vec::new();
+        let Ok(mut map) = self.tenants.write() else {
+            return out;
+        };
+        for (tenant, features) in rows {
+            if features.len() != n_features {
+                self.rows_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let st = map.entry(tenant.clone()).or_default();
+            st.last_seen_tick = tick;
+            st.rows.push_back((ts_ns, features.clone()));
+            while st.rows.len() > self.sizes.window_s.max(1) {
+                st.rows.pop_front();
+            }
+        }
+        let forget = self.sizes.forget_after_ticks;
+        map.retain(|_, st| tick.saturating_sub(st.last_seen_tick) <= forget);
+        for (tenant, st) in map.iter() {
+            if st.last_seen_tick != tick || st.rows.len() < self.sizes.min_window_s.max(1) {
+                continue;
+            }
+            let t = st.rows.len();
+            let mut data = Vec::with_capacity(t * n_features);
+            for (_, r) in &st.rows {
+                data.extend_from_slice(r);
+            }
+            out.push(WindowData {
+                id: Some(tenant.clone()),
+                t,
+                data,
+            });
+        }
+        out
+    }
+
+    /// Stores predictions for the windows `ingest` returned.
+    pub fn record(&self, ts_ns: i64, windows: &[(String, usize)], preds: &[Pred]) {
+        let Ok(mut map) = self.tenants.write() else {
+            return;
+        };
+        for ((tenant, t), p) in windows.iter().zip(preds) {
+            if let Some(st) = map.get_mut(tenant) {
+                st.history.push_back(HistPoint {
+                    ts_ns,
+                    p: p.p,
+                    std: p.std,
+                    out_of_distribution: p.out_of_distribution,
+                    t: *t,
+                });
+                while st.history.len() > self.sizes.history.max(1) {
+                    st.history.pop_front();
+                }
+            }
+        }
+    }
+
+    pub fn summaries(&self) -> Vec<TenantSummary> {
+        let Ok(map) = self.tenants.read() else {
+            return Vec::new();
+        };
+        map.iter()
+            .map(|(id, st)| TenantSummary {
+                id: id.clone(),
+                seconds: st.rows.len(),
+                latest: st.history.back().copied(),
+            })
+            .collect()
+    }
+
+    pub fn detail(&self, id: &str, names: &[String]) -> Option<TenantDetail> {
+        let map = self.tenants.read().ok()?;
+        let st = map.get(id)?;
+        // The window of the latest prediction: the rows up to its timestamp.
+        let upto = st.history.back().map(|h| h.ts_ns).unwrap_or(i64::MAX);
+        let rows: Vec<&(i64, Vec<f32>)> = st.rows.iter().filter(|(ts, _)| *ts <= upto).collect();
+        let mut metrics = BTreeMap::new();
+        for (j, name) in names.iter().enumerate() {
+            let col: Vec<Option<f32>> = rows
+                .iter()
+                .map(|(_, r)| r.get(j).copied().filter(|v| v.is_finite()))
+                .collect();
+            metrics.insert(name.clone(), col);
+        }
+        Some(TenantDetail {
+            id: id.to_string(),
+            history: st.history.iter().copied().collect(),
+            window: WindowView {
+                t: rows.len(),
+                ts_ns: rows.iter().map(|(ts, _)| *ts).collect(),
+                metrics,
+            },
+        })
+    }
+
+    /// Prometheus series: per-tenant P̂ gauges and the agent's self-metrics.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let summaries = self.summaries();
+        out.push_str("# HELP cloudformer_tenant_p Latest predicted degradation P̂ per tenant (1 = no degradation).\n# TYPE cloudformer_tenant_p gauge\n");
+        for s in &summaries {
+            if let Some(h) = s.latest {
+                let _ = writeln!(out, "cloudformer_tenant_p{{tenant=\"{}\"}} {}", escape_label(&s.id), h.p);
+            }
+        }
+        out.push_str("# HELP cloudformer_tenant_p_std Uncertainty (std) of the latest P̂ per tenant.\n# TYPE cloudformer_tenant_p_std gauge\n");
+        for s in &summaries {
+            if let Some(h) = s.latest {
+                let _ = writeln!(out, "cloudformer_tenant_p_std{{tenant=\"{}\"}} {}", escape_label(&s.id), h.std);
+            }
+        }
+        out.push_str("# HELP cloudformer_tenant_out_of_distribution 1 when the tenant's latest window lies outside the training data's ranges.\n# TYPE cloudformer_tenant_out_of_distribution gauge\n");
+        for s in &summaries {
+            if let Some(h) = s.latest {
+                let _ = writeln!(
+                    out,
+                    "cloudformer_tenant_out_of_distribution{{tenant=\"{}\"}} {}",
+                    escape_label(&s.id),
+                    u8::from(h.out_of_distribution)
+                );
+            }
+        }
+        let last = self.last_tick_ts_ns.load(Ordering::Relaxed);
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        let _ = write!(
+            out,
+            "# HELP cloudformer_agent_ticks_total Agent ticks received by the server.\n# TYPE cloudformer_agent_ticks_total counter\ncloudformer_agent_ticks_total {}\n\
+             # HELP cloudformer_agent_tenants Tenants with rows in the ring buffer.\n# TYPE cloudformer_agent_tenants gauge\ncloudformer_agent_tenants {}\n\
+             # HELP cloudformer_agent_rows_dropped_total Agent rows dropped (feature count differs from the model's).\n# TYPE cloudformer_agent_rows_dropped_total counter\ncloudformer_agent_rows_dropped_total {}\n\
+             # HELP cloudformer_live_predict_errors_total Live prediction rounds that failed.\n# TYPE cloudformer_live_predict_errors_total counter\ncloudformer_live_predict_errors_total {}\n\
+             # HELP cloudformer_agent_last_tick_age_seconds Seconds since the last agent tick.\n# TYPE cloudformer_agent_last_tick_age_seconds gauge\ncloudformer_agent_last_tick_age_seconds {}\n",
+            self.ticks.load(Ordering::Relaxed),
+            summaries.len(),
+            self.rows_dropped.load(Ordering::Relaxed),
+            self.predict_errors.load(Ordering::Relaxed),
+            if last > 0 { (now_ns - last) as f64 / 1e9 } else { f64::NAN },
+        );
+        out
+    }
+}
+
+/// One live round: ingest a tick, predict every ready tenant through the batcher, record.
+pub async fn live_round(
+    live: &LiveState,
+    batcher: &Batcher,
+    ts_ns: i64,
+    rows: &[(String, Vec<f32>)],
+) {
+    let info = batcher.info();
+    let f = info.n_features();
+    let windows = live.ingest(ts_ns, rows, f);
+    if windows.is_empty() {
+        return;
+    }
+    let keys: Vec<(String, usize)> = windows
+        .iter()
+        .map(|w| (w.id.clone().unwrap_or_default(), w.t))
+        .collect();
+    match batcher.predict(windows, f).await {
+        Ok(preds) => live.record(ts_ns, &keys, &preds),
+        Err(e) => {
+            live.predict_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e.message, "live prediction round failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_buffer_bounds_and_forgets() {
+        let live = LiveState::new(LiveSizes {
+            window_s: 3,
+            min_window_s: 2,
+            history: 2,
+            forget_after_ticks: 1,
+        });
+        let row = |v: f32| vec![v, v + 1.0];
+        let w = live.ingest(1, &[("a".into(), row(1.0))], 2);
+        assert!(w.is_empty(), "one second is below min_window_s");
+        let w = live.ingest(2, &[("a".into(), row(2.0)), ("b".into(), vec![1.0])], 2);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].t, 2);
+        assert_eq!(live.rows_dropped.load(Ordering::Relaxed), 1);
+        for ts in 3..6 {
+            let w = live.ingest(ts, &[("a".into(), row(ts as f32))], 2);
+            assert_eq!(w[0].t, 3);
+            assert_eq!(w[0].data, vec![ts as f32 - 2.0, ts as f32 - 1.0, ts as f32 - 1.0, ts as f32, ts as f32, ts as f32 + 1.0]);
+            let p = Pred { p: 0.5, std: 0.1, out_of_distribution: false };
+            live.record(ts, &[("a".into(), 3)], &[p]);
+        }
+        let d = live.detail("a", &["x".into(), "y".into()]).unwrap();
+        assert_eq!(d.history.len(), 2);
+        assert_eq!(d.window.ts_ns, vec![3, 4, 5]);
+        assert_eq!(d.window.metrics["y"], vec![Some(4.0), Some(5.0), Some(6.0)]);
+        assert!(live.render_metrics().contains("cloudformer_tenant_p{tenant=\"a\"} 0.5"));
+        // absent for two ticks → forgotten
+        live.ingest(6, &[], 2);
+        live.ingest(7, &[], 2);
+        assert!(live.summaries().is_empty());
+    }
+}
+
+/// The feature order of the agent's rows (the catalogue's `feature_names()`).
+pub fn agent_feature_names() -> Vec<String> {
+    Vec::new()
+}
+
+/// The catalogue hash of the agent's rows.
+pub fn agent_catalogue_hash() -> String {
+    String::new()
+}
+
+/// Starts the collector's agent in-process and feeds its ticks to [`live_round`].
+pub fn spawn_agent(
+    _cfg: &crate::server::LiveConfig,
+    _live: std::sync::Arc<LiveState>,
+    _batcher: Batcher,
+    _shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), crate::error::ServeError> {
+    Err(crate::error::ServeError::Live(
+        "the collector's agent is not wired in yet".into(),
+    ))
+}

@@ -1,0 +1,217 @@
+//! The hand-written OpenAPI 3 document served at `GET /openapi.json`.
+
+use serde_json::{json, Value};
+
+use crate::engine::ModelInfo;
+
+/// Every (method, path) the server routes, in OpenAPI path syntax (tested against the router).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("post", "/v1/predict"),
+    ("get", "/v1/tenants"),
+    ("get", "/v1/tenants/{id}"),
+    ("get", "/v2"),
+    ("get", "/v2/health/live"),
+    ("get", "/v2/health/ready"),
+    ("get", "/v2/models/{name}"),
+    ("get", "/v2/models/{name}/ready"),
+    ("post", "/v2/models/{name}/infer"),
+    ("get", "/v2/models/{name}/versions/{version}"),
+    ("get", "/v2/models/{name}/versions/{version}/ready"),
+    ("post", "/v2/models/{name}/versions/{version}/infer"),
+];
+
+fn err_responses() -> Value {
+    json!({
+        "400": {"description": "Bad input (malformed JSON, wrong shapes, unknown metric names, non-finite values, empty windows).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "401": {"description": "Missing or wrong bearer token.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "404": {"description": "Unknown model, version or tenant.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "413": {"description": "Body, batch or window larger than the limits.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+        "503": {"description": "Inference queue full (Retry-After: 1).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    })
+}
+
+fn ok_json(desc: &str, schema: Value) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": schema}}})
+}
+
+fn get_op(summary: &str, resp: Value, params: Value) -> Value {
+    let mut responses = err_responses();
+    responses["200"] = resp;
+    json!({"get": {"summary": summary, "parameters": params, "responses": responses}})
+}
+
+fn post_op(summary: &str, body: Value, resp: Value, params: Value) -> Value {
+    let mut responses = err_responses();
+    responses["200"] = resp;
+    json!({"post": {
+        "summary": summary,
+        "parameters": params,
+        "requestBody": {"required": true, "content": {"application/json": {"schema": body}}},
+        "responses": responses
+    }})
+}
+
+fn path_param(name: &str, desc: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": desc, "schema": {"type": "string"}})
+}
+
+/// The document, with the loaded model's feature count and names filled in.
+pub fn document(info: &ModelInfo) -> Value {
+    let f = info.n_features();
+    let obj = |props: Value| json!({"type": "object", "additionalProperties": true, "properties": props});
+    let name = path_param("name", "\"cloudformer\" or the model id");
+    let version = path_param("version", "the model id");
+    let mut paths = serde_json::Map::new();
+    paths.insert("/healthz".into(), get_op("Liveness (the process serves HTTP).", ok_json("ok", obj(json!({"status": {"type": "string"}}))), json!([])));
+    paths.insert("/readyz".into(), get_op("Readiness: model loaded (and, in live mode, agent running). Reports the last model-reload error.", ok_json("ready", json!({"$ref": "#/components/schemas/Ready"})), json!([])));
+    paths.insert("/metrics".into(), json!({"get": {"summary": "Prometheus text: request counts, latency histograms, batch sizes, queue depth, reloads, per-tenant P̂ gauges, agent self-metrics.", "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}));
+    paths.insert("/openapi.json".into(), get_op("This document.", ok_json("OpenAPI 3.0 document", json!({"type": "object"})), json!([])));
+    paths.insert("/v1/predict".into(), post_op(
+        "Predict P̂ for one or many windows of per-second metrics.",
+        json!({"$ref": "#/components/schemas/PredictRequest"}),
+        ok_json("one prediction per window, in order", json!({"$ref": "#/components/schemas/PredictResponse"})),
+        json!([])));
+    paths.insert("/v1/tenants".into(), get_op("Live mode: tenants with their latest P̂.", ok_json("tenants", json!({"$ref": "#/components/schemas/Tenants"})), json!([])));
+    paths.insert("/v1/tenants/{id}".into(), get_op("Live mode: one tenant's P̂ history and the window the latest P̂ was computed on. The id is the tenant's cgroup path (slashes allowed).", ok_json("tenant", json!({"$ref": "#/components/schemas/TenantDetail"})), json!([path_param("id", "tenant id, e.g. machine.slice/machine-qemu-1-vm1.scope")])));
+    paths.insert("/v2".into(), get_op("OIP server metadata.", ok_json("server", obj(json!({"name": {"type": "string"}, "version": {"type": "string"}, "extensions": {"type": "array", "items": {"type": "string"}}}))), json!([])));
+    paths.insert("/v2/health/live".into(), get_op("OIP liveness.", ok_json("live", obj(json!({"live": {"type": "boolean"}}))), json!([])));
+    paths.insert("/v2/health/ready".into(), get_op("OIP readiness.", ok_json("ready", obj(json!({"ready": {"type": "boolean"}}))), json!([])));
+    let meta = ok_json("model metadata", json!({"$ref": "#/components/schemas/ModelMetadata"}));
+    let ready = ok_json("model ready", obj(json!({"name": {"type": "string"}, "ready": {"type": "boolean"}})));
+    let infer_body = json!({"$ref": "#/components/schemas/InferRequest"});
+    let infer_resp = ok_json("inference response", json!({"$ref": "#/components/schemas/InferResponse"}));
+    paths.insert("/v2/models/{name}".into(), get_op("OIP model metadata.", meta.clone(), json!([name.clone()])));
+    paths.insert("/v2/models/{name}/ready".into(), get_op("OIP model readiness.", ready.clone(), json!([name.clone()])));
+    paths.insert("/v2/models/{name}/infer".into(), post_op("OIP inference.", infer_body.clone(), infer_resp.clone(), json!([name.clone()])));
+    paths.insert("/v2/models/{name}/versions/{version}".into(), get_op("OIP model metadata (versioned).", meta, json!([name.clone(), version.clone()])));
+    paths.insert("/v2/models/{name}/versions/{version}/ready".into(), get_op("OIP model readiness (versioned).", ready, json!([name.clone(), version.clone()])));
+    paths.insert("/v2/models/{name}/versions/{version}/infer".into(), post_op("OIP inference (versioned).", infer_body, infer_resp, json!([name, version])));
+
+    let values = json!({"type": "array", "items": {"type": "number", "nullable": true}, "description": "per-second values; null = missing"});
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "cloudformer prediction server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!("Predicts P̂ ∈ (0, 1], how much a VM's performance is degraded by its noisy neighbours (1 = not degraded), from per-second host metrics. Model {} (catalogue {}), {f} features. Authenticate with `Authorization: Bearer <token>` when the server was started with --token-file (probes /healthz, /readyz, /v2/health/* are open).", info.model_id, info.catalogue_hash),
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string", "description": "what is wrong with the request"}}},
+                "Window": {
+                    "type": "object",
+                    "description": format!("One window: either `metrics` (feature name → per-second values; missing features are treated as missing data) or `matrix` (T rows × {f} columns in the model's feature order)."),
+                    "properties": {
+                        "id": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+                        "metrics": {"type": "object", "additionalProperties": values},
+                        "matrix": {"type": "array", "items": {"type": "array", "minItems": f, "maxItems": f, "items": {"type": "number", "nullable": true}}}
+                    }
+                },
+                "PredictRequest": {
+                    "oneOf": [
+                        {"type": "object", "required": ["windows"], "properties": {"windows": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Window"}}}},
+                        {"$ref": "#/components/schemas/Window"}
+                    ]
+                },
+                "Prediction": {"type": "object", "properties": {
+                    "id": {"type": "string", "nullable": true},
+                    "p": {"type": "number", "description": "predicted P̂ in (0, 1]"},
+                    "std": {"type": "number", "description": "uncertainty of P̂"},
+                    "out_of_distribution": {"type": "boolean", "description": "the window lies far outside the training data's feature ranges"},
+                    "t": {"type": "integer", "description": "seconds in the window"}
+                }},
+                "PredictResponse": {"type": "object", "properties": {
+                    "model_id": {"type": "string"},
+                    "catalogue_hash": {"type": "string"},
+                    "predictions": {"type": "array", "items": {"$ref": "#/components/schemas/Prediction"}}
+                }},
+                "HistPoint": {"type": "object", "properties": {
+                    "ts_ns": {"type": "integer"}, "p": {"type": "number"}, "std": {"type": "number"},
+                    "out_of_distribution": {"type": "boolean"}, "t": {"type": "integer"}
+                }},
+                "Tenants": {"type": "object", "properties": {
+                    "model_id": {"type": "string"}, "catalogue_hash": {"type": "string"}, "window_s": {"type": "integer"},
+                    "tenants": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "seconds": {"type": "integer"},
+                        "latest": {"allOf": [{"$ref": "#/components/schemas/HistPoint"}], "nullable": true}
+                    }}}
+                }},
+                "TenantDetail": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "model_id": {"type": "string"}, "catalogue_hash": {"type": "string"},
+                    "history": {"type": "array", "items": {"$ref": "#/components/schemas/HistPoint"}},
+                    "window": {"type": "object", "properties": {
+                        "t": {"type": "integer"},
+                        "ts_ns": {"type": "array", "items": {"type": "integer"}},
+                        "metrics": {"type": "object", "additionalProperties": values}
+                    }}
+                }},
+                "Ready": {"type": "object", "properties": {
+                    "ready": {"type": "boolean"}, "model_id": {"type": "string"}, "catalogue_hash": {"type": "string"},
+                    "model_dir": {"type": "string"}, "n_features": {"type": "integer"},
+                    "reload_error": {"type": "string", "nullable": true, "description": "why the last reload was rejected (the previous model keeps serving)"},
+                    "reload_error_unix_s": {"type": "integer", "nullable": true},
+                    "reloads_ok": {"type": "integer"}, "reloads_failed": {"type": "integer"},
+                    "live": {"type": "object", "nullable": true}
+                }},
+                "ModelMetadata": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
+                    "platform": {"type": "string"},
+                    "inputs": {"type": "array", "items": {"$ref": "#/components/schemas/TensorMetadata"}},
+                    "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/TensorMetadata"}}
+                }},
+                "TensorMetadata": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "datatype": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer"}}
+                }},
+                "InferRequest": {"type": "object", "required": ["inputs"], "properties": {
+                    "id": {"type": "string"},
+                    "parameters": {"type": "object"},
+                    "inputs": {"type": "array", "description": format!("`metrics` FP32 [B, T, {f}] (or [T, {f}]) row-major, windows padded to T; optional `lengths` INT32 [B] (each window's real length)."), "items": {"type": "object", "required": ["name", "shape", "datatype", "data"], "properties": {
+                        "name": {"type": "string", "enum": ["metrics", "lengths"]},
+                        "shape": {"type": "array", "items": {"type": "integer"}},
+                        "datatype": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "data": {"type": "array", "items": {}}
+                    }}},
+                    "outputs": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string", "enum": crate::parse::V2_OUTPUTS}}}}
+                }},
+                "InferResponse": {"type": "object", "properties": {
+                    "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+                    "parameters": {"type": "object"},
+                    "outputs": {"type": "array", "items": {"type": "object", "properties": {
+                        "name": {"type": "string"}, "datatype": {"type": "string"},
+                        "shape": {"type": "array", "items": {"type": "integer"}}, "data": {"type": "array", "items": {}}
+                    }}}
+                }}
+            }
+        },
+        "security": [{"bearer": []}, {}],
+        "paths": Value::Object(paths),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_lists_every_route() {
+        let info = ModelInfo {
+            model_id: "m".into(),
+            catalogue_hash: "h".into(),
+            feature_names: vec!["a".into()],
+            dir: ".".into(),
+        };
+        let doc = document(&info);
+        let paths = doc["paths"].as_object().unwrap();
+        for (method, path) in ROUTES {
+            assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path}");
+        }
+        assert_eq!(paths.len(), ROUTES.len());
+    }
+}

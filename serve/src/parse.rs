@@ -1,0 +1,642 @@
+//! Request parsing and validation, separate from HTTP so it can be fuzzed directly.
+//!
+//! Every function here returns `Ok` or an [`ApiError`] with a 4xx status and a message naming the
+//! problem; none of them panics on any input.
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use crate::engine::WindowData;
+use crate::error::ApiError;
+
+/// Request-shape limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most windows in one request.
+    pub max_windows: usize,
+    /// Most seconds (rows) in one window.
+    pub max_t: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_windows: 256,
+            max_t: 600,
+        }
+    }
+}
+
+/// A window id: a string or a number in the request, a string in the answer.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdIn {
+    Str(String),
+    Num(serde_json::Number),
+}
+
+impl IdIn {
+    fn into_string(self) -> String {
+        match self {
+            IdIn::Str(s) => s,
+            IdIn::Num(n) => n.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowIn {
+    #[serde(default)]
+    id: Option<IdIn>,
+    /// feature name → per-second values (null = missing).
+    #[serde(default)]
+    metrics: Option<HashMap<String, Vec<Option<f64>>>>,
+    /// T rows × F columns in the model's feature order (null = missing).
+    #[serde(default)]
+    matrix: Option<Vec<Vec<Option<f64>>>>,
+}
+
+/// The top level: `{"windows": [...]}` or one window's fields directly.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictIn {
+    #[serde(default)]
+    windows: Option<Vec<WindowIn>>,
+    #[serde(default)]
+    id: Option<IdIn>,
+    #[serde(default)]
+    metrics: Option<HashMap<String, Vec<Option<f64>>>>,
+    #[serde(default)]
+    matrix: Option<Vec<Vec<Option<f64>>>>,
+}
+
+/// serde_json error → 400 with "malformed JSON" for syntax errors, "invalid request" for shape errors.
+fn json_error(e: serde_json::Error, what: &str) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::bad_request(format!("malformed JSON: {e}"))
+        }
+        Category::Data => ApiError::bad_request(format!("invalid {what}: {e}")),
+    }
+}
+
+/// `POST /v1/predict` body → validated windows (row-major `t × names.len()`, NaN = missing).
+///
+/// Accepted shapes: `{"windows": [W, ...]}` or a single window object `W`, where `W` is
+/// `{"id"?: str|num, "metrics": {feature name: [values]}}` or `{"id"?, "matrix": [[F values] × T]}`.
+pub fn parse_predict(
+    body: &[u8],
+    names: &[String],
+    limits: &Limits,
+) -> Result<Vec<WindowData>, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::bad_request(
+            "empty request body: expected a JSON object {\"windows\": [...]}",
+        ));
+    }
+    let top: PredictIn = serde_json::from_slice(body).map_err(|e| json_error(e, "request"))?;
+    let windows: Vec<WindowIn> = match top.windows {
+        Some(ws) => {
+            if top.id.is_some() || top.metrics.is_some() || top.matrix.is_some() {
+                return Err(ApiError::bad_request(
+                    "request has \"windows\" and top-level window fields; put every window inside \"windows\"",
+                ));
+            }
+            ws
+        }
+        None if top.metrics.is_some() || top.matrix.is_some() => vec![WindowIn {
+            id: top.id,
+            metrics: top.metrics,
+            matrix: top.matrix,
+        }],
+        None => {
+            return Err(ApiError::bad_request(
+                "request has no \"windows\" (or single-window \"metrics\"/\"matrix\") field",
+            ))
+        }
+    };
+    if windows.is_empty() {
+        return Err(ApiError::bad_request(
+            "\"windows\" is empty: send at least one window",
+        ));
+    }
+    if windows.len() > limits.max_windows {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} windows in one request; the limit is {} (--max-windows)",
+                windows.len(),
+                limits.max_windows
+            ),
+        ));
+    }
+    let index: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    windows
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| window_from(i, w, names, &index, limits))
+        .collect()
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn label(i: usize, id: &Option<String>) -> String {
+    match id {
+        Some(id) => format!("window {i} (id {id:?})"),
+        None => format!("window {i}"),
+    }
+}
+
+fn check_value(v: Option<f64>, what: impl Fn() -> String) -> Result<f32, ApiError> {
+    match v {
+        None => Ok(f32::NAN),
+        Some(x) => {
+            let y = x as f32;
+            if y.is_finite() {
+                Ok(y)
+            } else {
+                Err(ApiError::bad_request(format!(
+                    "{}: value {x} is not a finite 32-bit float",
+                    what()
+                )))
+            }
+        }
+    }
+}
+
+fn check_t(t: usize, what: &str, limits: &Limits) -> Result<(), ApiError> {
+    if t == 0 {
+        return Err(ApiError::bad_request(format!(
+            "{what} is empty: it needs at least one second of values"
+        )));
+    }
+    if t > limits.max_t {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{what} has {t} seconds; the limit is {} (--max-window-s)",
+                limits.max_t
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn window_from(
+    i: usize,
+    w: WindowIn,
+    names: &[String],
+    index: &HashMap<&str, usize>,
+    limits: &Limits,
+) -> Result<WindowData, ApiError> {
+    let id = w.id.map(IdIn::into_string);
+    let what = label(i, &id);
+    let f = names.len();
+    match (w.metrics, w.matrix) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+            "{what} has both \"metrics\" and \"matrix\"; send one of them"
+        ))),
+        (None, None) => Err(ApiError::bad_request(format!(
+            "{what} has neither \"metrics\" (name → values) nor \"matrix\" (T × {f} rows)"
+        ))),
+        (Some(metrics), None) => {
+            if metrics.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "{what}: \"metrics\" is empty; give at least one metric's per-second values"
+                )));
+            }
+            // Sorted for deterministic error messages.
+            let mut entries: Vec<(String, Vec<Option<f64>>)> = metrics.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut t: Option<(usize, String)> = None;
+            for (name, vals) in &entries {
+                if !index.contains_key(name.as_str()) {
+                    let hint = suggest(name, names);
+                    return Err(ApiError::bad_request(format!(
+                        "{what}: unknown metric name {name:?}{hint} (the model's {f} feature names are listed at GET /v2/models/cloudformer)"
+                    )));
+                }
+                match &t {
+                    None => t = Some((vals.len(), name.clone())),
+                    Some((t0, first)) if *t0 != vals.len() => {
+                        return Err(ApiError::bad_request(format!(
+                            "{what}: metric {name:?} has {} values but {first:?} has {t0}; all metrics of a window need the same number of seconds",
+                            vals.len()
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+            let t = t.map(|x| x.0).unwrap_or(0);
+            check_t(t, &what, limits)?;
+            let mut data = vec![f32::NAN; t * f];
+            for (name, vals) in entries {
+                let Some(&col) = index.get(name.as_str()) else {
+                    continue;
+                };
+                for (row, v) in vals.into_iter().enumerate() {
+                    data[row * f + col] =
+                        check_value(v, || format!("{what}: metric {name:?} second {row}"))?;
+                }
+            }
+            Ok(WindowData { id, t, data })
+        }
+        (None, Some(matrix)) => {
+            let t = matrix.len();
+            check_t(t, &what, limits)?;
+            let mut data = Vec::with_capacity(t * f);
+            for (row, vals) in matrix.into_iter().enumerate() {
+                if vals.len() != f {
+                    return Err(ApiError::bad_request(format!(
+                        "{what}: matrix row {row} has {} values; the model expects {f} columns in its feature order",
+                        vals.len()
+                    )));
+                }
+                for (col, v) in vals.into_iter().enumerate() {
+                    data.push(check_value(v, || {
+                        format!("{what}: matrix row {row} column {col} ({})", names[col])
+                    })?);
+                }
+            }
+            Ok(WindowData { id, t, data })
+        }
+    }
+}
+
+/// ", did you mean X?" for a near miss (same name modulo case / `nbr.` prefix / separators).
+fn suggest(name: &str, names: &[String]) -> String {
+    let norm = |s: &str| {
+        s.to_ascii_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+    };
+    let n = norm(name);
+    names
+        .iter()
+        .find(|c| norm(c) == n)
+        .or_else(|| {
+            names
+                .iter()
+                .find(|c| n.len() >= 4 && (norm(c).contains(&n) || n.contains(&norm(c))))
+        })
+        .map(|c| format!(", did you mean {c:?}?"))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Open Inference Protocol (KServe v2) `infer`.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InferInput {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Option<serde_json::Value>,
+    data: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InferOutputReq {
+    name: String,
+    #[serde(default)]
+    parameters: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InferIn {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Option<serde_json::Value>,
+    inputs: Vec<InferInput>,
+    #[serde(default)]
+    outputs: Option<Vec<InferOutputReq>>,
+}
+
+/// The output tensors a v2 infer request may ask for.
+pub const V2_OUTPUTS: [&str; 3] = ["degradation", "degradation_std", "out_of_distribution"];
+
+/// A parsed v2 infer request.
+#[derive(Debug)]
+pub struct InferRequest {
+    pub id: Option<String>,
+    pub windows: Vec<WindowData>,
+    /// Requested output names (all of [`V2_OUTPUTS`] when the request names none).
+    pub outputs: Vec<String>,
+}
+
+/// Flattens nested arrays of numbers / nulls row-major, with a depth limit and an element limit.
+fn flatten(
+    v: &serde_json::Value,
+    out: &mut Vec<Option<f64>>,
+    depth: usize,
+    max: usize,
+) -> Result<(), String> {
+    match v {
+        serde_json::Value::Array(a) => {
+            if depth >= 4 {
+                return Err("\"data\" is nested deeper than the tensor's shape".into());
+            }
+            for x in a {
+                flatten(x, out, depth + 1, max)?;
+            }
+            Ok(())
+        }
+        serde_json::Value::Number(n) => {
+            if out.len() >= max {
+                return Err(format!("\"data\" has more than {max} elements"));
+            }
+            out.push(n.as_f64());
+            Ok(())
+        }
+        serde_json::Value::Null => {
+            out.push(None);
+            Ok(())
+        }
+        other => Err(format!(
+            "\"data\" holds {}, expected numbers (or null for missing)",
+            json_kind(other)
+        )),
+    }
+}
+
+fn dim(shape: &[i64], i: usize, input: &str) -> Result<usize, ApiError> {
+    let d = shape.get(i).copied().unwrap_or(0);
+    if d <= 0 {
+        return Err(ApiError::bad_request(format!(
+            "input {input:?}: shape {shape:?} has a non-positive dimension"
+        )));
+    }
+    usize::try_from(d)
+        .map_err(|_| ApiError::bad_request(format!("input {input:?}: dimension {d} too large")))
+}
+
+/// `POST /v2/models/{name}/infer` body → windows. Inputs: `metrics` FP32 `[B, T, F]` (or `[T, F]`
+/// for one window), row-major, windows padded to T; optional `lengths` INT32/INT64 `[B]` giving
+/// each window's real length (its first `lengths[b]` rows are used).
+pub fn parse_infer(
+    body: &[u8],
+    names: &[String],
+    limits: &Limits,
+) -> Result<InferRequest, ApiError> {
+    let req: InferIn =
+        serde_json::from_slice(body).map_err(|e| json_error(e, "inference request"))?;
+    let _ = (&req.parameters,);
+    let f = names.len();
+    let mut metrics: Option<&InferInput> = None;
+    let mut lengths: Option<&InferInput> = None;
+    for inp in &req.inputs {
+        let _ = &inp.parameters;
+        let slot = match inp.name.as_str() {
+            "metrics" => &mut metrics,
+            "lengths" => &mut lengths,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown input {other:?}: this model takes \"metrics\" (FP32 [B, T, {f}]) and optionally \"lengths\" (INT32 [B])"
+                )))
+            }
+        };
+        if slot.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "input {:?} given twice",
+                inp.name
+            )));
+        }
+        *slot = Some(inp);
+    }
+    let m = metrics.ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "missing input \"metrics\" (FP32 [B, T, {f}], row-major)"
+        ))
+    })?;
+    if !matches!(m.datatype.as_str(), "FP32" | "FP64") {
+        return Err(ApiError::bad_request(format!(
+            "input \"metrics\" has datatype {:?}; expected \"FP32\"",
+            m.datatype
+        )));
+    }
+    let (b, t, fi) = match m.shape.len() {
+        3 => (
+            dim(&m.shape, 0, "metrics")?,
+            dim(&m.shape, 1, "metrics")?,
+            dim(&m.shape, 2, "metrics")?,
+        ),
+        2 => (1, dim(&m.shape, 0, "metrics")?, dim(&m.shape, 1, "metrics")?),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "input \"metrics\" has shape {:?}; expected [B, T, {f}] or [T, {f}]",
+                m.shape
+            )))
+        }
+    };
+    if fi != f {
+        return Err(ApiError::bad_request(format!(
+            "input \"metrics\" has {fi} features in its last dimension; the model expects {f}"
+        )));
+    }
+    if b > limits.max_windows {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "batch of {b} windows; the limit is {} (--max-windows)",
+                limits.max_windows
+            ),
+        ));
+    }
+    check_t(t, "input \"metrics\"", limits)?;
+    let expected = b * t * f;
+    let mut flat = Vec::with_capacity(expected.min(1 << 22));
+    flatten(&m.data, &mut flat, 0, expected)
+        .map_err(|e| ApiError::bad_request(format!("input \"metrics\": {e}")))?;
+    if flat.len() != expected {
+        return Err(ApiError::bad_request(format!(
+            "input \"metrics\" has {} values but its shape {:?} needs {expected}",
+            flat.len(),
+            m.shape
+        )));
+    }
+    let lens: Vec<usize> = match lengths {
+        None => vec![t; b],
+        Some(l) => {
+            if !matches!(l.datatype.as_str(), "INT32" | "INT64" | "UINT32" | "UINT64") {
+                return Err(ApiError::bad_request(format!(
+                    "input \"lengths\" has datatype {:?}; expected \"INT32\"",
+                    l.datatype
+                )));
+            }
+            if l.shape.len() != 1 || l.shape[0] != b as i64 {
+                return Err(ApiError::bad_request(format!(
+                    "input \"lengths\" has shape {:?}; expected [{b}]",
+                    l.shape
+                )));
+            }
+            let mut raw = Vec::new();
+            flatten(&l.data, &mut raw, 1, b)
+                .map_err(|e| ApiError::bad_request(format!("input \"lengths\": {e}")))?;
+            if raw.len() != b {
+                return Err(ApiError::bad_request(format!(
+                    "input \"lengths\" has {} values; expected {b}",
+                    raw.len()
+                )));
+            }
+            raw.iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Some(x) if x.fract() == 0.0 && *x >= 1.0 && *x <= t as f64 => Ok(*x as usize),
+                    _ => Err(ApiError::bad_request(format!(
+                        "input \"lengths\"[{i}] = {v:?}; expected an integer in 1..={t}"
+                    ))),
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let mut windows = Vec::with_capacity(b);
+    for (wi, &len) in lens.iter().enumerate() {
+        let base = wi * t * f;
+        let mut data = Vec::with_capacity(len * f);
+        for (k, v) in flat[base..base + len * f].iter().enumerate() {
+            let (row, col) = (k / f, k % f);
+            data.push(check_value(*v, || {
+                format!(
+                    "input \"metrics\" window {wi} second {row} feature {col} ({})",
+                    names[col]
+                )
+            })?);
+        }
+        windows.push(WindowData {
+            id: None,
+            t: len,
+            data,
+        });
+    }
+    let outputs = match req.outputs {
+        None => V2_OUTPUTS.iter().map(|s| s.to_string()).collect(),
+        Some(o) if o.is_empty() => V2_OUTPUTS.iter().map(|s| s.to_string()).collect(),
+        Some(o) => {
+            let mut names_out = Vec::new();
+            for r in o {
+                let _ = &r.parameters;
+                if !V2_OUTPUTS.contains(&r.name.as_str()) {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown output {:?}; this model produces {V2_OUTPUTS:?}",
+                        r.name
+                    )));
+                }
+                names_out.push(r.name);
+            }
+            names_out
+        }
+    };
+    Ok(InferRequest {
+        id: req.id,
+        windows,
+        outputs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["cpu.usage_pct".into(), "mem.rss".into(), "nbr.cpu.usage_pct".into()]
+    }
+
+    #[test]
+    fn metrics_form_fills_columns_and_nan_for_missing() {
+        let body = br#"{"windows":[{"id":"vm1","metrics":{"cpu.usage_pct":[1,2],"nbr.cpu.usage_pct":[3,null]}}]}"#;
+        let w = parse_predict(body, &names(), &Limits::default()).unwrap();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].id.as_deref(), Some("vm1"));
+        assert_eq!(w[0].t, 2);
+        let d = &w[0].data;
+        assert_eq!(d[0], 1.0);
+        assert!(d[1].is_nan());
+        assert_eq!(d[2], 3.0);
+        assert_eq!(d[3], 2.0);
+        assert!(d[4].is_nan() && d[5].is_nan());
+    }
+
+    #[test]
+    fn matrix_and_single_window_forms() {
+        let body = br#"{"id":7,"matrix":[[1,2,3],[4,5,6]]}"#;
+        let w = parse_predict(body, &names(), &Limits::default()).unwrap();
+        assert_eq!(w[0].id.as_deref(), Some("7"));
+        assert_eq!(w[0].data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    fn err(body: &[u8]) -> ApiError {
+        parse_predict(body, &names(), &Limits { max_windows: 4, max_t: 5 }).unwrap_err()
+    }
+
+    #[test]
+    fn bad_inputs_are_named() {
+        assert!(err(b"{").message.contains("malformed JSON"));
+        assert!(err(b"[]").message.contains("invalid request"));
+        assert!(err(br#"{"windows":[]}"#).message.contains("empty"));
+        let e = err(br#"{"windows":[{"metrics":{"cpu.usage":[1]}}]}"#);
+        assert!(e.message.contains("unknown metric name \"cpu.usage\""), "{e}");
+        assert!(e.message.contains("did you mean \"cpu.usage_pct\""), "{e}");
+        let e = err(br#"{"windows":[{"metrics":{"cpu.usage_pct":[1],"mem.rss":[1,2]}}]}"#);
+        assert!(e.message.contains("same number of seconds"), "{e}");
+        let e = err(br#"{"windows":[{"metrics":{"cpu.usage_pct":[]}}]}"#);
+        assert!(e.message.contains("empty"), "{e}");
+        let e = err(br#"{"windows":[{"matrix":[[1,2]]}]}"#);
+        assert!(e.message.contains("row 0 has 2 values"), "{e}");
+        let e = err(br#"{"windows":[{"matrix":[[1,2,1e39]]}]}"#);
+        assert!(e.message.contains("not a finite"), "{e}");
+        let e = err(br#"{"windows":[{"metrics":{"cpu.usage_pct":[NaN]}}]}"#);
+        assert!(e.message.contains("malformed JSON"), "{e}");
+        let e = err(br#"{"windows":[{"metrics":{"cpu.usage_pct":[1,2,3,4,5,6]}}]}"#);
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let e = err(br#"{"windows":[{"metrix":{}}]}"#);
+        assert!(e.message.contains("metrix"), "{e}");
+        for e in [err(b""), err(b"null"), err(br#"{"windows":{}}"#)] {
+            assert!(e.status.is_client_error());
+        }
+    }
+
+    #[test]
+    fn infer_shapes_and_lengths() {
+        let body = br#"{"id":"r1","inputs":[{"name":"metrics","shape":[2,2,3],"datatype":"FP32","data":[1,2,3,4,5,6,7,8,9,0,0,0]},{"name":"lengths","shape":[2],"datatype":"INT32","data":[2,1]}]}"#;
+        let r = parse_infer(body, &names(), &Limits::default()).unwrap();
+        assert_eq!(r.id.as_deref(), Some("r1"));
+        assert_eq!(r.windows.len(), 2);
+        assert_eq!(r.windows[0].t, 2);
+        assert_eq!(r.windows[1].t, 1);
+        assert_eq!(r.windows[1].data, vec![7.0, 8.0, 9.0]);
+        assert_eq!(r.outputs.len(), 3);
+        // nested data is accepted too
+        let body = br#"{"inputs":[{"name":"metrics","shape":[1,3],"datatype":"FP32","data":[[1,2,3]]}]}"#;
+        let r = parse_infer(body, &names(), &Limits::default()).unwrap();
+        assert_eq!(r.windows[0].data, vec![1.0, 2.0, 3.0]);
+        let bad = br#"{"inputs":[{"name":"metrics","shape":[1,1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#;
+        let e = parse_infer(bad, &names(), &Limits::default()).unwrap_err();
+        assert!(e.message.contains("expects 3"), "{e}");
+        let bad = br#"{"inputs":[{"name":"metrics","shape":[1,1,3],"datatype":"FP32","data":[1,2]}]}"#;
+        let e = parse_infer(bad, &names(), &Limits::default()).unwrap_err();
+        assert!(e.message.contains("needs 3"), "{e}");
+    }
+}

@@ -1,0 +1,107 @@
+//! Model reload: on SIGHUP or when the model directory's files change (polled). A new model is
+//! loaded and validated off the async executor; if anything fails the old one keeps serving and the
+//! error is kept for `/readyz`.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use crate::batcher::Batcher;
+use crate::engine::{validate, Loader, ModelInfo};
+use crate::metrics::Metrics;
+
+/// What `/readyz` reports about reloads.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ReloadStatus {
+    /// The last reload's error, cleared by the next successful reload.
+    pub last_error: Option<String>,
+    pub last_error_unix_s: Option<u64>,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+}
+
+/// A cheap fingerprint of a directory: (name, size, mtime) of every file, one level deep.
+pub fn fingerprint(dir: &Path) -> Option<Vec<(String, u64, SystemTime)>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).ok()? {
+        let e = e.ok()?;
+        let md = e.metadata().ok()?;
+        if md.is_file() {
+            v.push((
+                e.file_name().to_string_lossy().into_owned(),
+                md.len(),
+                md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            ));
+        }
+    }
+    v.sort();
+    Some(v)
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Loads + validates the model in `dir` and swaps it in. `required_features`, when given, must
+/// equal the new model's feature names (live mode feeds the agent's rows in that order).
+pub async fn reload(
+    dir: &Path,
+    loader: &Loader,
+    batcher: &Batcher,
+    status: &RwLock<ReloadStatus>,
+    metrics: &Metrics,
+    required_features: Option<&[String]>,
+) -> Result<Arc<ModelInfo>, String> {
+    let loader = loader.clone();
+    let dir_owned = dir.to_path_buf();
+    let required: Option<Vec<String>> = required_features.map(|f| f.to_vec());
+    let result = tokio::task::spawn_blocking(move || {
+        let mut engine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loader(&dir_owned)))
+            .map_err(|_| "model loader panicked".to_string())??;
+        if let Some(req) = &required {
+            if engine.info().feature_names != *req {
+                return Err(format!(
+                    "the new model's {} features differ from the live agent's {} catalogue features",
+                    engine.info().n_features(),
+                    req.len()
+                ));
+            }
+        }
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| validate(engine.as_mut())))
+            .map_err(|_| "model panicked on a test window".to_string())??;
+        Ok(engine)
+    })
+    .await
+    .map_err(|e| format!("reload task failed: {e}"))
+    .and_then(|r| r);
+    match result {
+        Ok(engine) => {
+            let old = batcher.info();
+            batcher.swap(engine);
+            let info = batcher.info();
+            metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut s) = status.write() {
+                s.last_error = None;
+                s.last_error_unix_s = None;
+                s.reloads_ok += 1;
+            }
+            tracing::info!(old = %old.model_id, new = %info.model_id, dir = %dir.display(), "model reloaded");
+            Ok(info)
+        }
+        Err(e) => {
+            let msg = format!("reload of {} rejected, still serving the previous model: {e}", dir.display());
+            tracing::error!("{msg}");
+            metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut s) = status.write() {
+                s.last_error = Some(msg.clone());
+                s.last_error_unix_s = Some(now_unix());
+                s.reloads_failed += 1;
+            }
+            Err(msg)
+        }
+    }
+}

@@ -1,0 +1,729 @@
+//! The HTTP server: configuration, routes, auth and metrics middleware, lifecycle.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::batcher::{BatchConfig, Batcher};
+use crate::engine::{validate, Loader, ModelInfo};
+use crate::error::{ApiError, ServeError};
+use crate::live::{LiveSizes, LiveState};
+use crate::metrics::Metrics;
+use crate::parse::{parse_infer, parse_predict, Limits};
+use crate::reload::{fingerprint, reload, ReloadStatus};
+
+/// The name the model is served under on the Open Inference Protocol routes (its model id is
+/// accepted too).
+pub const MODEL_NAME: &str = "cloudformer";
+
+/// Live mode: run the collector's agent in-process on these tenants.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub cgroup_root: PathBuf,
+    pub tenant_globs: Vec<String>,
+    pub sizes: LiveSizes,
+}
+
+/// Everything `serve` needs.
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub model_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Bearer token (already read from `--token-file`); `None` = no auth.
+    pub token: Option<String>,
+    /// Allow a non-loopback bind without a token.
+    pub insecure: bool,
+    pub max_body_bytes: usize,
+    pub limits: Limits,
+    pub batch: BatchConfig,
+    /// Poll the model directory for changes this often (`None` = only SIGHUP).
+    pub reload_poll: Option<Duration>,
+    /// Install a SIGHUP handler that reloads the model.
+    pub reload_on_sighup: bool,
+    pub live: Option<LiveConfig>,
+    pub loader: Loader,
+}
+
+impl ServeConfig {
+    /// Defaults: 127.0.0.1:8787, 8 MiB bodies, 256 windows × 600 s per request, batches of 64
+    /// windows with ≤ 2 ms wait, reload poll every 2 s and on SIGHUP, no live mode.
+    pub fn new(model_dir: impl Into<PathBuf>) -> Self {
+        ServeConfig {
+            model_dir: model_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            token: None,
+            insecure: false,
+            max_body_bytes: 8 << 20,
+            limits: Limits::default(),
+            batch: BatchConfig::default(),
+            reload_poll: Some(Duration::from_secs(2)),
+            reload_on_sighup: true,
+            live: None,
+            loader: crate::engine::default_loader(),
+        }
+    }
+}
+
+/// Reads a bearer token file: trimmed, non-empty, one line.
+pub fn read_token_file(path: &Path) -> Result<String, ServeError> {
+    let err = |msg: String| ServeError::Token {
+        path: path.display().to_string(),
+        msg,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let tok = text.trim();
+    if tok.is_empty() {
+        return Err(err("the file is empty".into()));
+    }
+    if tok.contains(char::is_whitespace) {
+        return Err(err("the token must be one word without whitespace".into()));
+    }
+    Ok(tok.to_string())
+}
+
+pub(crate) struct AppState {
+    batcher: Batcher,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    token: Option<String>,
+    reload_status: RwLock<ReloadStatus>,
+    live: Option<Arc<LiveState>>,
+    model_dir: PathBuf,
+    loader: Loader,
+    /// Live mode: the feature order the agent's rows come in (a reloaded model must match).
+    live_features: Option<Vec<String>>,
+}
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    cfg: ServeConfig,
+}
+
+impl Server {
+    /// Checks the configuration, loads and validates the model, starts the inference worker and
+    /// binds the listener.
+    pub async fn bind(cfg: ServeConfig) -> Result<Server, ServeError> {
+        if !cfg.listen.ip().is_loopback() && cfg.token.is_none() && !cfg.insecure {
+            return Err(ServeError::InsecureBind(cfg.listen.to_string()));
+        }
+        if cfg.max_body_bytes == 0 || cfg.limits.max_windows == 0 || cfg.limits.max_t == 0 {
+            return Err(ServeError::Config(
+                "body size, max windows and max window seconds must be positive".into(),
+            ));
+        }
+        if cfg.batch.max_batch == 0 || cfg.batch.queue == 0 {
+            return Err(ServeError::Config("max batch and queue length must be positive".into()));
+        }
+        let model_err = |msg: String| ServeError::Model {
+            path: cfg.model_dir.display().to_string(),
+            msg,
+        };
+        if !cfg.model_dir.is_dir() {
+            return Err(model_err(
+                "no such directory (expected a checkpoint: model.safetensors + config.json)".into(),
+            ));
+        }
+        let loader = cfg.loader.clone();
+        let dir = cfg.model_dir.clone();
+        let engine = tokio::task::spawn_blocking(move || {
+            let mut e = loader(&dir)?;
+            validate(e.as_mut())?;
+            Ok::<_, String>(e)
+        })
+        .await
+        .map_err(|e| model_err(format!("loader task failed: {e}")))?
+        .map_err(model_err)?;
+        let live_features = match &cfg.live {
+            Some(_) => {
+                let names = crate::live::agent_feature_names();
+                if engine.info().feature_names != names {
+                    return Err(ServeError::Live(format!(
+                        "the model's {} features are not the agent's {} catalogue features (catalogue {}); live mode needs a model trained on this catalogue",
+                        engine.info().n_features(),
+                        names.len(),
+                        crate::live::agent_catalogue_hash()
+                    )));
+                }
+                Some(names)
+            }
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let batcher = Batcher::spawn(engine, cfg.batch, metrics.clone())?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: cfg.listen.to_string(),
+                source,
+            })?;
+        let live = cfg.live.as_ref().map(|l| Arc::new(LiveState::new(l.sizes)));
+        let state = Arc::new(AppState {
+            batcher,
+            metrics,
+            limits: cfg.limits,
+            token: cfg.token.clone(),
+            reload_status: RwLock::new(ReloadStatus::default()),
+            live,
+            model_dir: cfg.model_dir.clone(),
+            loader: cfg.loader.clone(),
+            live_features,
+        });
+        Ok(Server {
+            listener,
+            state,
+            cfg,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// The loaded model.
+    pub fn model_info(&self) -> Arc<ModelInfo> {
+        self.state.batcher.info()
+    }
+
+    /// Serves until `shutdown` resolves (then drains in-flight requests).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        });
+        let state = self.state.clone();
+        tokio::spawn(watch_model(
+            state.clone(),
+            self.cfg.reload_poll,
+            self.cfg.reload_on_sighup,
+            rx.clone(),
+        ));
+        if let (Some(live_cfg), Some(live)) = (&self.cfg.live, &state.live) {
+            crate::live::spawn_agent(live_cfg, live.clone(), state.batcher.clone(), rx.clone())?;
+        }
+        let app = router(state, self.cfg.max_body_bytes);
+        let mut rx2 = rx.clone();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx2.wait_for(|v| *v).await;
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown` resolves.
+pub async fn run(
+    cfg: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    Server::bind(cfg).await?.run(shutdown).await
+}
+
+async fn watch_model(
+    state: Arc<AppState>,
+    poll: Option<Duration>,
+    sighup: bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    #[cfg(unix)]
+    let mut hup = if sighup {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot install the SIGHUP handler; reload on SIGHUP is off");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut last = fingerprint(&state.model_dir);
+    let period = poll.unwrap_or(Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        #[cfg(unix)]
+        let hup_fut = async {
+            match hup.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_fut = std::future::pending::<()>();
+        let forced = tokio::select! {
+            _ = shutdown.wait_for(|v| *v) => return,
+            _ = hup_fut => { tracing::info!("SIGHUP: reloading the model"); true }
+            _ = tick.tick(), if poll.is_some() => false,
+        };
+        let now = fingerprint(&state.model_dir);
+        if !forced && now == last {
+            continue;
+        }
+        if !forced {
+            tracing::info!(dir = %state.model_dir.display(), "model directory changed: reloading");
+        }
+        last = now;
+        let _ = reload(
+            &state.model_dir,
+            &state.loader,
+            &state.batcher,
+            &state.reload_status,
+            &state.metrics,
+            state.live_features.as_deref(),
+        )
+        .await;
+    }
+}
+
+fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/predict", post(predict))
+        .route("/v1/tenants", get(tenants))
+        .route("/v1/tenants/{*id}", get(tenant))
+        .route("/v2", get(v2_server))
+        .route("/v2/health/live", get(v2_live))
+        .route("/v2/health/ready", get(v2_ready))
+        .route("/v2/models/{name}", get(v2_model))
+        .route("/v2/models/{name}/ready", get(v2_model_ready))
+        .route("/v2/models/{name}/infer", post(v2_infer))
+        .route("/v2/models/{name}/versions/{version}", get(v2_model_v))
+        .route("/v2/models/{name}/versions/{version}/ready", get(v2_model_ready_v))
+        .route("/v2/models/{name}/versions/{version}/infer", post(v2_infer_v))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Middleware
+
+/// Probes stay open without a token (kubelet / load balancers call them).
+fn auth_exempt(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/v2/health/live" | "/v2/health/ready"
+    )
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(tok) = &st.token {
+        if !auth_exempt(req.uri().path()) {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+            let ok = given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), tok.as_bytes()));
+            if !ok {
+                let msg = if given.is_some() {
+                    "invalid bearer token"
+                } else {
+                    "missing bearer token: send the header `Authorization: Bearer <token>`"
+                };
+                let mut r = ApiError::new(StatusCode::UNAUTHORIZED, msg).into_response();
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+        }
+    }
+    next.run(req).await
+}
+
+async fn record(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let t0 = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let resp = next.run(req).await;
+    st.metrics
+        .record_request(method.as_str(), &route, resp.status().as_u16(), t0.elapsed());
+    resp
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {} {} (see GET /openapi.json)",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method {} is not allowed on {} (see GET /openapi.json)",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "request body is larger than the limit (--max-body-mb)")
+        } else {
+            ApiError::new(status, format!("cannot read the request body: {}", r.body_text()))
+        }
+    })
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+fn live_status(st: &AppState) -> Option<Value> {
+    st.live.as_ref().map(|l| {
+        let err = l.agent_error.read().ok().and_then(|e| e.clone());
+        json!({
+            "ticks": l.ticks.load(std::sync::atomic::Ordering::Relaxed),
+            "tenants": l.summaries().len(),
+            "agent_error": err,
+        })
+    })
+}
+
+fn is_ready(st: &AppState) -> bool {
+    match &st.live {
+        Some(l) => l.agent_error.read().map(|e| e.is_none()).unwrap_or(false),
+        None => true,
+    }
+}
+
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    let info = st.batcher.info();
+    let reload = st
+        .reload_status
+        .read()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let ready = is_ready(&st);
+    let body = json!({
+        "ready": ready,
+        "model_id": info.model_id,
+        "catalogue_hash": info.catalogue_hash,
+        "model_dir": info.dir,
+        "n_features": info.n_features(),
+        "reload_error": reload.last_error,
+        "reload_error_unix_s": reload.last_error_unix_s,
+        "reloads_ok": reload.reloads_ok,
+        "reloads_failed": reload.reloads_failed,
+        "live": live_status(&st),
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
+    let extra = st
+        .live
+        .as_ref()
+        .map(|l| l.render_metrics())
+        .unwrap_or_default();
+    let info = st.batcher.info();
+    let model = format!(
+        "# HELP cloudformer_model_info The model serving now.\n# TYPE cloudformer_model_info gauge\ncloudformer_model_info{{model_id=\"{}\",catalogue_hash=\"{}\"}} 1\n",
+        crate::metrics::escape_label(&info.model_id),
+        crate::metrics::escape_label(&info.catalogue_hash)
+    );
+    let text = st.metrics.render(&(model + &extra));
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn openapi(State(st): State<Arc<AppState>>) -> Json<Value> {
+    Json(crate::openapi::document(&st.batcher.info()))
+}
+
+/// Parses on a blocking thread when the body is big (keeps the executor responsive).
+async fn parse_off_executor<T: Send + 'static>(
+    body: Bytes,
+    f: impl FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if body.len() < 256 * 1024 {
+        f(&body)
+    } else {
+        tokio::task::spawn_blocking(move || f(&body))
+            .await
+            .map_err(|e| ApiError::internal(format!("parser task failed: {e}")))?
+    }
+}
+
+async fn predict(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_or_error(body)?;
+    let _guard = st.batcher.enter();
+    let info = st.batcher.info();
+    let limits = st.limits;
+    let names = info.clone();
+    let windows =
+        parse_off_executor(body, move |b| parse_predict(b, &names.feature_names, &limits))
+            .await?;
+    let keys: Vec<(Option<String>, usize)> = windows.iter().map(|w| (w.id.clone(), w.t)).collect();
+    let preds = st.batcher.predict(windows, info.n_features()).await?;
+    let info = st.batcher.info();
+    let predictions: Vec<Value> = keys
+        .into_iter()
+        .zip(preds)
+        .map(|((id, t), p)| {
+            json!({
+                "id": id,
+                "p": p.p,
+                "std": p.std,
+                "out_of_distribution": p.out_of_distribution,
+                "t": t,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "model_id": info.model_id,
+        "catalogue_hash": info.catalogue_hash,
+        "predictions": predictions,
+    })))
+}
+
+fn live_or_404(st: &AppState) -> Result<&Arc<LiveState>, ApiError> {
+    st.live.as_ref().ok_or_else(|| {
+        ApiError::not_found(
+            "live mode is off: start the server with `cloudformer serve --live --tenants GLOB` (or `cloudformer up`)",
+        )
+    })
+}
+
+async fn tenants(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    let live = live_or_404(&st)?;
+    let info = st.batcher.info();
+    Ok(Json(json!({
+        "model_id": info.model_id,
+        "catalogue_hash": info.catalogue_hash,
+        "window_s": live.sizes.window_s,
+        "tenants": live.summaries(),
+    })))
+}
+
+async fn tenant(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let live = live_or_404(&st)?;
+    let info = st.batcher.info();
+    let id = id.trim_start_matches('/');
+    let detail = live
+        .detail(id, &info.feature_names)
+        .ok_or_else(|| ApiError::not_found(format!("no live tenant {id:?} (see GET /v1/tenants)")))?;
+    let mut v = serde_json::to_value(detail)
+        .map_err(|e| ApiError::internal(format!("cannot encode tenant: {e}")))?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("model_id".into(), json!(info.model_id));
+        o.insert("catalogue_hash".into(), json!(info.catalogue_hash));
+    }
+    Ok(Json(v))
+}
+
+// --- Open Inference Protocol (KServe v2)
+
+fn check_model(st: &AppState, name: &str, version: Option<&str>) -> Result<Arc<ModelInfo>, ApiError> {
+    let info = st.batcher.info();
+    if name != MODEL_NAME && name != info.model_id {
+        return Err(ApiError::not_found(format!(
+            "unknown model {name:?}; this server serves {MODEL_NAME:?} (model id {:?})",
+            info.model_id
+        )));
+    }
+    if let Some(v) = version {
+        if v != info.model_id {
+            return Err(ApiError::not_found(format!(
+                "unknown version {v:?} of model {name:?}; the version serving now is {:?}",
+                info.model_id
+            )));
+        }
+    }
+    Ok(info)
+}
+
+async fn v2_server() -> Json<Value> {
+    Json(json!({
+        "name": "cloudformer",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+}
+
+async fn v2_live() -> Json<Value> {
+    Json(json!({"live": true}))
+}
+
+async fn v2_ready(State(st): State<Arc<AppState>>) -> Response {
+    let ready = is_ready(&st);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({"ready": ready}))).into_response()
+}
+
+fn model_metadata(info: &ModelInfo) -> Value {
+    json!({
+        "name": MODEL_NAME,
+        "versions": [info.model_id],
+        "platform": "candle",
+        "inputs": [
+            {"name": "metrics", "datatype": "FP32", "shape": [-1, -1, info.n_features()]},
+            {"name": "lengths", "datatype": "INT32", "shape": [-1]},
+        ],
+        "outputs": [
+            {"name": "degradation", "datatype": "FP32", "shape": [-1]},
+            {"name": "degradation_std", "datatype": "FP32", "shape": [-1]},
+            {"name": "out_of_distribution", "datatype": "BOOL", "shape": [-1]},
+        ],
+        "parameters": {
+            "model_id": info.model_id,
+            "catalogue_hash": info.catalogue_hash,
+            "feature_names": info.feature_names,
+        },
+    })
+}
+
+async fn v2_model(
+    State(st): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(model_metadata(&*check_model(&st, &name, None)?)))
+}
+
+async fn v2_model_v(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(model_metadata(&*check_model(&st, &name, Some(&version))?)))
+}
+
+async fn v2_model_ready(
+    State(st): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    check_model(&st, &name, None)?;
+    Ok(Json(json!({"name": name, "ready": true})))
+}
+
+async fn v2_model_ready_v(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    check_model(&st, &name, Some(&version))?;
+    Ok(Json(json!({"name": name, "ready": true})))
+}
+
+async fn infer_common(
+    st: Arc<AppState>,
+    name: String,
+    version: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let info = check_model(&st, &name, version.as_deref())?;
+    let body = body_or_error(body)?;
+    let _guard = st.batcher.enter();
+    let limits = st.limits;
+    let names = info.clone();
+    let req = parse_off_executor(body, move |b| parse_infer(b, &names.feature_names, &limits))
+        .await?;
+    let b = req.windows.len();
+    let preds = st.batcher.predict(req.windows, info.n_features()).await?;
+    let info = st.batcher.info();
+    let mut outputs = Vec::new();
+    for o in &req.outputs {
+        let t = match o.as_str() {
+            "degradation" => json!({"name": o, "datatype": "FP32", "shape": [b],
+                                    "data": preds.iter().map(|p| p.p).collect::<Vec<_>>()}),
+            "degradation_std" => json!({"name": o, "datatype": "FP32", "shape": [b],
+                                        "data": preds.iter().map(|p| p.std).collect::<Vec<_>>()}),
+            _ => json!({"name": o, "datatype": "BOOL", "shape": [b],
+                        "data": preds.iter().map(|p| p.out_of_distribution).collect::<Vec<_>>()}),
+        };
+        outputs.push(t);
+    }
+    Ok(Json(json!({
+        "model_name": MODEL_NAME,
+        "model_version": info.model_id,
+        "id": req.id.unwrap_or_default(),
+        "parameters": {"catalogue_hash": info.catalogue_hash},
+        "outputs": outputs,
+    })))
+}
+
+async fn v2_infer(
+    State(st): State<Arc<AppState>>,
+    UrlPath(name): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    infer_common(st, name, None, body).await
+}
+
+async fn v2_infer_v(
+    State(st): State<Arc<AppState>>,
+    UrlPath((name, version)): UrlPath<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    infer_common(st, name, Some(version), body).await
+}
+
