@@ -1,1 +1,316 @@
-//! catalogue (see docs/architecture.md)
+//! The metric catalogue: one table (`dataset/metrics.toml`) naming every per-tenant metric
+//! (name, family, source, counter|gauge, unit, transform) and the host-wide context columns.
+//! It is versioned by a hash of its text, written into every sample file.
+//!
+//! Feature layout (the paper's): the tenant's own metrics in catalogue order, then the mean of
+//! the same metrics over the other tenants present that second, prefixed `nbr.`.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The catalogue shipped with this build.
+pub const BUILTIN_TOML: &str = include_str!("../metrics.toml");
+
+/// Prefix of the neighbour-mean features.
+pub const NBR_PREFIX: &str = "nbr.";
+
+/// Whether a metric is derived from a monotonically increasing kernel counter or read as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One catalogue entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Metric {
+    pub name: String,
+    pub family: String,
+    pub source: String,
+    pub kind: Kind,
+    pub unit: String,
+    pub transform: String,
+}
+
+/// Transforms the catalogue may name (see the header of `metrics.toml`).
+pub const TRANSFORMS: &[&str] = &["none", "rate", "delta_time_pct", "jiffies_pct", "delta_ratio"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("metric catalogue is not valid TOML: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("metric catalogue: duplicate name `{0}`")]
+    Duplicate(String),
+    #[error("metric catalogue: `{name}` has unknown transform `{transform}` (known: {known})")]
+    Transform {
+        name: String,
+        transform: String,
+        known: String,
+    },
+    #[error("metric catalogue: `{0}` is not a valid metric name (lowercase, dots, underscores, digits; no `nbr.` prefix)")]
+    BadName(String),
+    #[error("metric catalogue: no `metric` entries")]
+    Empty,
+    #[error("metric catalogue: host column `{0}` must start with `host.`")]
+    HostPrefix(String),
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    version: u32,
+    metric: Vec<Metric>,
+    #[serde(default)]
+    host: Vec<Metric>,
+}
+
+/// The parsed catalogue.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    version: u32,
+    metrics: Vec<Metric>,
+    host: Vec<Metric>,
+    hash: String,
+    index: HashMap<String, usize>,
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && !n.starts_with(NBR_PREFIX)
+        && !n.starts_with('.')
+        && !n.ends_with('.')
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+}
+
+impl Catalogue {
+    /// The catalogue compiled into this build (`dataset/metrics.toml`).
+    pub fn builtin() -> &'static Catalogue {
+        static C: OnceLock<Catalogue> = OnceLock::new();
+        C.get_or_init(|| {
+            // The builtin text is checked by this crate's tests; failing here is a build bug.
+            Catalogue::parse(BUILTIN_TOML).expect("builtin dataset/metrics.toml is valid")
+        })
+    }
+
+    /// Parse a catalogue from TOML text (same format as `metrics.toml`).
+    pub fn parse(text: &str) -> Result<Catalogue, CatalogueError> {
+        let raw: Raw = toml::from_str(text)?;
+        if raw.metric.is_empty() {
+            return Err(CatalogueError::Empty);
+        }
+        let mut index = HashMap::new();
+        for (i, m) in raw.metric.iter().chain(raw.host.iter()).enumerate() {
+            if !valid_name(&m.name) {
+                return Err(CatalogueError::BadName(m.name.clone()));
+            }
+            if !TRANSFORMS.contains(&m.transform.as_str()) {
+                return Err(CatalogueError::Transform {
+                    name: m.name.clone(),
+                    transform: m.transform.clone(),
+                    known: TRANSFORMS.join(", "),
+                });
+            }
+            if index.insert(m.name.clone(), i).is_some() {
+                return Err(CatalogueError::Duplicate(m.name.clone()));
+            }
+        }
+        for h in &raw.host {
+            if !h.name.starts_with("host.") {
+                return Err(CatalogueError::HostPrefix(h.name.clone()));
+            }
+        }
+        for m in &raw.metric {
+            if m.name.starts_with("host.") {
+                return Err(CatalogueError::BadName(m.name.clone()));
+            }
+        }
+        index.retain(|_, i| *i < raw.metric.len());
+        let digest = Sha256::digest(text.as_bytes());
+        let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Catalogue {
+            version: raw.version,
+            metrics: raw.metric,
+            host: raw.host,
+            hash,
+            index,
+        })
+    }
+
+    /// Catalogue format version (`version =` in the TOML).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The per-tenant metrics, in column order.
+    pub fn metrics(&self) -> &[Metric] {
+        &self.metrics
+    }
+
+    /// Host-wide context columns (`host.*`), recorded after the features.
+    pub fn host_metrics(&self) -> &[Metric] {
+        &self.host
+    }
+
+    /// Names of the host context columns, in column order.
+    pub fn host_column_names(&self) -> Vec<String> {
+        self.host.iter().map(|m| m.name.clone()).collect()
+    }
+
+    /// Short hex hash (16 hex digits, sha256 prefix) of the catalogue text.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Position of a per-tenant metric (in `metrics()` and in the first half of the features).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Number of per-tenant metrics (half of the features).
+    pub fn n_metrics(&self) -> usize {
+        self.metrics.len()
+    }
+
+    /// `"<name>"` for every metric, then `"nbr.<name>"` for every metric.
+    pub fn feature_names(&self) -> Vec<String> {
+        let own = self.metrics.iter().map(|m| m.name.clone());
+        let nbr = self.metrics.iter().map(|m| format!("{NBR_PREFIX}{}", m.name));
+        own.chain(nbr).collect()
+    }
+
+    /// `feature_names().len()`: 2 × metrics.
+    pub fn n_features(&self) -> usize {
+        2 * self.metrics.len()
+    }
+
+    /// The metric behind feature `i` (own or neighbour mean); `None` if out of range.
+    pub fn feature_metric(&self, i: usize) -> Option<&Metric> {
+        self.metrics.get(i % self.metrics.len().max(1)).filter(|_| i < self.n_features())
+    }
+
+    /// Whether feature `i` is derived from a counter (heavy-tailed rate: log1p before z-score).
+    /// Out-of-range indices are `false`.
+    pub fn is_counter_feature(&self, i: usize) -> bool {
+        self.feature_metric(i).is_some_and(|m| m.kind == Kind::Counter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_parses_with_about_103_metrics() {
+        let c = Catalogue::builtin();
+        assert!(
+            (95..=115).contains(&c.n_metrics()),
+            "{} metrics",
+            c.n_metrics()
+        );
+        assert_eq!(c.n_features(), 2 * c.n_metrics());
+        assert_eq!(c.feature_names().len(), c.n_features());
+        assert!(!c.host_metrics().is_empty());
+        assert!(c.host_metrics().iter().all(|m| m.name.starts_with("host.")));
+    }
+
+    #[test]
+    fn feature_names_are_own_then_nbr() {
+        let c = Catalogue::builtin();
+        let f = c.feature_names();
+        let n = c.n_metrics();
+        for (i, m) in c.metrics().iter().enumerate() {
+            assert_eq!(f[i], m.name);
+            assert_eq!(f[n + i], format!("nbr.{}", m.name));
+        }
+        // Names the other crates rely on.
+        for name in ["cpu.usage_pct", "mem.pgmajfault_per_s", "proc.sched_wait_pct"] {
+            assert!(c.index_of(name).is_some(), "{name} missing");
+        }
+        assert!(f.iter().any(|x| x == "nbr.cpu.usage_pct"));
+        let uniq: std::collections::HashSet<_> = f.iter().collect();
+        assert_eq!(uniq.len(), f.len());
+    }
+
+    #[test]
+    fn families_cover_the_issue() {
+        let c = Catalogue::builtin();
+        for fam in [
+            "cgroup.cpu",
+            "cgroup.memory",
+            "cgroup.io",
+            "cgroup.pids",
+            "cgroup.psi",
+            "proc",
+            "proc.sched",
+            "perf.sw",
+            "perf.hw",
+            "net",
+        ] {
+            assert!(
+                c.metrics().iter().any(|m| m.family == fam),
+                "family {fam} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn counter_flags_follow_kind_for_both_halves() {
+        let c = Catalogue::builtin();
+        let n = c.n_metrics();
+        let usage = c.index_of("cpu.usage_pct").unwrap();
+        let cur = c.index_of("mem.current_bytes").unwrap();
+        assert!(c.is_counter_feature(usage));
+        assert!(c.is_counter_feature(n + usage));
+        assert!(!c.is_counter_feature(cur));
+        assert!(!c.is_counter_feature(n + cur));
+        assert!(!c.is_counter_feature(2 * n));
+        let counters = (0..c.n_features())
+            .filter(|&i| c.is_counter_feature(i))
+            .count();
+        let k = c.metrics().iter().filter(|m| m.kind == Kind::Counter).count();
+        assert_eq!(counters, 2 * k);
+        assert!(k > 0 && k < n);
+    }
+
+    #[test]
+    fn hash_is_stable_and_changes_with_text() {
+        let a = Catalogue::parse(BUILTIN_TOML).unwrap();
+        assert_eq!(a.hash(), Catalogue::builtin().hash());
+        assert_eq!(a.hash().len(), 16);
+        assert!(a.hash().bytes().all(|b| b.is_ascii_hexdigit()));
+        let edited = BUILTIN_TOML.replacen("percent_of_one_cpu", "percent_of_1_cpu", 1);
+        let b = Catalogue::parse(&edited).unwrap();
+        assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn bad_catalogues_are_rejected_with_the_reason() {
+        let dup = r#"version = 1
+metric = [
+ { name = "a.x", family = "f", source = "s", kind = "gauge", unit = "u", transform = "none" },
+ { name = "a.x", family = "f", source = "s", kind = "gauge", unit = "u", transform = "none" },
+]"#;
+        let e = Catalogue::parse(dup).unwrap_err();
+        assert!(e.to_string().contains("duplicate name `a.x`"), "{e}");
+
+        let bad_t = r#"version = 1
+metric = [ { name = "a.x", family = "f", source = "s", kind = "gauge", unit = "u", transform = "log" } ]"#;
+        let e = Catalogue::parse(bad_t).unwrap_err();
+        assert!(e.to_string().contains("unknown transform `log`"), "{e}");
+
+        let bad_kind = r#"version = 1
+metric = [ { name = "a.x", family = "f", source = "s", kind = "meter", unit = "u", transform = "none" } ]"#;
+        assert!(Catalogue::parse(bad_kind).is_err());
+
+        let nbr = r#"version = 1
+metric = [ { name = "nbr.x", family = "f", source = "s", kind = "gauge", unit = "u", transform = "none" } ]"#;
+        assert!(matches!(
+            Catalogue::parse(nbr),
+            Err(CatalogueError::BadName(_))
+        ));
+    }
+}
