@@ -1,0 +1,144 @@
+//! Checkpoints: a directory with `model.safetensors` (the weights) and `config.json` (the
+//! architecture, the normaliser, the catalogue hash and feature names of the training data, and
+//! free-form training metadata).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::{CloudFormer, Config, ModelError, Normalizer};
+
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const CONFIG_FILE: &str = "config.json";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format_version: u32,
+    /// `cf-<hash of the weights file>`, set by [`Checkpoint::save`].
+    #[serde(default)]
+    pub model_id: String,
+    pub config: Config,
+    pub normalizer: Normalizer,
+    pub catalogue_hash: String,
+    pub feature_names: Vec<String>,
+    /// Seed used to build the network (weights are then overwritten by the file).
+    #[serde(default)]
+    pub seed: u64,
+    /// Anything the trainer wants to keep (options, data, metrics).
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+    move |source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Checkpoint {
+    pub fn new(
+        config: Config,
+        normalizer: Normalizer,
+        catalogue_hash: &str,
+        feature_names: Vec<String>,
+    ) -> Self {
+        Checkpoint {
+            format_version: FORMAT_VERSION,
+            model_id: String::new(),
+            config,
+            normalizer,
+            catalogue_hash: catalogue_hash.to_string(),
+            feature_names,
+            seed: 0,
+            training: serde_json::Value::Null,
+        }
+    }
+
+    /// Writes the weights and `config.json` into `dir` (created if needed). Each file is written
+    /// to a temporary name and renamed, so a crash never leaves a half-written checkpoint.
+    pub fn save(&mut self, dir: &Path, model: &CloudFormer) -> Result<(), ModelError> {
+        self.validate()?;
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let weights = dir.join(WEIGHTS_FILE);
+        let tmp = dir.join(format!("{WEIGHTS_FILE}.tmp"));
+        model.params().save(&tmp)?;
+        let bytes = std::fs::read(&tmp).map_err(io(&tmp))?;
+        self.model_id = format!("cf-{:016x}", fnv1a(&bytes));
+        std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
+        let cfg = dir.join(CONFIG_FILE);
+        let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
+        let json = serde_json::to_vec_pretty(self).map_err(|e| ModelError::Checkpoint {
+            path: cfg.clone(),
+            msg: e.to_string(),
+        })?;
+        std::fs::write(&tmp, json).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &cfg).map_err(io(&cfg))?;
+        Ok(())
+    }
+
+    /// Reads and validates `config.json` only.
+    pub fn read(dir: &Path) -> Result<Checkpoint, ModelError> {
+        let path: PathBuf = dir.join(CONFIG_FILE);
+        let text = std::fs::read(&path).map_err(io(&path))?;
+        let ck: Checkpoint = serde_json::from_slice(&text).map_err(|e| ModelError::Checkpoint {
+            path: path.clone(),
+            msg: format!("not a valid checkpoint config ({e})"),
+        })?;
+        if ck.format_version != FORMAT_VERSION {
+            return Err(ModelError::Checkpoint {
+                path,
+                msg: format!(
+                    "format version {} is not supported (expected {FORMAT_VERSION})",
+                    ck.format_version
+                ),
+            });
+        }
+        ck.validate().map_err(|e| ModelError::Checkpoint {
+            path,
+            msg: e.to_string(),
+        })?;
+        Ok(ck)
+    }
+
+    /// Reads the checkpoint and its weights.
+    pub fn load(dir: &Path, device: &Device) -> Result<(Checkpoint, CloudFormer), ModelError> {
+        let ck = Checkpoint::read(dir)?;
+        let mut model = CloudFormer::new(&ck.config, ck.seed, device)?;
+        model.params_mut().load(&dir.join(WEIGHTS_FILE))?;
+        Ok((ck, model))
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        self.config.validate()?;
+        self.normalizer.validate()?;
+        let n = self.config.n_features;
+        if self.feature_names.len() != n || self.normalizer.n_features() != n {
+            return Err(ModelError::Config(format!(
+                "config has {n} features but {} feature names and a normaliser of {}",
+                self.feature_names.len(),
+                self.normalizer.n_features()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Errors (naming both hashes) unless the data's catalogue is the one the model was trained on.
+    pub fn check_catalogue(&self, data_hash: &str) -> Result<(), ModelError> {
+        if self.catalogue_hash != data_hash {
+            return Err(ModelError::CatalogueMismatch {
+                model: self.catalogue_hash.clone(),
+                data: data_hash.to_string(),
+            });
+        }
+        Ok(())
+    }
+}

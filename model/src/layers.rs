@@ -1,0 +1,195 @@
+//! Building blocks from differentiable primitives only (no fused LayerNorm / softmax_last_dim,
+//! which silently drop gradients in candle 0.11).
+
+use std::cell::RefCell;
+
+use candle_core::{Tensor, D};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::params::{Init, Params};
+use crate::ModelError;
+
+type R<T> = Result<T, ModelError>;
+
+/// y = x Wᵀ + b over the last dimension; any number of leading dimensions.
+pub struct Linear {
+    w: Tensor,
+    b: Tensor,
+    out: usize,
+}
+
+impl Linear {
+    pub fn new(p: &mut Params, name: &str, inp: usize, out: usize) -> R<Self> {
+        let w = p.var(
+            &format!("{name}.weight"),
+            &[out, inp],
+            Init::Uniform { fan_in: inp },
+        )?;
+        let b = p.var(
+            &format!("{name}.bias"),
+            &[out],
+            Init::Uniform { fan_in: inp },
+        )?;
+        Ok(Linear { w, b, out })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> R<Tensor> {
+        let dims = x.dims().to_vec();
+        let inp = *dims.last().unwrap_or(&0);
+        let rows = x.elem_count() / inp.max(1);
+        let y = x
+            .reshape((rows, inp))?
+            .matmul(&self.w.t()?)?
+            .broadcast_add(&self.b)?;
+        let mut out_dims = dims;
+        if let Some(l) = out_dims.last_mut() {
+            *l = self.out;
+        }
+        Ok(y.reshape(out_dims)?)
+    }
+}
+
+/// LayerNorm over the last dimension, composed from primitives.
+pub struct LayerNorm {
+    gamma: Tensor,
+    beta: Tensor,
+}
+
+impl LayerNorm {
+    pub fn new(p: &mut Params, name: &str, dim: usize) -> R<Self> {
+        Ok(LayerNorm {
+            gamma: p.var(&format!("{name}.weight"), &[dim], Init::Const(1.0))?,
+            beta: p.var(&format!("{name}.bias"), &[dim], Init::Const(0.0))?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> R<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        let xn = xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
+        Ok(xn.broadcast_mul(&self.gamma)?.broadcast_add(&self.beta)?)
+    }
+}
+
+/// Inverted dropout with masks drawn from a seeded RNG.
+pub struct Dropout {
+    pub p: f32,
+}
+
+impl Dropout {
+    pub fn forward(&self, x: &Tensor, rng: &RefCell<ChaCha8Rng>) -> R<Tensor> {
+        if self.p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 - self.p;
+        let scale = 1.0 / keep;
+        let mut rng = rng.borrow_mut();
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| {
+                if rng.random::<f32>() < keep {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let m = Tensor::from_vec(mask, x.shape(), x.device())?;
+        Ok((x * m)?)
+    }
+}
+
+/// Per-forward state: training mode and the dropout RNG.
+pub struct Ctx<'a> {
+    pub train: bool,
+    pub rng: &'a RefCell<ChaCha8Rng>,
+}
+
+impl Ctx<'_> {
+    pub fn dropout(&self, d: &Dropout, x: &Tensor) -> R<Tensor> {
+        if self.train {
+            d.forward(x, self.rng)
+        } else {
+            Ok(x.clone())
+        }
+    }
+}
+
+/// Post-LN Transformer encoder block (Keras time-series example layout, as the paper reads):
+/// h = LN(h + Drop(MHA(h))); h = LN(h + Drop(FFN(h))).
+pub struct EncoderBlock {
+    qkv: Linear,
+    proj: Linear,
+    ln1: LayerNorm,
+    ff1: Linear,
+    ff2: Linear,
+    ln2: LayerNorm,
+    drop: Dropout,
+    heads: usize,
+}
+
+impl EncoderBlock {
+    pub fn new(
+        p: &mut Params,
+        name: &str,
+        d: usize,
+        heads: usize,
+        d_ff: usize,
+        dropout: f32,
+    ) -> R<Self> {
+        Ok(EncoderBlock {
+            qkv: Linear::new(p, &format!("{name}.attn.qkv"), d, 3 * d)?,
+            proj: Linear::new(p, &format!("{name}.attn.out"), d, d)?,
+            ln1: LayerNorm::new(p, &format!("{name}.ln1"), d)?,
+            ff1: Linear::new(p, &format!("{name}.ff1"), d, d_ff)?,
+            ff2: Linear::new(p, &format!("{name}.ff2"), d_ff, d)?,
+            ln2: LayerNorm::new(p, &format!("{name}.ln2"), d)?,
+            drop: Dropout { p: dropout },
+            heads,
+        })
+    }
+
+    /// `h`: [B, N, d]. `key_bias`: optional [B, 1, 1, N] additive bias (0 for real keys, a large
+    /// negative number for padded keys).
+    pub fn forward(&self, h: &Tensor, key_bias: Option<&Tensor>, ctx: &Ctx) -> R<Tensor> {
+        let (b, n, d) = h.dims3()?;
+        let dh = d / self.heads;
+        let qkv = self
+            .qkv
+            .forward(h)?
+            .reshape((b, n, 3, self.heads, dh))?
+            .permute((2, 0, 3, 1, 4))?; // [3, B, H, N, dh]
+        let q = qkv.get(0)?.contiguous()?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let mut scores = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?;
+        if let Some(bias) = key_bias {
+            scores = scores.broadcast_add(bias)?;
+        }
+        let attn = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let attn = ctx.dropout(&self.drop, &attn)?;
+        let a = attn
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, n, d))?;
+        let a = self.proj.forward(&a)?;
+        let h = self.ln1.forward(&(h + ctx.dropout(&self.drop, &a)?)?)?;
+        let f = self.ff2.forward(&self.ff1.forward(&h)?.relu()?)?;
+        self.ln2.forward(&(&h + ctx.dropout(&self.drop, &f)?)?)
+    }
+}
+
+/// Sinusoidal positional encoding, [n, d].
+pub fn sinusoidal(n: usize, d: usize, device: &candle_core::Device) -> R<Tensor> {
+    let mut pe = vec![0f32; n * d];
+    for pos in 0..n {
+        for i in 0..d / 2 {
+            let angle = pos as f64 / 10000f64.powf(2.0 * i as f64 / d as f64);
+            pe[pos * d + 2 * i] = angle.sin() as f32;
+            pe[pos * d + 2 * i + 1] = angle.cos() as f32;
+        }
+    }
+    Ok(Tensor::from_vec(pe, (n, d), device)?)
+}

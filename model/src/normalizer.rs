@@ -1,0 +1,164 @@
+//! Per-feature normalisation fitted on training data: counters go through a signed log1p, then
+//! every feature is z-scored; nulls (NaN) become 0 (the training mean) after scaling, so the
+//! network never sees NaN. Constant columns get std 1; all-null columns mean 0, std 1.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+/// z-scores are clamped to ±`Z_CLAMP` so a wild value cannot dominate a forward pass.
+const Z_CLAMP: f32 = 20.0;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalizer {
+    pub log1p: Vec<bool>,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    /// Range of the transformed (pre-z) training values; NaN where the column was all null.
+    pub min: Vec<f32>,
+    pub max: Vec<f32>,
+}
+
+fn signed_log1p(v: f32) -> f32 {
+    v.signum() * v.abs().ln_1p()
+}
+
+impl Normalizer {
+    /// Identity scaling for `n` features (nulls still become 0).
+    pub fn identity(n: usize) -> Self {
+        Normalizer {
+            log1p: vec![false; n],
+            mean: vec![0.0; n],
+            std: vec![1.0; n],
+            min: vec![f32::NAN; n],
+            max: vec![f32::NAN; n],
+        }
+    }
+
+    /// Fits on row-major rows of `log1p.len()` features each (NaN = null, skipped).
+    pub fn fit<'a>(
+        log1p: Vec<bool>,
+        rows: impl IntoIterator<Item = &'a [f32]>,
+    ) -> Result<Self, ModelError> {
+        let n = log1p.len();
+        let mut cnt = vec![0u64; n];
+        let mut mean = vec![0f64; n];
+        let mut m2 = vec![0f64; n];
+        let mut min = vec![f32::INFINITY; n];
+        let mut max = vec![f32::NEG_INFINITY; n];
+        for (r, row) in rows.into_iter().enumerate() {
+            if row.len() != n {
+                return Err(ModelError::Shape(format!(
+                    "row {r} has {} features, expected {n}",
+                    row.len()
+                )));
+            }
+            for j in 0..n {
+                let v = row[j];
+                if !v.is_finite() {
+                    continue;
+                }
+                let u = if log1p[j] { signed_log1p(v) } else { v };
+                cnt[j] += 1;
+                let d = u as f64 - mean[j];
+                mean[j] += d / cnt[j] as f64;
+                m2[j] += d * (u as f64 - mean[j]);
+                min[j] = min[j].min(u);
+                max[j] = max[j].max(u);
+            }
+        }
+        let mut out = Normalizer::identity(n);
+        out.log1p = log1p;
+        for j in 0..n {
+            if cnt[j] == 0 {
+                continue;
+            }
+            out.mean[j] = mean[j] as f32;
+            let sd = (m2[j] / cnt[j] as f64).sqrt() as f32;
+            out.std[j] = if sd > 1e-8 { sd } else { 1.0 };
+            out.min[j] = min[j];
+            out.max[j] = max[j];
+        }
+        Ok(out)
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// Checks that every vector has the same length.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let n = self.mean.len();
+        if [
+            self.log1p.len(),
+            self.std.len(),
+            self.min.len(),
+            self.max.len(),
+        ]
+        .iter()
+        .any(|&l| l != n)
+        {
+            return Err(ModelError::Config(
+                "normaliser vectors have different lengths".into(),
+            ));
+        }
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(ModelError::Config(
+                "normaliser has a non-positive std".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Normalises one value of feature `j`.
+    #[inline]
+    pub fn value(&self, j: usize, v: f32) -> f32 {
+        if !v.is_finite() {
+            return 0.0;
+        }
+        let u = if self.log1p[j] { signed_log1p(v) } else { v };
+        ((u - self.mean[j]) / self.std[j]).clamp(-Z_CLAMP, Z_CLAMP)
+    }
+
+    /// Normalises row-major T×F `src` into `dst` (resized, reused).
+    pub fn apply_into(&self, src: &[f32], dst: &mut Vec<f32>) {
+        let n = self.n_features();
+        dst.clear();
+        dst.extend(src.iter().enumerate().map(|(i, &v)| self.value(i % n, v)));
+    }
+
+    /// Normalises row-major T×F data in place.
+    pub fn apply(&self, data: &mut [f32]) {
+        let n = self.n_features();
+        for (i, v) in data.iter_mut().enumerate() {
+            *v = self.value(i % n, *v);
+        }
+    }
+
+    /// Share of the non-null values of a raw T×F window that lie outside the training range
+    /// (widened by a quarter of the range on each side). Columns never seen in training are skipped.
+    pub fn out_of_range_fraction(&self, src: &[f32]) -> f32 {
+        let n = self.n_features();
+        let (mut seen, mut out) = (0usize, 0usize);
+        for (i, &v) in src.iter().enumerate() {
+            let j = i % n;
+            if !v.is_finite() || !self.min[j].is_finite() {
+                continue;
+            }
+            let u = if self.log1p[j] { signed_log1p(v) } else { v };
+            let (lo, hi) = (self.min[j], self.max[j]);
+            let margin = (0.25 * (hi - lo))
+                .max(1e-3 * (lo.abs() + hi.abs()))
+                .max(1e-6);
+            seen += 1;
+            if u < lo - margin || u > hi + margin {
+                out += 1;
+            }
+        }
+        if seen == 0 {
+            0.0
+        } else {
+            out as f32 / seen as f32
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Unit-level tests of the network, checkpoints and predictor. Small configs keep them fast.
+
+use model::{
+    batch_tensors, log_cosh, Adam, Checkpoint, CloudFormer, Config, Device, ModelError, Normalizer, Predictor,
+    Tensor, Variant, Window,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn small(f: usize) -> Config {
+    Config {
+        n_features: f,
+        d_model: 16,
+        n_heads: 2,
+        d_ff: 32,
+        temporal_blocks: 2,
+        system_blocks: 2,
+        dropout: 0.1,
+        head_hidden: 16,
+        head_dropout: 0.4,
+        ..Config::default()
+    }
+}
+
+fn randn(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn output_is_in_unit_interval() {
+    let dev = Device::Cpu;
+    let m = CloudFormer::new(&small(5), 1, &dev).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let x = Tensor::from_vec(randn(&mut rng, 3 * 9 * 5).iter().map(|v| v * 50.0).collect::<Vec<_>>(), (3, 9, 5), &dev).unwrap();
+    let mask = Tensor::ones((3, 9), model::DType::F32, &dev).unwrap();
+    for train in [false, true] {
+        let p: Vec<f32> = m.forward(&x, &mask, train).unwrap().to_vec1().unwrap();
+        assert_eq!(p.len(), 3);
+        assert!(p.iter().all(|v| *v > 0.0 && *v < 1.0), "{p:?}");
+    }
+}
+
+#[test]
+fn masked_padding_leaves_output_unchanged() {
+    let dev = Device::Cpu;
+    for variant in [Variant::Full, Variant::TemporalOnly, Variant::SystemOnly] {
+        let cfg = Config { variant, ..small(4) };
+        let m = CloudFormer::new(&cfg, 3, &dev).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let real = randn(&mut rng, 7 * 4);
+        let x1 = Tensor::from_vec(real.clone(), (1, 7, 4), &dev).unwrap();
+        let m1 = Tensor::ones((1, 7), model::DType::F32, &dev).unwrap();
+        // Append 5 padded seconds full of garbage: they must not matter.
+        let mut padded = real.clone();
+        padded.extend(randn(&mut rng, 5 * 4).iter().map(|v| v * 1000.0));
+        let x2 = Tensor::from_vec(padded, (1, 12, 4), &dev).unwrap();
+        let mut mv = vec![1f32; 7];
+        mv.extend([0f32; 5]);
+        let m2 = Tensor::from_vec(mv, (1, 12), &dev).unwrap();
+        let a = m.forward(&x1, &m1, false).unwrap();
+        let b = m.forward(&x2, &m2, false).unwrap();
+        let d = max_abs_diff(&a, &b);
+        assert!(d < 1e-5, "{variant:?}: padding changed the output by {d}");
+    }
+}
+
+#[test]
+fn a_time_permutation_changes_the_temporal_branch_but_not_the_system_mean() {
+    let dev = Device::Cpu;
+    let m = CloudFormer::new(&small(4), 5, &dev).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let t = 6;
+    let v = randn(&mut rng, t * 4);
+    let mut rev = Vec::with_capacity(v.len());
+    for s in (0..t).rev() {
+        rev.extend_from_slice(&v[s * 4..(s + 1) * 4]);
+    }
+    let mask = Tensor::ones((1, t), model::DType::F32, &dev).unwrap();
+    let a = m.branches(&Tensor::from_vec(v, (1, t, 4), &dev).unwrap(), &mask, false).unwrap();
+    let b = m.branches(&Tensor::from_vec(rev, (1, t, 4), &dev).unwrap(), &mask, false).unwrap();
+    assert!(max_abs_diff(&a.system_mean, &b.system_mean) < 1e-5);
+    let dt = max_abs_diff(a.temporal.as_ref().unwrap(), b.temporal.as_ref().unwrap());
+    assert!(dt > 1e-4, "temporal branch ignored the order of seconds (diff {dt})");
+    assert!(max_abs_diff(a.system.as_ref().unwrap(), b.system.as_ref().unwrap()) < 1e-5);
+}
+
+#[test]
+fn every_parameter_gets_a_nonzero_gradient() {
+    let dev = Device::Cpu;
+    for metric_embedding in [false, true] {
+        let cfg = Config { dropout: 0.0, head_dropout: 0.0, metric_embedding, ..small(5) };
+        let m = CloudFormer::new(&cfg, 7, &dev).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let x = Tensor::from_vec(randn(&mut rng, 4 * 6 * 5), (4, 6, 5), &dev).unwrap();
+        let mut mv = vec![1f32; 24];
+        mv[23] = 0.0;
+        mv[22] = 0.0;
+        let mask = Tensor::from_vec(mv, (4, 6), &dev).unwrap();
+        let y = Tensor::from_vec(vec![0.2f32, 0.5, 0.9, 0.4], 4, &dev).unwrap();
+        let loss = log_cosh(&m.forward(&x, &mask, true).unwrap(), &y).unwrap();
+        let grads = loss.backward().unwrap();
+        for (name, var) in m.params().named() {
+            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} has no gradient"));
+            let s = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(s > 0.0, "{name}: gradient is all zero");
+            if name.ends_with("attn.qkv.weight") {
+                // Q, K and V row blocks must each learn (softmax_last_dim would zero Q and K).
+                let d = cfg.d_model;
+                for (blk, label) in ["Q", "K", "V"].iter().enumerate() {
+                    let part = g.narrow(0, blk * d, d).unwrap().abs().unwrap().sum_all().unwrap();
+                    assert!(part.to_scalar::<f32>().unwrap() > 0.0, "{name}: {label} rows get no gradient");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_weights_other_seed_other_weights() {
+    let dev = Device::Cpu;
+    let a = CloudFormer::new(&small(3), 11, &dev).unwrap();
+    let b = CloudFormer::new(&small(3), 11, &dev).unwrap();
+    let c = CloudFormer::new(&small(3), 12, &dev).unwrap();
+    let mut differs = false;
+    for (((na, va), (_, vb)), (_, vc)) in a.params().named().iter().zip(b.params().named()).zip(c.params().named()) {
+        assert_eq!(max_abs_diff(va.as_tensor(), vb.as_tensor()), 0.0, "{na} differs for the same seed");
+        differs |= max_abs_diff(va.as_tensor(), vc.as_tensor()) > 0.0;
+    }
+    assert!(differs, "a different seed gave identical weights");
+}
+
+#[test]
+fn parameter_count_matches_the_architecture() {
+    let cfg = Config::default();
+    let m = CloudFormer::new(&cfg, 0, &Device::Cpu).unwrap();
+    let d = cfg.d_model;
+    let block = (d * 3 * d + 3 * d) + (d * d + d) + (d * cfg.d_ff + cfg.d_ff) + (cfg.d_ff * d + d) + 4 * d;
+    let temporal = cfg.n_features * d + d + d + cfg.temporal_blocks * block;
+    let system = 2 * d + d + cfg.system_blocks * block;
+    let head = (2 * d * cfg.head_hidden + cfg.head_hidden) + 2 * cfg.head_hidden + cfg.head_hidden + 1;
+    println!("CloudFormer (paper config, F = {}): {} parameters", cfg.n_features, m.n_params());
+    assert_eq!(m.n_params(), temporal + system + head);
+}
+
+#[test]
+fn long_windows_are_pooled_to_max_len() {
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let x = Tensor::from_vec(randn(&mut rng, 2 * 50 * 3), (2, 50, 3), &dev).unwrap();
+    let mut mv = vec![1f32; 100];
+    for v in mv.iter_mut().skip(80) {
+        *v = 0.0; // second window: 30 real seconds
+    }
+    let mask = Tensor::from_vec(mv, (2, 50), &dev).unwrap();
+    let (px, pm) = model::pool_time(&x, &mask, 16).unwrap();
+    assert!(px.dim(1).unwrap() <= 16);
+    let pm: Vec<Vec<f32>> = pm.to_vec2().unwrap();
+    // 50 steps, stride 4 → 13 steps; the second window has 30 real seconds → 8 pooled steps.
+    assert_eq!(pm[0].iter().sum::<f32>(), 13.0);
+    assert_eq!(pm[1].iter().sum::<f32>(), 8.0);
+    let cfg = Config { max_len: 16, ..small(3) };
+    let m = CloudFormer::new(&cfg, 1, &dev).unwrap();
+    let p: Vec<f32> = m.forward(&x, &mask, false).unwrap().to_vec1().unwrap();
+    assert!(p.iter().all(|v| v.is_finite() && *v > 0.0 && *v < 1.0));
+}
+
+#[test]
+fn learns_a_tiny_synthetic_regression() {
+    let dev = Device::Cpu;
+    let cfg = Config {
+        dropout: 0.0,
+        head_dropout: 0.0,
+        temporal_blocks: 1,
+        system_blocks: 1,
+        ..small(4)
+    };
+    let m = CloudFormer::new(&cfg, 21, &dev).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    // Target: a smooth function of the window mean of feature 0.
+    let make = |rng: &mut ChaCha8Rng| {
+        let (b, t, f) = (32, 8, 4);
+        let x = randn(rng, b * t * f);
+        let y: Vec<f32> = (0..b)
+            .map(|i| {
+                let mean: f32 = (0..t).map(|s| x[(i * t + s) * f]).sum::<f32>() / t as f32;
+                0.15 + 0.7 / (1.0 + (-3.0 * mean).exp())
+            })
+            .collect();
+        (Tensor::from_vec(x, (b, t, f), &dev).unwrap(), Tensor::from_vec(y, b, &dev).unwrap())
+    };
+    let mask = Tensor::ones((32, 8), model::DType::F32, &dev).unwrap();
+    let (xv, yv) = make(&mut rng);
+    let eval = |m: &CloudFormer| log_cosh(&m.forward(&xv, &mask, false).unwrap(), &yv).unwrap().to_scalar::<f32>().unwrap();
+    let before = eval(&m);
+    let mut opt = Adam::new(m.vars(), 3e-3, 0.0).unwrap();
+    for _ in 0..300 {
+        let (x, y) = make(&mut rng);
+        let loss = log_cosh(&m.forward(&x, &mask, true).unwrap(), &y).unwrap();
+        opt.backward_step(&loss, Some(1.0)).unwrap();
+    }
+    let after = eval(&m);
+    println!("synthetic task: loss {before:.5} → {after:.5}");
+    assert!(after * 10.0 < before, "loss fell only from {before} to {after}");
+}
+
+fn checkpoint_for(f: usize, seed: u64) -> (Checkpoint, CloudFormer) {
+    let cfg = small(f);
+    let m = CloudFormer::new(&cfg, seed, &Device::Cpu).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let rows: Vec<Vec<f32>> = (0..50).map(|_| randn(&mut rng, f)).collect();
+    let norm = Normalizer::fit(vec![false; f], rows.iter().map(|r| r.as_slice())).unwrap();
+    let names = (0..f).map(|i| format!("m{i}")).collect();
+    let mut ck = Checkpoint::new(cfg, norm, "cat123", names);
+    ck.seed = seed;
+    (ck, m)
+}
+
+#[test]
+fn save_then_load_gives_identical_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ck, m) = checkpoint_for(4, 31);
+    ck.save(dir.path(), &m).unwrap();
+    assert!(ck.model_id.starts_with("cf-"));
+    let (ck2, m2) = Checkpoint::load(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(ck2.model_id, ck.model_id);
+    let mut rng = ChaCha8Rng::seed_from_u64(32);
+    let data = randn(&mut rng, 2 * 5 * 4);
+    let items = [(&data[..20], 5), (&data[20..32], 3)];
+    let (x, mask) = batch_tensors(&items, 4, &Device::Cpu).unwrap();
+    let a = m.forward(&x, &mask, false).unwrap();
+    let b = m2.forward(&x, &mask, false).unwrap();
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    // A model built with another seed but loaded from the file is the same model.
+    assert!(ck2.check_catalogue("cat123").is_ok());
+    match ck2.check_catalogue("other") {
+        Err(e @ ModelError::CatalogueMismatch { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("cat123") && msg.contains("other"), "{msg}");
+        }
+        other => panic!("expected a catalogue mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn corrupt_or_truncated_checkpoints_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ck, m) = checkpoint_for(4, 41);
+    ck.save(dir.path(), &m).unwrap();
+    let w = dir.path().join(model::WEIGHTS_FILE);
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    let e = Predictor::load(dir.path()).err().expect("truncated weights must fail");
+    assert!(e.to_string().contains("model.safetensors"), "{e}");
+    std::fs::write(&w, b"garbage").unwrap();
+    assert!(Predictor::load(dir.path()).is_err());
+    // Weights of another architecture: a named tensor shape error.
+    let (mut ck_big, m_big) = checkpoint_for(6, 41);
+    let other = tempfile::tempdir().unwrap();
+    ck_big.save(other.path(), &m_big).unwrap();
+    std::fs::copy(other.path().join(model::WEIGHTS_FILE), &w).unwrap();
+    let e = Predictor::load(dir.path()).err().expect("wrong shapes must fail");
+    assert!(e.to_string().contains("temporal.input.weight"), "{e}");
+    let c = dir.path().join(model::CONFIG_FILE);
+    std::fs::write(&c, "{\"format_version\": 1, \"config\": ").unwrap();
+    let e = Predictor::load(dir.path()).err().expect("truncated config must fail");
+    assert!(e.to_string().contains("config.json"), "{e}");
+    std::fs::remove_file(&c).unwrap();
+    assert!(Predictor::load(dir.path()).is_err());
+}
+
+#[test]
+fn predictor_handles_nulls_and_flags_out_of_distribution() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ck, m) = checkpoint_for(4, 51);
+    ck.save(dir.path(), &m).unwrap();
+    let mut p = Predictor::load(dir.path()).unwrap();
+    let normal = vec![0.5f32, f32::NAN, -0.3, 1.0, 0.1, f32::NAN, 0.2, -1.0];
+    let wild = vec![1e6f32; 8];
+    let out = p
+        .predict(&[Window { data: &normal, t: 2 }, Window { data: &wild, t: 2 }])
+        .unwrap();
+    assert!(out.iter().all(|o| o.p > 0.0 && o.p < 1.0 && o.std >= 0.0));
+    assert!(!out[0].out_of_distribution);
+    assert!(out[1].out_of_distribution);
+    assert!(out[0].std > 0.0, "MC dropout gave no spread");
+    // Deterministic: the same input gets the same answer.
+    let again = p.predict(&[Window { data: &normal, t: 2 }]).unwrap();
+    assert_eq!(again[0], out[0]);
+    // Bad windows are errors, not panics.
+    assert!(p.predict(&[Window { data: &normal, t: 3 }]).is_err());
+    assert!(p.predict(&[Window { data: &[], t: 0 }]).is_err());
+    assert!(p.predict(&[Window { data: &[f32::INFINITY; 4], t: 1 }]).is_err());
+}
