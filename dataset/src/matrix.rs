@@ -1,1 +1,463 @@
-//! matrix (see docs/architecture.md)
+//! Run matrices: campaign output → training input.
+//!
+//! [`load_run_matrices`] reads a campaign directory (`DIR/runs.parquet` + `DIR/samples/…`) and
+//! returns one [`RunMatrix`] per labelled tenant-run: the tenant's per-second feature rows
+//! (T × F, row-major, in `Catalogue::feature_names()` order, null → NaN) with its label.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::catalogue::Catalogue;
+use crate::runs::{self, RunRecord, RunsError, STATUS_OK};
+
+/// Footer key holding the catalogue hash of a sample file.
+pub const CATALOGUE_HASH_KEY: &str = "cloudformer.catalogue_hash";
+
+/// One labelled tenant-run.
+#[derive(Debug, Clone)]
+pub struct RunMatrix {
+    pub run_id: String,
+    pub tenant: String,
+    pub app: String,
+    /// Trace kind: `static`, `increasing`, `decreasing`, `periodic`, `random`.
+    pub scenario: String,
+    /// Seconds (rows).
+    pub t: usize,
+    /// Features (columns).
+    pub f: usize,
+    /// T × F row-major, NaN = null.
+    pub x: Vec<f32>,
+    /// Label P in (0, 1].
+    pub p: f32,
+    pub p_per_second: Option<Vec<f32>>,
+    /// Spread (coefficient of variation) of the isolated repeats of this (app, level, trace).
+    pub label_noise: f32,
+    /// `baseline` or `colocated`.
+    pub kind: String,
+    pub level: String,
+    pub trace: String,
+    pub placement: String,
+    /// `app@level` of each neighbour.
+    pub neighbours: Vec<String>,
+    /// `ts_ns` of each row.
+    pub ts_ns: Vec<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    #[error(transparent)]
+    Runs(#[from] RunsError),
+    #[error("sample file {path}: catalogue hash {found:?} differs from {expected:?} ({why})")]
+    CatalogueMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+        why: &'static str,
+    },
+    #[error("sample file {path}: {why}")]
+    BadSampleFile { path: PathBuf, why: String },
+    #[error("run {run_id} tenant {tenant}: {why}")]
+    BadRun {
+        run_id: String,
+        tenant: String,
+        why: String,
+    },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Which tenant-runs to load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Also load isolated baselines (labelled against the mean of their own repeats, P ≈ 1).
+    pub include_baselines: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            include_baselines: true,
+        }
+    }
+}
+
+/// Loads every labelled (status `ok`, finite P) tenant-run of the campaign directory `dir`.
+pub fn load_run_matrices(dir: &Path) -> Result<Vec<RunMatrix>, MatrixError> {
+    load_run_matrices_with(dir, &LoadOptions::default())
+}
+
+/// [`load_run_matrices`] with options.
+pub fn load_run_matrices_with(
+    dir: &Path,
+    opts: &LoadOptions,
+) -> Result<Vec<RunMatrix>, MatrixError> {
+    let records = runs::read_runs(&runs::runs_path(dir))?;
+    let cat = Catalogue::builtin();
+    let mut cache: std::collections::HashMap<String, Vec<SampleFile>> = Default::default();
+    let mut out = Vec::new();
+    for r in records {
+        if r.status != STATUS_OK || !r.p.is_finite() {
+            continue;
+        }
+        if !opts.include_baselines && r.kind == "baseline" {
+            continue;
+        }
+        if !cache.contains_key(&r.samples_dir) {
+            let files = read_sample_dir(&dir.join(&r.samples_dir), cat)?;
+            cache.insert(r.samples_dir.clone(), files);
+        }
+        let files = &cache[&r.samples_dir];
+        out.push(matrix_for(&r, files, cat)?);
+    }
+    Ok(out)
+}
+
+/// The feature rows of one sample file, by tenant.
+struct SampleFile {
+    path: PathBuf,
+    hash: String,
+    tenants: Vec<String>,
+    ts: Vec<i64>,
+    /// Row-major n × F.
+    x: Vec<f32>,
+}
+
+fn list_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), MatrixError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| MatrixError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for e in rd {
+        let e = e.map_err(|source| MatrixError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let p = e.path();
+        if p.is_dir() {
+            list_parquet(&p, out)?;
+        } else if p.extension().and_then(|s| s.to_str()) == Some("parquet") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the footer's catalogue hash of a sample file.
+pub fn sample_file_hash(path: &Path) -> Result<Option<String>, MatrixError> {
+    let f = File::open(path).map_err(|source| MatrixError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut rd = ParquetReader::new(f);
+    let md = rd.get_metadata().map_err(|e| MatrixError::BadSampleFile {
+        path: path.to_path_buf(),
+        why: format!("unreadable footer: {e}"),
+    })?;
+    Ok(md.key_value_metadata().as_ref().and_then(|kvs| {
+        kvs.iter()
+            .find(|kv| kv.key == CATALOGUE_HASH_KEY)
+            .and_then(|kv| kv.value.clone())
+    }))
+}
+
+fn read_sample_dir(dir: &Path, cat: &Catalogue) -> Result<Vec<SampleFile>, MatrixError> {
+    let mut paths = Vec::new();
+    if dir.is_dir() {
+        list_parquet(dir, &mut paths)?;
+    }
+    paths.sort();
+    let names = cat.feature_names();
+    let mut out = Vec::new();
+    for path in paths {
+        let bad = |why: String| MatrixError::BadSampleFile {
+            path: path.clone(),
+            why,
+        };
+        let hash = sample_file_hash(&path)?.unwrap_or_default();
+        if hash != cat.hash() {
+            return Err(MatrixError::CatalogueMismatch {
+                path,
+                found: hash,
+                expected: cat.hash().to_string(),
+                why: "this build's catalogue",
+            });
+        }
+        let f = File::open(&path).map_err(|source| MatrixError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let df = ParquetReader::new(f)
+            .finish()
+            .map_err(|e| bad(format!("unreadable: {e}")))?;
+        let tenants: Vec<String> = df
+            .column("tenant")
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| bad(format!("no string column `tenant` ({e})")))?
+            .into_iter()
+            .map(|o| o.unwrap_or_default().to_string())
+            .collect();
+        let ts: Vec<i64> = df
+            .column("ts_ns")
+            .and_then(|c| c.cast(&DataType::Int64))
+            .and_then(|c| c.i64().cloned())
+            .map_err(|e| bad(format!("no integer column `ts_ns` ({e})")))?
+            .into_iter()
+            .map(|o| o.unwrap_or(0))
+            .collect();
+        let n = df.height();
+        let fcount = names.len();
+        let mut x = vec![f32::NAN; n * fcount];
+        for (j, name) in names.iter().enumerate() {
+            let c = df
+                .column(name)
+                .map_err(|_| bad(format!("feature column `{name}` is missing")))?;
+            let c = c
+                .cast(&DataType::Float32)
+                .map_err(|e| bad(format!("feature column `{name}` is not numeric ({e})")))?;
+            let ca = c
+                .f32()
+                .map_err(|e| bad(format!("feature column `{name}` is not numeric ({e})")))?;
+            for (i, v) in ca.into_iter().enumerate() {
+                x[i * fcount + j] = v.unwrap_or(f32::NAN);
+            }
+        }
+        out.push(SampleFile {
+            path,
+            hash,
+            tenants,
+            ts,
+            x,
+        });
+    }
+    Ok(out)
+}
+
+fn matrix_for(
+    r: &RunRecord,
+    files: &[SampleFile],
+    cat: &Catalogue,
+) -> Result<RunMatrix, MatrixError> {
+    let f = cat.n_features();
+    let mut rows: Vec<(i64, &[f32])> = Vec::new();
+    for sf in files {
+        if !r.catalogue_hash.is_empty() && sf.hash != r.catalogue_hash {
+            return Err(MatrixError::CatalogueMismatch {
+                path: sf.path.clone(),
+                found: sf.hash.clone(),
+                expected: r.catalogue_hash.clone(),
+                why: "the runs table",
+            });
+        }
+        for (i, t) in sf.tenants.iter().enumerate() {
+            if *t == r.tenant {
+                rows.push((sf.ts[i], &sf.x[i * f..(i + 1) * f]));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Err(MatrixError::BadRun {
+            run_id: r.run_id.clone(),
+            tenant: r.tenant.clone(),
+            why: format!("no sample rows for this tenant under {}", r.samples_dir),
+        });
+    }
+    rows.sort_by_key(|(ts, _)| *ts);
+    rows.dedup_by_key(|(ts, _)| *ts);
+    let t = rows.len();
+    let mut x = Vec::with_capacity(t * f);
+    let mut ts_ns = Vec::with_capacity(t);
+    for (ts, row) in rows {
+        ts_ns.push(ts);
+        x.extend_from_slice(row);
+    }
+    Ok(RunMatrix {
+        run_id: r.run_id.clone(),
+        tenant: r.tenant.clone(),
+        app: r.app.clone(),
+        scenario: r.scenario.clone(),
+        t,
+        f,
+        x,
+        p: r.p as f32,
+        p_per_second: r.p_per_second.clone(),
+        label_noise: if r.label_noise.is_finite() {
+            r.label_noise as f32
+        } else {
+            f32::NAN
+        },
+        kind: r.kind.clone(),
+        level: r.level.clone(),
+        trace: r.trace.clone(),
+        placement: r.placement.clone(),
+        neighbours: r
+            .neighbours
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        ts_ns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::{append_runs, runs_path, RunRecord};
+
+    /// Writes a sample file in the contract's layout (a subset of the columns the collector
+    /// writes: the ones the loader reads).
+    fn write_sample(path: &Path, hash: &str, tenants: &[&str], secs: usize, skip_null: bool) {
+        let cat = Catalogue::builtin();
+        let names = cat.feature_names();
+        let n = tenants.len() * secs;
+        let mut cols: Vec<Column> = Vec::new();
+        let mut ts = Vec::new();
+        let mut ten = Vec::new();
+        for s in (0..secs).rev() {
+            for t in tenants {
+                ts.push(1_000_000_000i64 * s as i64);
+                ten.push(t.to_string());
+            }
+        }
+        cols.push(Column::new("ts_ns".into(), ts.clone()));
+        cols.push(Column::new("tenant".into(), ten.clone()));
+        for (j, name) in names.iter().enumerate() {
+            let v: Vec<Option<f32>> = (0..n)
+                .map(|i| {
+                    if skip_null && j == 1 {
+                        None
+                    } else {
+                        let tid = if ten[i] == "t0" { 0.0 } else { 1000.0 };
+                        Some(tid + (ts[i] / 1_000_000_000) as f32 + j as f32 / 1000.0)
+                    }
+                })
+                .collect();
+            cols.push(Column::new(name.as_str().into(), v));
+        }
+        let mut df = DataFrame::new_infer_height(cols).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        ParquetWriter::new(File::create(path).unwrap())
+            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
+                CATALOGUE_HASH_KEY.to_string(),
+                hash.to_string(),
+            )])))
+            .finish(&mut df)
+            .unwrap();
+    }
+
+    fn rec(run: &str, tenant: &str, hash: &str) -> RunRecord {
+        RunRecord {
+            run_id: run.into(),
+            tenant: tenant.into(),
+            app: "redis".into(),
+            kind: "colocated".into(),
+            scenario: "static".into(),
+            level: "high".into(),
+            trace: "static".into(),
+            neighbours: "fio@high".into(),
+            n_tenants: 2,
+            higher_is_better: true,
+            perf_actual: 1.0,
+            perf_ideal: 2.0,
+            p: 0.5,
+            p_raw: 0.5,
+            label_noise: 0.01,
+            status: STATUS_OK.into(),
+            catalogue_hash: hash.into(),
+            samples_dir: format!("samples/app=redis/run={run}"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn loads_each_tenant_sorted_with_nan_for_null() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Catalogue::builtin().hash().to_string();
+        write_sample(
+            &dir.path().join("samples/app=redis/run=r1/seg-1.parquet"),
+            &h,
+            &["t0", "t1"],
+            5,
+            true,
+        );
+        // An open segment is ignored.
+        std::fs::write(
+            dir.path()
+                .join("samples/app=redis/run=r1/seg-2.parquet.partial"),
+            b"garbage",
+        )
+        .unwrap();
+        let mut failed = rec("r1", "t9", &h);
+        failed.status = "failed".into();
+        append_runs(
+            &runs_path(dir.path()),
+            &[rec("r1", "t0", &h), rec("r1", "t1", &h), failed],
+        )
+        .unwrap();
+        let ms = load_run_matrices(dir.path()).unwrap();
+        assert_eq!(ms.len(), 2);
+        let f = Catalogue::builtin().n_features();
+        for m in &ms {
+            assert_eq!(m.t, 5);
+            assert_eq!(m.f, f);
+            assert_eq!(m.x.len(), 5 * f);
+            assert!(m.ts_ns.windows(2).all(|w| w[0] < w[1]));
+            assert!(m.x[1].is_nan(), "null must load as NaN");
+            assert_eq!(m.p, 0.5);
+            assert_eq!(m.neighbours, vec!["fio@high".to_string()]);
+        }
+        let t1 = ms.iter().find(|m| m.tenant == "t1").unwrap();
+        // second 3, feature 2 of tenant t1: 1000 + 3 + 0.002
+        assert!((t1.x[3 * f + 2] - 1003.002).abs() < 1e-3);
+        let t0 = ms.iter().find(|m| m.tenant == "t0").unwrap();
+        assert!((t0.x[2] - 0.002).abs() < 1e-6);
+    }
+
+    #[test]
+    fn catalogue_mismatch_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Catalogue::builtin().hash().to_string();
+        let bad = dir.path().join("samples/app=redis/run=r1/seg-1.parquet");
+        write_sample(&bad, "deadbeef", &["t0"], 3, false);
+        append_runs(&runs_path(dir.path()), &[rec("r1", "t0", &h)]).unwrap();
+        let e = load_run_matrices(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("seg-1.parquet") && e.contains("deadbeef"), "{e}");
+    }
+
+    #[test]
+    fn runs_table_hash_mismatch_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Catalogue::builtin().hash().to_string();
+        write_sample(
+            &dir.path().join("samples/app=redis/run=r1/seg-1.parquet"),
+            &h,
+            &["t0"],
+            3,
+            false,
+        );
+        append_runs(&runs_path(dir.path()), &[rec("r1", "t0", "0ther")]).unwrap();
+        let e = load_run_matrices(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("seg-1.parquet") && e.contains("0ther"), "{e}");
+    }
+
+    #[test]
+    fn run_without_rows_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Catalogue::builtin().hash().to_string();
+        write_sample(
+            &dir.path().join("samples/app=redis/run=r1/seg-1.parquet"),
+            &h,
+            &["t0"],
+            3,
+            false,
+        );
+        append_runs(&runs_path(dir.path()), &[rec("r1", "tX", &h)]).unwrap();
+        let e = load_run_matrices(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("tX") && e.contains("no sample rows"), "{e}");
+    }
+}
