@@ -1,4 +1,14 @@
 //! The host agent: tenant discovery, per-second sampling, 206-feature rows, Parquet segments,
-//! and campaigns (real applications as tenants). See `docs/architecture.md`.
+//! and campaigns (real applications as tenants). See `docs/architecture.md` and
+//! `docs/collector.md`.
 
+pub mod agent;
 pub mod campaign;
+pub mod host;
+pub mod parse;
+pub mod perf;
+pub mod prom;
+pub mod specs;
+pub mod tenant;
+
+pub use agent::{Agent, AgentConfig, AgentSummary, CollectError, TenantRow, Tick};

@@ -37,7 +37,13 @@ pub struct Metric {
 }
 
 /// Transforms the catalogue may name (see the header of `metrics.toml`).
-pub const TRANSFORMS: &[&str] = &["none", "rate", "delta_time_pct", "jiffies_pct", "delta_ratio"];
+pub const TRANSFORMS: &[&str] = &[
+    "none",
+    "rate",
+    "delta_time_pct",
+    "jiffies_pct",
+    "delta_ratio",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
@@ -178,7 +184,10 @@ impl Catalogue {
     /// `"<name>"` for every metric, then `"nbr.<name>"` for every metric.
     pub fn feature_names(&self) -> Vec<String> {
         let own = self.metrics.iter().map(|m| m.name.clone());
-        let nbr = self.metrics.iter().map(|m| format!("{NBR_PREFIX}{}", m.name));
+        let nbr = self
+            .metrics
+            .iter()
+            .map(|m| format!("{NBR_PREFIX}{}", m.name));
         own.chain(nbr).collect()
     }
 
@@ -189,13 +198,16 @@ impl Catalogue {
 
     /// The metric behind feature `i` (own or neighbour mean); `None` if out of range.
     pub fn feature_metric(&self, i: usize) -> Option<&Metric> {
-        self.metrics.get(i % self.metrics.len().max(1)).filter(|_| i < self.n_features())
+        self.metrics
+            .get(i % self.metrics.len().max(1))
+            .filter(|_| i < self.n_features())
     }
 
     /// Whether feature `i` is derived from a counter (heavy-tailed rate: log1p before z-score).
     /// Out-of-range indices are `false`.
     pub fn is_counter_feature(&self, i: usize) -> bool {
-        self.feature_metric(i).is_some_and(|m| m.kind == Kind::Counter)
+        self.feature_metric(i)
+            .is_some_and(|m| m.kind == Kind::Counter)
     }
 }
 
@@ -227,7 +239,11 @@ mod tests {
             assert_eq!(f[n + i], format!("nbr.{}", m.name));
         }
         // Names the other crates rely on.
-        for name in ["cpu.usage_pct", "mem.pgmajfault_per_s", "proc.sched_wait_pct"] {
+        for name in [
+            "cpu.usage_pct",
+            "mem.pgmajfault_per_s",
+            "proc.sched_wait_pct",
+        ] {
             assert!(c.index_of(name).is_some(), "{name} missing");
         }
         assert!(f.iter().any(|x| x == "nbr.cpu.usage_pct"));
@@ -271,7 +287,11 @@ mod tests {
         let counters = (0..c.n_features())
             .filter(|&i| c.is_counter_feature(i))
             .count();
-        let k = c.metrics().iter().filter(|m| m.kind == Kind::Counter).count();
+        let k = c
+            .metrics()
+            .iter()
+            .filter(|m| m.kind == Kind::Counter)
+            .count();
         assert_eq!(counters, 2 * k);
         assert!(k > 0 && k < n);
     }

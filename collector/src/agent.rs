@@ -1,0 +1,614 @@
+//! The host agent: aligned 1 s ticks, per-tenant 206-feature rows, host context, Parquet segments,
+//! a broadcast of every tick for live consumers, and an optional Prometheus `/metrics` endpoint.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dataset::catalogue::Catalogue;
+use dataset::samples::{self, SampleRow, SamplesError, SegmentMeta, SegmentWriter};
+use tokio::sync::broadcast;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+use crate::host::{self, HostRaw, HostReader};
+use crate::perf::{self, PerfProbe, TenantPerf};
+use crate::specs::{self, raw::N_RAW, Spec};
+use crate::tenant::{self, Hierarchy, TenantReader};
+
+/// Agent settings.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Where cgroup hierarchies are mounted (`/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// Tenant globs, relative to each hierarchy (e.g. `machine.slice/machine-qemu*.scope`).
+    pub tenant_globs: Vec<String>,
+    /// Where segments go; `None`: no files (live consumers only).
+    pub out_dir: Option<PathBuf>,
+    /// Hive partition under `out_dir`; empty: `host=<hostname>/date=<YYYY-MM-DD>` (the daemon's).
+    pub partition: Vec<(String, String)>,
+    /// Segment length (a new file every `segment`).
+    pub segment: Duration,
+    /// Stop after this long (`None`: until `shutdown`).
+    pub duration: Option<Duration>,
+    /// Serve Prometheus text at `http://<listen>/metrics`.
+    pub listen: Option<SocketAddr>,
+    /// `/proc` (for the host context).
+    pub proc_root: PathBuf,
+    /// Rows per Parquet row group (≥ 600 in production; tests may lower it).
+    pub row_group_rows: usize,
+    /// Open perf counters per tenant.
+    pub perf: bool,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            tenant_globs: vec!["machine.slice/machine-qemu*.scope".into()],
+            out_dir: None,
+            partition: Vec::new(),
+            segment: Duration::from_secs(600),
+            duration: None,
+            listen: None,
+            proc_root: PathBuf::from("/proc"),
+            row_group_rows: samples::MIN_ROW_GROUP_ROWS,
+            perf: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("collector configuration: {0}")]
+    Config(String),
+    #[error("catalogue metric `{0}` has no collector implementation")]
+    Unmapped(String),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Samples(#[from] SamplesError),
+    #[error("segment writer thread panicked")]
+    WriterPanic,
+}
+
+/// One tick: every tenant's row.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    /// Anchored wall clock (wall₀ + monotonic elapsed), ns since the epoch.
+    pub ts_ns: i64,
+    pub seq: u32,
+    /// Measured interval since the previous tick (s).
+    pub dt_s: f32,
+    /// A tick was missed, or the interval is > 1.5 s.
+    pub gap: bool,
+    /// Time spent reading all sources (µs).
+    pub collect_us: u32,
+    /// How late the tick started vs. its grid instant (µs).
+    pub lateness_us: u32,
+    /// Host context columns (`Catalogue::host_column_names()` order, NaN = null).
+    pub host: Vec<f32>,
+    pub rows: Vec<TenantRow>,
+}
+
+/// One tenant at one tick.
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub tenant: String,
+    /// `feature_names()` order, NaN = null.
+    pub features: Vec<f32>,
+    pub n_neighbours: u32,
+    /// First row of the tenant, or a tick gap.
+    pub gap: bool,
+    /// This tenant's measured interval (s).
+    pub dt_s: f32,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct AgentSummary {
+    pub ticks: u64,
+    pub rows: u64,
+    /// Ticks skipped because the previous one ran late.
+    pub missed_ticks: u64,
+    /// Ticks not written because the writer queue was full.
+    pub dropped_ticks: u64,
+    /// Closed segments.
+    pub segments: Vec<PathBuf>,
+    pub max_tenants: usize,
+    pub collect_us_p50: u32,
+    pub collect_us_p99: u32,
+    pub lateness_us_p99: u32,
+    pub availability: BTreeMap<String, bool>,
+}
+
+struct TenantState {
+    reader: TenantReader,
+    cur: Vec<f64>,
+    prev: Vec<f64>,
+    prev_t: Option<Instant>,
+}
+
+/// The agent.
+pub struct Agent {
+    cfg: AgentConfig,
+    cat: &'static Catalogue,
+    specs: Vec<Spec>,
+    host_specs: Vec<Spec>,
+    hier: Vec<Hierarchy>,
+    probe: PerfProbe,
+    cpus: Vec<usize>,
+    host: HostReader,
+    tx: broadcast::Sender<Arc<Tick>>,
+    latest: Arc<Mutex<Option<Arc<Tick>>>>,
+    availability: BTreeMap<String, bool>,
+}
+
+fn now_wall_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// `YYYY-MM-DD` (UTC) of a timestamp.
+pub fn utc_date(ts_ns: i64) -> String {
+    let days = ts_ns.div_euclid(86_400_000_000_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn p(values: &VecDeque<u32>, q: f64) -> u32 {
+    if values.is_empty() {
+        return 0;
+    }
+    let mut v: Vec<u32> = values.iter().copied().collect();
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+impl Agent {
+    pub fn new(cfg: AgentConfig) -> Result<Agent, CollectError> {
+        let cat = Catalogue::builtin();
+        let specs = specs::tenant_specs(cat).map_err(CollectError::Unmapped)?;
+        let host_specs = specs::host_specs(cat).map_err(CollectError::Unmapped)?;
+        if cfg.tenant_globs.is_empty() {
+            return Err(CollectError::Config("no tenant glob given".into()));
+        }
+        for g in &cfg.tenant_globs {
+            glob::Pattern::new(g)
+                .map_err(|e| CollectError::Config(format!("bad tenant glob `{g}`: {e}")))?;
+        }
+        if cfg.segment < Duration::from_secs(1) {
+            return Err(CollectError::Config(format!(
+                "segment length {:?} is shorter than one tick (1 s)",
+                cfg.segment
+            )));
+        }
+        if !cfg.cgroup_root.is_dir() {
+            return Err(CollectError::Config(format!(
+                "cgroup root {} is not a directory",
+                cfg.cgroup_root.display()
+            )));
+        }
+        let hier = tenant::hierarchies(&cfg.cgroup_root);
+        if hier.is_empty() {
+            return Err(CollectError::Config(format!(
+                "no cgroup hierarchy (v2 or v1 cpu/cpuacct/memory/blkio/pids) under {}",
+                cfg.cgroup_root.display()
+            )));
+        }
+        if let Some(out) = &cfg.out_dir {
+            std::fs::create_dir_all(out).map_err(|source| CollectError::Io {
+                path: out.clone(),
+                source,
+            })?;
+        }
+        let probe = if cfg.perf {
+            perf::probe()
+        } else {
+            PerfProbe {
+                software: false,
+                hardware: false,
+            }
+        };
+        let host = HostReader::open(&cfg.proc_root, Path::new("/sys/block"));
+        let mut availability = BTreeMap::new();
+        for k in ["v2", "cpu", "cpuacct", "memory", "blkio", "pids"] {
+            let name = if k == "v2" {
+                "cgroup2".to_string()
+            } else {
+                format!("cgroup1.{k}")
+            };
+            availability.insert(name, hier.iter().any(|h| h.kind == k));
+        }
+        availability.insert("psi".into(), host.has_psi());
+        availability.insert(
+            "proc.schedstat".into(),
+            cfg.proc_root.join("self/schedstat").exists(),
+        );
+        availability.insert("perf.sw".into(), probe.software);
+        availability.insert("perf.hw".into(), probe.hardware);
+        availability.insert("perf.topdown".into(), false);
+        tracing::info!(?availability, "collector sources");
+        let (tx, _) = broadcast::channel(64);
+        Ok(Agent {
+            cfg,
+            cat,
+            specs,
+            host_specs,
+            hier,
+            probe,
+            cpus: perf::online_cpus(),
+            host,
+            tx,
+            latest: Arc::new(Mutex::new(None)),
+            availability,
+        })
+    }
+
+    /// Every tick, for live consumers (a slow receiver sees `Lagged`, the agent never waits).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Tick>> {
+        self.tx.subscribe()
+    }
+
+    /// Source → available, as written into every segment's footer.
+    pub fn availability(&self) -> &BTreeMap<String, bool> {
+        &self.availability
+    }
+
+    /// The latest tick (what `/metrics` shows).
+    pub fn latest(&self) -> Arc<Mutex<Option<Arc<Tick>>>> {
+        self.latest.clone()
+    }
+
+    /// Runs until `shutdown` resolves or `duration` has elapsed; closes the open segment.
+    pub async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<AgentSummary, CollectError> {
+        if let Some(addr) = self.cfg.listen {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| CollectError::Listen { addr, source })?;
+            tokio::spawn(crate::prom::serve(l, self.latest.clone()));
+        }
+        // Writer thread: one, for the agent's life, behind a bounded queue.
+        let writer = match &self.cfg.out_dir {
+            Some(out) => {
+                let (wtx, wrx) = mpsc::sync_channel::<Arc<Tick>>(32);
+                let ctx = WriterCtx {
+                    out: out.clone(),
+                    partition: self.cfg.partition.clone(),
+                    segment_ns: self.cfg.segment.as_nanos() as i64,
+                    row_group_rows: self.cfg.row_group_rows,
+                    meta: SegmentMeta::new(self.cat, self.availability.clone()),
+                    host: hostname(),
+                };
+                let h = std::thread::Builder::new()
+                    .name("cf-writer".into())
+                    .spawn(move || writer_loop(wrx, ctx))
+                    .map_err(|source| CollectError::Io {
+                        path: out.clone(),
+                        source,
+                    })?;
+                Some((wtx, h))
+            }
+            None => None,
+        };
+
+        // Clock anchor: wall₀ + monotonic elapsed gives strictly increasing stamps.
+        let mono0 = Instant::now();
+        let wall0 = now_wall_ns();
+        let to_next = 1_000_000_000 - wall0.rem_euclid(1_000_000_000);
+        let start = mono0 + Duration::from_nanos(to_next as u64);
+        let mut iv = interval_at(start, Duration::from_secs(1));
+        iv.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let deadline = self.cfg.duration.map(|d| start + d);
+
+        let mut states: HashMap<String, TenantState> = HashMap::new();
+        let mut host_prev: Option<(HostRaw, Instant)> = None;
+        let mut summary = AgentSummary {
+            availability: self.availability.clone(),
+            ..Default::default()
+        };
+        let mut collect_hist: VecDeque<u32> = VecDeque::new();
+        let mut late_hist: VecDeque<u32> = VecDeque::new();
+        let mut last_sched: Option<Instant> = None;
+        let mut last_t: Option<Instant> = None;
+        let mut seq: u32 = 0;
+        let nm = self.cat.n_metrics();
+        tokio::pin!(shutdown);
+
+        loop {
+            let sched = tokio::select! {
+                _ = &mut shutdown => break,
+                t = iv.tick() => t,
+            };
+            if deadline.is_some_and(|d| sched >= d) {
+                break;
+            }
+            let t0 = Instant::now();
+            let lateness = t0.saturating_duration_since(sched);
+            let missed = last_sched.map_or(0, |l| {
+                let d = sched.saturating_duration_since(l).as_millis() as u64;
+                d.saturating_sub(500) / 1000
+            });
+            summary.missed_ticks += missed;
+            last_sched = Some(sched);
+            let tick_dt = last_t.map(|l| t0.saturating_duration_since(l).as_secs_f64());
+            last_t = Some(t0);
+            let tick_gap = missed > 0 || tick_dt.is_none_or(|d| d > 1.5);
+
+            // Discovery: tenants may appear or vanish at any second.
+            let found = tenant::discover(&self.hier, &self.cfg.tenant_globs);
+            states.retain(|name, _| found.contains_key(name));
+            for (name, dirs) in found {
+                if states.contains_key(&name) {
+                    continue;
+                }
+                let perf = dirs
+                    .get("v2")
+                    .and_then(|d| TenantPerf::open(d, self.probe, &self.cpus));
+                tracing::info!(tenant = %name, hierarchies = ?dirs.keys().collect::<Vec<_>>(), perf = perf.is_some(), "tenant appeared");
+                states.insert(
+                    name.clone(),
+                    TenantState {
+                        reader: TenantReader::open(&name, dirs, perf),
+                        cur: vec![f64::NAN; N_RAW],
+                        prev: vec![f64::NAN; N_RAW],
+                        prev_t: None,
+                    },
+                );
+            }
+
+            // Read phase: host, then every tenant, back to back.
+            let hraw = self.host.read();
+            let mut names: Vec<String> = states.keys().cloned().collect();
+            names.sort();
+            let mut own: Vec<(String, Vec<f32>, bool, f32)> = Vec::with_capacity(names.len());
+            let mut vanished = Vec::new();
+            for name in &names {
+                let Some(st) = states.get_mut(name) else {
+                    continue;
+                };
+                st.reader.read(&mut st.cur);
+                if !st.reader.alive {
+                    vanished.push(name.clone());
+                    continue;
+                }
+                let dt = st
+                    .prev_t
+                    .map_or(0.0, |p| t0.saturating_duration_since(p).as_secs_f64());
+                let prev = st.prev_t.map(|_| st.prev.as_slice());
+                let mut f = vec![f32::NAN; 2 * nm];
+                for (j, &s) in self.specs.iter().enumerate() {
+                    f[j] = specs::eval(s, prev, &st.cur, dt);
+                }
+                let gap = tick_gap || st.prev_t.is_none() || dt > 1.5;
+                own.push((name.clone(), f, gap, dt as f32));
+                std::mem::swap(&mut st.cur, &mut st.prev);
+                st.prev_t = Some(t0);
+            }
+            for v in vanished {
+                tracing::info!(tenant = %v, "tenant vanished");
+                states.remove(&v);
+            }
+            let host_dt = host_prev
+                .as_ref()
+                .map_or(0.0, |(_, t)| t0.saturating_duration_since(*t).as_secs_f64());
+            let host_vals = host::host_values(
+                &self.host_specs,
+                host_prev.as_ref().map(|(h, _)| h),
+                &hraw,
+                host_dt,
+            );
+            host_prev = Some((hraw, t0));
+            let collect_us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
+
+            // Neighbour means: for each metric, the mean over the other tenants with a value.
+            let mut sum = vec![0f64; nm];
+            let mut cnt = vec![0u32; nm];
+            for (_, f, _, _) in &own {
+                for ((s, c), &x) in sum.iter_mut().zip(cnt.iter_mut()).zip(&f[..nm]) {
+                    if !x.is_nan() {
+                        *s += x as f64;
+                        *c += 1;
+                    }
+                }
+            }
+            let n_t = own.len() as u32;
+            let rows: Vec<TenantRow> = own
+                .into_iter()
+                .map(|(tenant, mut f, gap, dt)| {
+                    let (o, nb) = f.split_at_mut(nm);
+                    for (((n, &x), &s), &c) in nb.iter_mut().zip(o.iter()).zip(&sum).zip(&cnt) {
+                        let (mut s, mut c) = (s, c);
+                        if !x.is_nan() {
+                            s -= x as f64;
+                            c -= 1;
+                        }
+                        *n = if c > 0 {
+                            (s / c as f64) as f32
+                        } else {
+                            f32::NAN
+                        };
+                    }
+                    TenantRow {
+                        tenant,
+                        features: f,
+                        n_neighbours: n_t.saturating_sub(1),
+                        gap,
+                        dt_s: dt,
+                    }
+                })
+                .collect();
+
+            let ts_ns = wall0 + t0.saturating_duration_since(mono0).as_nanos() as i64;
+            let lateness_us = lateness.as_micros().min(u32::MAX as u128) as u32;
+            if collect_us > 100_000 {
+                tracing::warn!(collect_us, "slow collection");
+            }
+            summary.ticks += 1;
+            summary.rows += rows.len() as u64;
+            summary.max_tenants = summary.max_tenants.max(rows.len());
+            for (h, v) in [
+                (&mut collect_hist, collect_us),
+                (&mut late_hist, lateness_us),
+            ] {
+                if h.len() == 3600 {
+                    h.pop_front();
+                }
+                h.push_back(v);
+            }
+            let tick = Arc::new(Tick {
+                ts_ns,
+                seq,
+                dt_s: tick_dt.unwrap_or(0.0) as f32,
+                gap: tick_gap,
+                collect_us,
+                lateness_us,
+                host: host_vals,
+                rows,
+            });
+            seq = seq.wrapping_add(1);
+            if let Ok(mut l) = self.latest.lock() {
+                *l = Some(tick.clone());
+            }
+            let _ = self.tx.send(tick.clone());
+            if let Some((wtx, _)) = &writer {
+                if !tick.rows.is_empty() {
+                    match wtx.try_send(tick) {
+                        Ok(()) => {}
+                        Err(mpsc::TrySendError::Full(_)) => {
+                            summary.dropped_ticks += 1;
+                            tracing::warn!("segment writer is behind: tick dropped");
+                        }
+                        Err(mpsc::TrySendError::Disconnected(_)) => {
+                            tracing::error!("segment writer stopped");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+
+        summary.collect_us_p50 = p(&collect_hist, 0.5);
+        summary.collect_us_p99 = p(&collect_hist, 0.99);
+        summary.lateness_us_p99 = p(&late_hist, 0.99);
+        if let Some((wtx, h)) = writer {
+            drop(wtx);
+            let r = tokio::task::spawn_blocking(move || h.join())
+                .await
+                .map_err(|_| CollectError::WriterPanic)?
+                .map_err(|_| CollectError::WriterPanic)?;
+            summary.segments = r?;
+        }
+        Ok(summary)
+    }
+}
+
+struct WriterCtx {
+    out: PathBuf,
+    partition: Vec<(String, String)>,
+    segment_ns: i64,
+    row_group_rows: usize,
+    meta: SegmentMeta,
+    host: String,
+}
+
+fn writer_loop(
+    rx: mpsc::Receiver<Arc<Tick>>,
+    ctx: WriterCtx,
+) -> Result<Vec<PathBuf>, SamplesError> {
+    let cat = Catalogue::builtin();
+    let mut cur: Option<(SegmentWriter, i64, PathBuf)> = None;
+    let mut closed = Vec::new();
+    let pid = std::process::id();
+    while let Ok(tick) = rx.recv() {
+        let dir = if ctx.partition.is_empty() {
+            samples::hive_dir(
+                &ctx.out,
+                &[
+                    ("host".to_string(), ctx.host.clone()),
+                    ("date".to_string(), utc_date(tick.ts_ns)),
+                ],
+            )
+        } else {
+            samples::hive_dir(&ctx.out, &ctx.partition)
+        };
+        let rotate = match &cur {
+            None => true,
+            Some((_, start, d)) => tick.ts_ns - start >= ctx.segment_ns || *d != dir,
+        };
+        if rotate {
+            if let Some((w, _, _)) = cur.take() {
+                closed.push(w.close()?);
+            }
+            let path = dir.join(samples::segment_file_name(tick.ts_ns, pid));
+            let w = SegmentWriter::create(&path, cat, &ctx.meta)?
+                .with_row_group_rows(ctx.row_group_rows);
+            cur = Some((w, tick.ts_ns, dir));
+        }
+        if let Some((w, _, _)) = cur.as_mut() {
+            for r in &tick.rows {
+                w.push(&SampleRow {
+                    ts_ns: tick.ts_ns,
+                    seq: tick.seq,
+                    tenant: r.tenant.clone(),
+                    n_neighbours: r.n_neighbours,
+                    dt_s: r.dt_s,
+                    gap: r.gap,
+                    collect_us: tick.collect_us,
+                    lateness_us: tick.lateness_us,
+                    features: r.features.clone(),
+                    host: tick.host.clone(),
+                })?;
+            }
+        }
+    }
+    if let Some((w, _, _)) = cur.take() {
+        closed.push(w.close()?);
+    }
+    Ok(closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        // 2026-11-28T09:00:00Z
+        assert_eq!(utc_date(1_795_856_400_000_000_000), "2026-11-28");
+        assert_eq!(utc_date(951_782_400_000_000_000), "2000-02-29");
+    }
+}

@@ -1,0 +1,371 @@
+//! Parser and reader tests on fixture files copied from this VM's real cgroup v1 and v2 groups
+//! and /proc (see tests/fixtures/README.md), arranged into fake cgroup/proc trees.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use collector::host::{host_values, HostReader};
+use collector::parse;
+use collector::specs::{self, hraw, raw::*};
+use collector::tenant::{self, TenantReader};
+use dataset::catalogue::Catalogue;
+
+fn fx(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn copy(src: &str, dst: &Path) {
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    std::fs::copy(fx(src), dst).unwrap_or_else(|e| panic!("copy {src}: {e}"));
+}
+
+/// A hybrid layout: v2 at root/unified (tenant t/a with controllers), v1 cpu/cpuacct/memory/
+/// blkio/pids (tenant t/b). Both list this test process as their member.
+fn fake_root() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    std::fs::create_dir_all(r.join("unified")).unwrap();
+    std::fs::write(r.join("unified/cgroup.controllers"), "").unwrap();
+    for c in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
+        std::fs::create_dir_all(r.join(c)).unwrap();
+        std::fs::write(r.join(c).join("cgroup.procs"), "").unwrap();
+    }
+    let me = format!("{}\n", std::process::id());
+    let a = r.join("unified/t/a");
+    for f in [
+        "cpu.stat",
+        "memory.stat",
+        "memory.current",
+        "memory.max",
+        "memory.swap.current",
+        "memory.events",
+        "io.stat",
+        "pids.current",
+        "cpu.pressure",
+        "memory.pressure",
+        "io.pressure",
+        "cgroup.threads",
+    ] {
+        copy(&format!("v2-controllers/{f}"), &a.join(f));
+    }
+    std::fs::write(a.join("cgroup.procs"), &me).unwrap();
+    let b = |c: &str| r.join(c).join("t/b");
+    copy("v1/cpu.stat", &b("cpu").join("cpu.stat"));
+    copy("v1/cpuacct.usage", &b("cpuacct").join("cpuacct.usage"));
+    copy("v1/cpuacct.stat", &b("cpuacct").join("cpuacct.stat"));
+    for f in [
+        "memory.usage_in_bytes",
+        "memory.stat",
+        "memory.limit_in_bytes",
+        "memory.failcnt",
+        "memory.oom_control",
+    ] {
+        copy(&format!("v1/{f}"), &b("memory").join(f));
+    }
+    copy(
+        "v1/blkio.throttle.io_service_bytes.busy",
+        &b("blkio").join("blkio.throttle.io_service_bytes"),
+    );
+    copy(
+        "v1/blkio.throttle.io_serviced",
+        &b("blkio").join("blkio.throttle.io_serviced"),
+    );
+    copy("v1/pids.current", &b("pids").join("pids.current"));
+    for c in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
+        std::fs::write(b(c).join("cgroup.procs"), &me).unwrap();
+    }
+    // Not a tenant: outside the glob.
+    std::fs::create_dir_all(r.join("unified/other/x")).unwrap();
+    d
+}
+
+fn reader(root: &Path, name: &str) -> TenantReader {
+    let h = tenant::hierarchies(root);
+    let found = tenant::discover(&h, &["t/*".to_string()]);
+    let dirs = found.get(name).cloned().expect("tenant discovered");
+    TenantReader::open(name, dirs, None)
+}
+
+#[test]
+fn discovery_over_v1_and_v2_by_glob() {
+    let d = fake_root();
+    let h = tenant::hierarchies(d.path());
+    let kinds: Vec<&str> = h.iter().map(|h| h.kind.as_str()).collect();
+    assert_eq!(kinds, ["v2", "cpu", "cpuacct", "memory", "blkio", "pids"]);
+    let found = tenant::discover(&h, &["t/*".to_string()]);
+    assert_eq!(found.keys().collect::<Vec<_>>(), ["t/a", "t/b"]);
+    assert_eq!(found["t/a"].keys().collect::<Vec<_>>(), ["v2"]);
+    assert_eq!(
+        found["t/b"].keys().collect::<Vec<_>>(),
+        ["blkio", "cpu", "cpuacct", "memory", "pids"]
+    );
+    // A tenant appears: next discovery sees it.
+    std::fs::create_dir_all(d.path().join("unified/t/c")).unwrap();
+    let found = tenant::discover(&h, &["t/*".to_string(), "/other/*".to_string()]);
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        ["other/x", "t/a", "t/b", "t/c"]
+    );
+    // Pure v2 root.
+    let v2 = tempfile::tempdir().unwrap();
+    std::fs::write(v2.path().join("cgroup.controllers"), "cpu memory").unwrap();
+    let h = tenant::hierarchies(v2.path());
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].path, v2.path());
+}
+
+#[test]
+fn v2_group_with_controllers() {
+    let d = fake_root();
+    let mut r = reader(d.path(), "t/a");
+    let mut raw = vec![0.0; N_RAW];
+    r.read(&mut raw);
+    assert!(r.alive);
+    assert_eq!(raw[CPU_USAGE_NS], 2_500_000_000.0);
+    assert_eq!(raw[CPU_USER_NS], 2_000_000_000.0);
+    assert_eq!(raw[CPU_NR_THROTTLED], 30.0);
+    assert_eq!(raw[CPU_THROTTLED_NS], 400_000_000.0);
+    assert_eq!(raw[CPU_PSI_SOME_US], 203058.0);
+    assert_eq!(raw[CPU_PSI_FULL_US], 202865.0);
+    assert!((raw[CPU_PSI_SOME_AVG10] - 1.81).abs() < 1e-9);
+    assert_eq!(raw[MEM_CURRENT], 157286400.0);
+    assert_eq!(raw[MEM_ANON], 104857600.0);
+    assert_eq!(raw[MEM_SLAB], 1572864.0);
+    assert_eq!(raw[MEM_WS_REFAULT], 12.0);
+    assert_eq!(raw[MEM_WS_RESTORE], 3.0);
+    assert_eq!(raw[MEM_PGMAJFAULT], 12.0);
+    assert_eq!(raw[MEM_EV_HIGH], 2.0);
+    assert!(raw[MEM_LIMIT].is_nan(), "memory.max = max is no limit");
+    assert!(raw[MEM_PGPGIN].is_nan(), "v1-only field");
+    assert_eq!(raw[IO_RBYTES], 2097152.0);
+    assert_eq!(raw[IO_WIOS], 20.0);
+    assert_eq!(raw[IO_DBYTES], 4096.0);
+    assert_eq!(raw[PIDS_CURRENT], 3.0);
+    assert_eq!(raw[PIDS_THREADS], 3.0);
+    // This test process, read from the real /proc.
+    assert_eq!(raw[P_COUNT], 1.0);
+    assert!(raw[P_THREADS] >= 1.0);
+    assert!(raw[P_RSS] > 0.0);
+    // Counters accumulate from 0 at the tenant's first reading.
+    assert_eq!(raw[P_UTIME], 0.0);
+    // Perf not opened, host netns: null, never 0.
+    assert!(raw[PERF_TASK_CLOCK].is_nan());
+    assert!(raw[PERF_CYCLES].is_nan());
+    assert!(raw[NET_RX_BYTES].is_nan());
+}
+
+#[test]
+fn v1_group() {
+    let d = fake_root();
+    let mut r = reader(d.path(), "t/b");
+    let mut raw = vec![0.0; N_RAW];
+    r.read(&mut raw);
+    assert_eq!(raw[CPU_USAGE_NS], 465010051.0);
+    // cpuacct.stat is in USER_HZ ticks (100 Hz here).
+    assert!((raw[CPU_USER_NS] - 45.0 * 1e7).abs() < 1.0);
+    assert_eq!(raw[CPU_NR_PERIODS], 0.0);
+    assert!(raw[CPU_PSI_SOME_US].is_nan(), "no PSI in v1");
+    assert_eq!(raw[MEM_CURRENT], 393216.0);
+    assert_eq!(raw[MEM_ANON], 114688.0);
+    assert_eq!(raw[MEM_FILE], 94208.0);
+    assert_eq!(raw[MEM_PGFAULT], 410.0);
+    assert_eq!(raw[MEM_PGPGIN], 339.0);
+    assert_eq!(raw[MEM_WS_REFAULT], 1.0);
+    assert!(raw[MEM_LIMIT].is_nan(), "unlimited v1 limit is null");
+    assert_eq!(raw[MEM_EV_OOM_KILL], 0.0);
+    assert_eq!(raw[IO_RBYTES], 4196.0);
+    assert_eq!(raw[IO_WBYTES], 8192.0);
+    assert_eq!(raw[IO_RIOS], 0.0);
+    assert_eq!(raw[PIDS_CURRENT], 2.0);
+}
+
+#[test]
+fn cpu_pressure_without_full_gives_null_not_zero() {
+    let p = parse::parse_pressure(&std::fs::read(fx("old-kernel/cpu.pressure")).unwrap());
+    assert_eq!(p.some_total, Some(123456));
+    assert_eq!(p.full_total, None);
+    let p = parse::parse_pressure(&std::fs::read(fx("v2/cpu.pressure")).unwrap());
+    assert_eq!(p.full_total, Some(202865));
+
+    let d = fake_root();
+    let f = d.path().join("unified/t/a/cpu.pressure");
+    std::fs::copy(fx("old-kernel/cpu.pressure"), &f).unwrap();
+    let mut r = reader(d.path(), "t/a");
+    let mut prev = vec![0.0; N_RAW];
+    let mut cur = vec![0.0; N_RAW];
+    r.read(&mut prev);
+    std::fs::write(&f, "some avg10=0.50 avg60=0.20 avg300=0.05 total=623456\n").unwrap();
+    r.read(&mut cur);
+    let some = specs::tenant_spec("cpu.psi_some_pct").unwrap();
+    let full = specs::tenant_spec("cpu.psi_full_pct").unwrap();
+    // 500 ms of stall in 1 s = 50 %.
+    assert!((specs::eval(some, Some(&prev), &cur, 1.0) - 50.0).abs() < 1e-3);
+    assert!(specs::eval(full, Some(&prev), &cur, 1.0).is_nan());
+}
+
+#[test]
+fn missing_files_give_nulls() {
+    let d = fake_root();
+    let dir = d.path().join("unified/t/empty");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cgroup.procs"), "").unwrap();
+    let mut r = reader(d.path(), "t/empty");
+    let mut raw = vec![0.0; N_RAW];
+    r.read(&mut raw);
+    assert!(r.alive);
+    for i in [
+        CPU_USAGE_NS,
+        MEM_CURRENT,
+        MEM_ANON,
+        IO_RBYTES,
+        CPU_PSI_SOME_US,
+    ] {
+        assert!(raw[i].is_nan(), "raw {i} should be null");
+    }
+    assert_eq!(raw[P_COUNT], 0.0);
+    assert_eq!(
+        raw[PIDS_CURRENT], 0.0,
+        "falls back to counting cgroup.procs"
+    );
+    let cat = Catalogue::builtin();
+    let sp = specs::tenant_specs(cat).unwrap();
+    let f: Vec<f32> = sp
+        .iter()
+        .map(|&s| specs::eval(s, Some(&raw), &raw, 1.0))
+        .collect();
+    let i = cat.index_of("mem.current_bytes").unwrap();
+    assert!(f[i].is_nan());
+}
+
+#[test]
+fn counter_going_backwards_is_null_then_recovers() {
+    let d = fake_root();
+    let f = d.path().join("unified/t/a/cpu.stat");
+    let mut r = reader(d.path(), "t/a");
+    let s = specs::tenant_spec("cpu.usage_pct").unwrap();
+    let mut a = vec![0.0; N_RAW];
+    let mut b = vec![0.0; N_RAW];
+    let mut c = vec![0.0; N_RAW];
+    r.read(&mut a);
+    std::fs::write(&f, "usage_usec 1000\nuser_usec 500\nsystem_usec 500\n").unwrap();
+    r.read(&mut b);
+    assert!(
+        specs::eval(s, Some(&a), &b, 1.0).is_nan(),
+        "reset → null, no spike"
+    );
+    std::fs::write(&f, "usage_usec 501000\nuser_usec 500\nsystem_usec 500\n").unwrap();
+    r.read(&mut c);
+    let v = specs::eval(s, Some(&b), &c, 2.0);
+    assert!((v - 25.0).abs() < 1e-3, "{v}");
+}
+
+#[test]
+fn proc_pid_files() {
+    let st = parse::parse_pid_stat(&std::fs::read(fx("proc/pid/stat")).unwrap()).unwrap();
+    assert_eq!(st.state, b'S');
+    assert_eq!((st.minflt, st.majflt, st.utime, st.stime), (140, 0, 45, 0));
+    assert_eq!((st.num_threads, st.rss, st.vsize), (1, 403, 2654208));
+    let ss = parse::parse_schedstat(&std::fs::read(fx("proc/pid/schedstat")).unwrap());
+    assert_eq!(ss, Some((456185812, 205129092, 71)));
+    let status = std::fs::read(fx("proc/pid/status")).unwrap();
+    assert!(parse::keyed(&status, "voluntary_ctxt_switches").is_some());
+    assert_eq!(parse::keyed(&status, "Threads"), Some(1));
+    let io = std::fs::read(fx("proc/pid/io")).unwrap();
+    assert_eq!(parse::keyed(&io, "wchar"), Some(20971650));
+    assert_eq!(parse::keyed(&io, "write_bytes"), Some(20979712));
+    let n = parse::parse_net_dev(&std::fs::read(fx("proc/pid/net_dev")).unwrap());
+    assert_eq!(n.rx_bytes, 137249345);
+    assert_eq!(n.tx_packets, 4368);
+    assert_eq!(n.n_ifaces, 3, "lo excluded");
+}
+
+#[test]
+fn host_context_from_fixtures() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    for (src, dst) in [
+        ("host/stat", "stat"),
+        ("host/meminfo", "meminfo"),
+        ("host/vmstat", "vmstat"),
+        ("host/diskstats", "diskstats"),
+        ("host/net_dev", "net/dev"),
+        ("host/pressure_cpu", "pressure/cpu"),
+        ("host/pressure_memory", "pressure/memory"),
+        ("host/pressure_io", "pressure/io"),
+    ] {
+        copy(src, &p.join(dst));
+    }
+    let stat = std::fs::read(p.join("stat")).unwrap();
+    let s = parse::parse_proc_stat(&stat);
+    assert!(s.cpu[3] > 0, "idle jiffies");
+    assert!(s.ctxt.is_some() && s.procs_running.is_some());
+    let mut h = HostReader::open(p, Path::new("/sys/block"));
+    assert!(h.has_psi());
+    let a = h.read();
+    assert!(a.v[hraw::MEM_TOTAL] > 0.0);
+    assert!(a.v[hraw::PSI_CPU_SOME] >= 0.0);
+    let cat = Catalogue::builtin();
+    let sp = specs::host_specs(cat).unwrap();
+    let first = host_values(&sp, None, &a, 0.0);
+    let names = cat.host_column_names();
+    let col = |n: &str| names.iter().position(|x| x == n).unwrap();
+    assert!(
+        first[col("host.cpu.steal_pct")].is_nan(),
+        "first row: null rates"
+    );
+    assert!(first[col("host.mem.total_bytes")] > 0.0);
+    // Advance the cpu line: 50 user + 50 steal jiffies of 200 total.
+    let text = String::from_utf8(stat).unwrap();
+    let line = text.lines().next().unwrap();
+    let mut f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    f[0] += 50;
+    f[3] += 100;
+    f[7] += 50;
+    let new_line = format!(
+        "cpu  {}",
+        f.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    std::fs::write(p.join("stat"), text.replacen(line, &new_line, 1)).unwrap();
+    let b = h.read();
+    let v = host_values(&sp, Some(&a), &b, 1.0);
+    assert!((v[col("host.cpu.steal_pct")] - 25.0).abs() < 1e-3);
+    assert!((v[col("host.cpu.idle_pct")] - 50.0).abs() < 1e-3);
+    assert_eq!(v[col("host.cpu.ctxt_per_s")], 0.0);
+}
+
+/// A real cgroup that is removed while its reader is open: the next read reports it gone.
+#[test]
+fn tenant_that_disappears() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP tenant_that_disappears: needs root to create cgroups");
+        return;
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let h = tenant::hierarchies(root);
+    let Some(hier) = h.first() else {
+        eprintln!("SKIP tenant_that_disappears: no cgroup hierarchy under /sys/fs/cgroup");
+        return;
+    };
+    let name = format!("cf-test-vanish-{}", std::process::id());
+    let dir = hier.path.join(&name);
+    std::fs::create_dir(&dir).unwrap();
+    let found = tenant::discover(&h, std::slice::from_ref(&name));
+    let dirs: BTreeMap<String, PathBuf> = found.get(&name).cloned().unwrap();
+    let mut r = TenantReader::open(&name, dirs, None);
+    let mut raw = vec![0.0; N_RAW];
+    r.read(&mut raw);
+    assert!(r.alive);
+    std::fs::remove_dir(&dir).unwrap();
+    r.read(&mut raw);
+    assert!(!r.alive, "a removed cgroup must read as gone");
+    assert!(tenant::discover(&h, &[name]).is_empty());
+}
