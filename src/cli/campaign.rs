@@ -1,11 +1,97 @@
-//! `cloudformer campaign …` (not implemented yet).
+//! `cloudformer campaign run|status|check`: real applications as tenants, labelled runs.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use collector::campaign::{self, Plan};
 
 #[derive(clap::Subcommand)]
 pub enum CampaignCmd {
-    /// Not implemented yet.
-    Todo,
+    /// Run (or resume) a campaign: baselines, co-located runs, labels, sample files
+    Run {
+        /// The plan (TOML), e.g. campaigns/default.toml
+        #[arg(long)]
+        plan: PathBuf,
+        /// Output directory (runs.parquet, samples/, logs/, plan.toml); rerun to resume
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the cgroup hierarchies are mounted
+        #[arg(long, default_value = "/sys/fs/cgroup")]
+        cgroup_root: PathBuf,
+    },
+    /// Show how far a campaign directory is
+    Status {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Validate a plan (applications, binaries, regexes, limits) without running anything
+    Check {
+        #[arg(long)]
+        plan: PathBuf,
+    },
 }
 
-pub fn run(_cmd: CampaignCmd, _ctx: &super::Ctx) -> anyhow::Result<()> {
-    anyhow::bail!("`cloudformer campaign` is not implemented yet")
+pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
+    match cmd {
+        CampaignCmd::Run {
+            plan,
+            out,
+            cgroup_root,
+        } => {
+            let plan = Plan::load(&plan)?;
+            let s = campaign::run_campaign(
+                &plan,
+                &campaign::Options {
+                    out: out.clone(),
+                    quiet: ctx.quiet,
+                    cgroup_root,
+                },
+            );
+            let s = match s {
+                Err(campaign::CampaignError::Interrupted) => {
+                    eprintln!("interrupted: rerun the same command to resume");
+                    std::process::exit(130);
+                }
+                other => other.with_context(|| format!("campaign into {}", out.display()))?,
+            };
+            if !ctx.quiet {
+                println!(
+                    "co-located runs: {} done now, {} before, {} in the plan; baseline groups now: {}; baselines retaken for foreign load: {}; failed tenant-runs: {}",
+                    s.colocated_done_now,
+                    s.colocated_done_before,
+                    s.colocated_total,
+                    s.baseline_groups_now,
+                    s.baselines_retaken,
+                    s.failed_tenant_runs
+                );
+            }
+            Ok(())
+        }
+        CampaignCmd::Status { out } => {
+            let s = campaign::status(&out)
+                .with_context(|| format!("campaign status of {}", out.display()))?;
+            println!(
+                "co-located runs: {}/{} done; tenant-runs: {} ({} baselines), {} labelled, {} failed",
+                s.colocated_done,
+                s.colocated_total,
+                s.tenant_rows,
+                s.baseline_rows,
+                s.labelled_rows,
+                s.failed_rows
+            );
+            Ok(())
+        }
+        CampaignCmd::Check { plan } => {
+            let p = Plan::load(&plan)?;
+            println!(
+                "{}: ok ({} applications, {} co-located runs, {} s runs, {} repeats)",
+                plan.display(),
+                p.apps.len(),
+                p.colocated_runs,
+                p.run_seconds,
+                p.repeats
+            );
+            Ok(())
+        }
+    }
 }

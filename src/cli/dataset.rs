@@ -1,11 +1,90 @@
-//! `cloudformer dataset …` (not implemented yet).
+//! `cloudformer dataset summary DIR`: per-application counts, P distribution, label noise.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use dataset::runs::{self, RunRecord, STATUS_OK};
 
 #[derive(clap::Subcommand)]
 pub enum DatasetCmd {
-    /// Not implemented yet.
-    Todo,
+    /// Per-application counts, P distribution and label noise of a campaign directory
+    Summary {
+        /// Campaign directory (holding runs.parquet)
+        dir: PathBuf,
+    },
 }
 
-pub fn run(_cmd: DatasetCmd, _ctx: &super::Ctx) -> anyhow::Result<()> {
-    anyhow::bail!("`cloudformer dataset` is not implemented yet")
+fn quantile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+pub fn run(cmd: DatasetCmd, _ctx: &super::Ctx) -> anyhow::Result<()> {
+    match cmd {
+        DatasetCmd::Summary { dir } => {
+            let path = runs::runs_path(&dir);
+            let rows = runs::read_runs(&path)
+                .with_context(|| format!("reading the runs table of {}", dir.display()))?;
+            print!("{}", summary(&rows));
+            Ok(())
+        }
+    }
+}
+
+/// The summary text.
+pub fn summary(rows: &[RunRecord]) -> String {
+    let mut by_app: BTreeMap<&str, Vec<&RunRecord>> = BTreeMap::new();
+    for r in rows {
+        by_app.entry(r.app.as_str()).or_default().push(r);
+    }
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{:<16} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9}\n",
+        "app", "rows", "coloc", "base", "failed", "P min", "P p50", "P mean", "P max", "noise", "foreign%"
+    ));
+    let mut all_p = Vec::new();
+    for (app, rs) in &by_app {
+        let mut p: Vec<f64> = rs
+            .iter()
+            .filter(|r| r.kind == "colocated" && r.status == STATUS_OK && r.p.is_finite())
+            .map(|r| r.p)
+            .collect();
+        p.sort_by(|a, b| a.total_cmp(b));
+        all_p.extend_from_slice(&p);
+        let noise: Vec<f64> = rs.iter().filter(|r| r.label_noise.is_finite()).map(|r| r.label_noise).collect();
+        let foreign: Vec<f64> = rs.iter().filter(|r| r.foreign_cpu_pct.is_finite()).map(|r| r.foreign_cpu_pct).collect();
+        let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+        s.push_str(&format!(
+            "{:<16} {:>6} {:>6} {:>6} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.1}% {:>9.1}\n",
+            app,
+            rs.len(),
+            rs.iter().filter(|r| r.kind == "colocated").count(),
+            rs.iter().filter(|r| r.kind == "baseline").count(),
+            rs.iter().filter(|r| r.status != STATUS_OK).count(),
+            p.first().copied().unwrap_or(f64::NAN),
+            quantile(&p, 0.5),
+            mean(&p),
+            p.last().copied().unwrap_or(f64::NAN),
+            mean(&noise) * 100.0,
+            mean(&foreign),
+        ));
+    }
+    all_p.sort_by(|a, b| a.total_cmp(b));
+    s.push_str(&format!("labelled co-located tenant-runs: {}\nP histogram:\n", all_p.len()));
+    let edges = [0.0, 0.3, 0.5, 0.7, 0.9, 0.97, 1.0001];
+    for w in edges.windows(2) {
+        let n = all_p.iter().filter(|p| **p >= w[0] && **p < w[1]).count();
+        s.push_str(&format!(
+            "  [{:.2}, {:.2}) {:>6} {}\n",
+            w[0],
+            w[1].min(1.0),
+            n,
+            "#".repeat((n * 50).div_ceil(all_p.len().max(1)))
+        ));
+    }
+    s
 }

@@ -1,0 +1,140 @@
+//! Interrupt a real campaign (campaigns/smoke.toml) twice — SIGTERM (clean stop: its cgroups are
+//! gone at once) and SIGKILL (crash: its cgroups are removed by the next start) — then resume it:
+//! every run exactly once, no duplicate row, no sample row of a killed attempt.
+//! Skips (with a printed reason) when not root, without cgroups, or without sysbench/stress-ng.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use dataset::runs::{read_runs, runs_path};
+
+fn have(bin: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root: campaigns create cgroups".into());
+    }
+    if !Path::new("/sys/fs/cgroup/cpu/cgroup.procs").exists() {
+        return Some("no cgroup v1 cpu hierarchy".into());
+    }
+    for b in ["sysbench", "stress-ng"] {
+        if !have(b) {
+            return Some(format!("`{b}` is not installed (scripts/setup.sh)"));
+        }
+    }
+    None
+}
+
+fn start(out: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cloudformer"))
+        .args(["--quiet", "campaign", "run", "--plan"])
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/smoke.toml"))
+        .arg("--out")
+        .arg(out)
+        .spawn()
+        .unwrap()
+}
+
+fn rows(out: &Path) -> usize {
+    read_runs(&runs_path(out)).map(|r| r.len()).unwrap_or(0)
+}
+
+fn cg(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/sys/fs/cgroup/cpu/cfc-{pid}"))
+}
+
+#[test]
+fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED campaign_resume: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("camp");
+
+    // 1. SIGTERM in the middle of the first baseline: clean stop, nothing recorded, no cgroup.
+    let mut c = start(&out);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(cg(c.id()).exists(), "the campaign's cgroup should exist while it runs");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let st = c.wait().unwrap();
+    assert_eq!(st.code(), Some(130), "SIGTERM → exit 130, got {st}");
+    assert!(!cg(c.id()).exists(), "cgroup left after SIGTERM");
+    assert_eq!(rows(&out), 0, "an interrupted run must not be recorded");
+
+    // 2. Resume, SIGKILL once the first baseline group is recorded, mid-way through the next.
+    let mut c = start(&out);
+    let t0 = Instant::now();
+    while rows(&out) < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no baseline group after 120 s");
+        assert!(c.try_wait().unwrap().is_none(), "campaign ended early");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let done_before_kill = rows(&out);
+    std::thread::sleep(Duration::from_secs(6));
+    let killed_pid = c.id();
+    c.kill().unwrap();
+    c.wait().unwrap();
+    assert!(cg(killed_pid).exists(), "SIGKILL leaves the cgroup (removed at next start)");
+    let kill_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    assert_eq!(rows(&out), done_before_kill, "a killed run must not be recorded");
+
+    // 3. Resume to the end.
+    let st = start(&out).wait().unwrap();
+    assert!(st.success(), "resumed campaign failed: {st}");
+    assert!(!cg(killed_pid).exists(), "stale cgroup of the killed campaign not removed");
+
+    let rs = read_runs(&runs_path(&out)).unwrap();
+    let mut keys = HashSet::new();
+    for r in &rs {
+        assert!(keys.insert((r.run_id.clone(), r.tenant.clone())), "duplicate row {} {}", r.run_id, r.tenant);
+    }
+    let ids: HashSet<&str> = rs.iter().map(|r| r.run_id.as_str()).collect();
+    assert!(ids.contains("c00000") && ids.contains("c00001"), "{ids:?}");
+    let mut per_run: HashMap<&str, usize> = HashMap::new();
+    for r in &rs {
+        *per_run.entry(r.run_id.as_str()).or_default() += 1;
+    }
+    for (id, n) in &per_run {
+        let want = if id.starts_with('c') { 2 } else { 1 };
+        assert_eq!(*n, want, "run {id} has {n} tenant rows");
+    }
+    // Baselines: 3 per (app, cpuset) of every co-located tenant.
+    let coloc: Vec<_> = rs.iter().filter(|r| r.kind == "colocated").collect();
+    for c in &coloc {
+        let n = rs.iter().filter(|b| b.kind == "baseline" && b.app == c.app && b.cpuset == c.cpuset).count();
+        assert_eq!(n, 3, "baselines of {}", c.app);
+    }
+    // The samples of each run come from its recorded attempt only (the killed attempt's files
+    // were deleted before the redo): every row lies within the run's own time window.
+    let ms = dataset::matrix::load_run_matrices(&out).unwrap();
+    assert_eq!(ms.len(), rs.iter().filter(|r| r.status == "ok").count());
+    for m in &ms {
+        let r = rs.iter().find(|r| r.run_id == m.run_id && r.tenant == m.tenant).unwrap();
+        let lo = r.start_ns - 5_000_000_000;
+        let hi = r.end_ns + 5_000_000_000;
+        assert!(
+            m.ts_ns.iter().all(|t| *t >= lo && *t <= hi),
+            "{} {}: sample rows outside the run's window (a killed attempt's leftovers?)",
+            m.run_id,
+            m.tenant
+        );
+        if r.start_ns > kill_ns {
+            assert!(m.ts_ns.iter().all(|t| *t > kill_ns - 1_000_000_000));
+        }
+    }
+}
