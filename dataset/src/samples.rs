@@ -560,7 +560,7 @@ pub fn tenant_matrix(
         .column("ts_ns")
         .and_then(|c| c.i64().cloned())
         .map_err(|e| frame_err(format!("no i64 column `ts_ns` ({e})")))?
-        .into_iter()
+        .iter()
         .map(|x| x.unwrap_or(0))
         .collect();
     let names = cat.feature_names();
@@ -576,7 +576,7 @@ pub fn tenant_matrix(
         let ca = c
             .f32()
             .map_err(|e| frame_err(format!("feature column `{name}`: {e}")))?;
-        for (i, v) in ca.into_iter().enumerate() {
+        for (i, v) in ca.iter().enumerate() {
             if let Some(v) = v {
                 data[i * f + j] = v;
             }
