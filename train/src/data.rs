@@ -70,7 +70,10 @@ pub fn validate_runs(runs: &[Run], min_apps: usize) -> Result<()> {
             });
         }
         if r.t == 0 {
-            return Err(TrainError::BadRun { run_id: r.key(), why: "it has 0 seconds".into() });
+            return Err(TrainError::BadRun {
+                run_id: r.key(),
+                why: "it has 0 seconds".into(),
+            });
         }
         if r.x.len() != r.t * r.f {
             return Err(TrainError::BadRun {
@@ -85,7 +88,10 @@ pub fn validate_runs(runs: &[Run], min_apps: usize) -> Result<()> {
             });
         }
         if r.app.is_empty() {
-            return Err(TrainError::BadRun { run_id: r.key(), why: "empty application name".into() });
+            return Err(TrainError::BadRun {
+                run_id: r.key(),
+                why: "empty application name".into(),
+            });
         }
     }
     let apps = apps_of(runs);
@@ -107,8 +113,47 @@ pub fn apps_of(runs: &[Run]) -> BTreeMap<String, usize> {
     m
 }
 
-/// Loads a dataset directory's labelled tenant-runs (campaign output) and validates them.
+impl From<dataset::matrix::RunMatrix> for Run {
+    fn from(m: dataset::matrix::RunMatrix) -> Run {
+        Run {
+            run_id: m.run_id,
+            tenant: m.tenant,
+            app: m.app,
+            scenario: m.scenario,
+            t: m.t,
+            f: m.f,
+            x: m.x,
+            p: m.p,
+            p_per_second: m.p_per_second,
+            label_noise: m.label_noise,
+        }
+    }
+}
+
+/// Loads a dataset directory's labelled tenant-runs (campaign output: `runs.parquet` +
+/// `samples/`) through `dataset::matrix`, and checks them ([`validate_runs`] with one app).
+/// An empty dataset is an error naming the directory.
 pub fn load(dir: &std::path::Path) -> Result<Vec<Run>> {
-    let _ = dir;
-    Err(TrainError::Dataset("dataset::matrix is not available yet".into()))
+    if !dir.exists() {
+        return Err(TrainError::Dataset(format!(
+            "{} does not exist",
+            dir.display()
+        )));
+    }
+    let mats =
+        dataset::matrix::load_run_matrices(dir).map_err(|e| TrainError::Dataset(e.to_string()))?;
+    let runs: Vec<Run> = mats.into_iter().map(Run::from).collect();
+    if runs.is_empty() {
+        return Err(TrainError::EmptyDataset(format!(" in {}", dir.display())));
+    }
+    validate_runs(&runs, 1)?;
+    let n = dataset::catalogue::Catalogue::builtin().n_features();
+    if runs[0].f != n {
+        return Err(TrainError::Catalogue(format!(
+            "the runs have {} features but the built-in catalogue ({}) has {n}",
+            runs[0].f,
+            dataset::catalogue::Catalogue::builtin().hash()
+        )));
+    }
+    Ok(runs)
 }

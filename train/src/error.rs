@@ -10,8 +10,15 @@ pub enum TrainError {
     TooFewApps { n: usize, apps: String },
     #[error("bad run {run_id}: {why}")]
     BadRun { run_id: String, why: String },
-    #[error("runs disagree on the number of features: {first_id} has {first} but {run_id} has {f}")]
-    FeatureMismatch { first_id: String, first: usize, run_id: String, f: usize },
+    #[error(
+        "runs disagree on the number of features: {first_id} has {first} but {run_id} has {f}"
+    )]
+    FeatureMismatch {
+        first_id: String,
+        first: usize,
+        run_id: String,
+        f: usize,
+    },
     #[error("catalogue mismatch: {0}")]
     Catalogue(String),
     #[error("invalid argument: {0}")]
@@ -19,9 +26,15 @@ pub enum TrainError {
     #[error("numerical failure in {0}")]
     Numeric(String),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("json {path}: {source}")]
-    Json { path: PathBuf, source: serde_json::Error },
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("dataset: {0}")]
     Dataset(String),
     #[error("model: {0}")]

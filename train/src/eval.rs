@@ -54,7 +54,14 @@ impl ModelSpec {
 pub trait SeqTrainer {
     /// Trains variant `variant` on `train`, early-stopping on `val`; `out` is a scratch directory
     /// for checkpoints and curves. Returns a predictor.
-    fn fit(&mut self, variant: &str, train: &[&Run], val: &[&Run], seed: u64, out: &Path) -> Result<Box<dyn SeqPredictor>>;
+    fn fit(
+        &mut self,
+        variant: &str,
+        train: &[&Run],
+        val: &[&Run],
+        seed: u64,
+        out: &Path,
+    ) -> Result<Box<dyn SeqPredictor>>;
 }
 
 pub trait SeqPredictor {
@@ -113,6 +120,34 @@ pub struct EvalResults {
     pub predictions: Vec<PredRow>,
 }
 
+/// [`evaluate`] with an indicatif progress bar on stderr (hidden when `quiet`).
+pub fn evaluate_with_bar(
+    runs: &[Run],
+    options: &EvalOptions,
+    seq: Option<&mut dyn SeqTrainer>,
+    scratch: &Path,
+    quiet: bool,
+) -> Result<EvalResults> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(1)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut progress = |done: usize, total: usize, msg: &str| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(msg.to_string());
+    };
+    let res = evaluate(runs, options, seq, scratch, &mut progress);
+    bar.finish_and_clear();
+    res
+}
+
 /// Progress callback: (done, total, message).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &str);
 
@@ -134,7 +169,12 @@ pub fn evaluate(
     ks.dedup();
     // Per-run aggregates depend on one run only: compute once per (set, k).
     let mut tables: BTreeMap<(bool, usize), Table> = BTreeMap::new();
-    let needs = |set: FeatureSet| options.models.iter().any(|m| matches!(m, ModelSpec::Tabular(t) if t.feature_set() == set));
+    let needs = |set: FeatureSet| {
+        options
+            .models
+            .iter()
+            .any(|m| matches!(m, ModelSpec::Tabular(t) if t.feature_set() == set))
+    };
     for set in [FeatureSet::Mean, FeatureSet::Rich] {
         if needs(set) {
             for &k in &ks {
@@ -144,7 +184,15 @@ pub fn evaluate(
     }
     let total = splits.len() * options.models.len();
     let mut done = 0;
-    let mut per_model: BTreeMap<String, (Vec<Metrics>, BTreeMap<usize, Vec<Metrics>>, Vec<String>, f64)> = BTreeMap::new();
+    let mut per_model: BTreeMap<
+        String,
+        (
+            Vec<Metrics>,
+            BTreeMap<usize, Vec<Metrics>>,
+            Vec<String>,
+            f64,
+        ),
+    > = BTreeMap::new();
     let mut predictions = Vec::new();
     let mut all_test_preds: Vec<Pred> = Vec::new();
     for split in &splits {
@@ -152,7 +200,13 @@ pub fn evaluate(
         let y = |ii: &[usize]| ii.iter().map(|&i| runs[i].p as f64).collect::<Vec<_>>();
         let (ytr, yva) = (y(&idx.train), y(&idx.val));
         for r in idx.test.iter().map(|&i| &runs[i]) {
-            all_test_preds.push(Pred { key: r.key(), app: r.app.clone(), p: r.p as f64, p_hat: r.p as f64, label_noise: r.label_noise as f64 });
+            all_test_preds.push(Pred {
+                key: r.key(),
+                app: r.app.clone(),
+                p: r.p as f64,
+                p_hat: r.p as f64,
+                label_noise: r.label_noise as f64,
+            });
         }
         for model in &options.models {
             let name = model.name();
@@ -164,7 +218,13 @@ pub fn evaluate(
                 ModelSpec::Tabular(t) => {
                     let rich = t.feature_set() == FeatureSet::Rich;
                     let full = &tables[&(rich, 0)];
-                    let m = t.fit(&full.select(&idx.train), &ytr, &full.select(&idx.val), &yva, split.seed)?;
+                    let m = t.fit(
+                        &full.select(&idx.train),
+                        &ytr,
+                        &full.select(&idx.val),
+                        &yva,
+                        split.seed,
+                    )?;
                     chosen = m.describe();
                     for &k in &ks {
                         preds_by_k.insert(k, m.predict(&tables[&(rich, k)].select(&idx.test)));
@@ -182,7 +242,9 @@ pub fn evaluate(
                 }
                 ModelSpec::CloudFormer(variant) => {
                     let trainer = seq.as_deref_mut().ok_or_else(|| {
-                        TrainError::Invalid(format!("model {variant} needs the CloudFormer trainer"))
+                        TrainError::Invalid(format!(
+                            "model {variant} needs the CloudFormer trainer"
+                        ))
                     })?;
                     let tr: Vec<&Run> = idx.train.iter().map(|&i| &runs[i]).collect();
                     let va: Vec<&Run> = idx.val.iter().map(|&i| &runs[i]).collect();
@@ -207,8 +269,18 @@ pub fn evaluate(
                     .zip(&ph)
                     .map(|(&i, &p_hat)| {
                         let r = &runs[i];
-                        let p_hat = if p_hat.is_finite() { p_hat.clamp(0.0, 1.0) } else { 1.0 };
-                        Pred { key: r.key(), app: r.app.clone(), p: r.p as f64, p_hat, label_noise: r.label_noise as f64 }
+                        let p_hat = if p_hat.is_finite() {
+                            p_hat.clamp(0.0, 1.0)
+                        } else {
+                            1.0
+                        };
+                        Pred {
+                            key: r.key(),
+                            app: r.app.clone(),
+                            p: r.p as f64,
+                            p_hat,
+                            label_noise: r.label_noise as f64,
+                        }
                     })
                     .collect();
                 for p in &preds {
@@ -238,14 +310,16 @@ pub fn evaluate(
         .iter()
         .filter_map(|m| {
             let name = m.name();
-            per_model.remove(&name).map(|(per_split, early, chosen, secs)| ModelResult {
-                summary: summarise(&per_split),
-                early: early.into_iter().map(|(k, v)| (k, summarise(&v))).collect(),
-                name,
-                per_split,
-                chosen,
-                fit_seconds: secs,
-            })
+            per_model
+                .remove(&name)
+                .map(|(per_split, early, chosen, secs)| ModelResult {
+                    summary: summarise(&per_split),
+                    early: early.into_iter().map(|(k, v)| (k, summarise(&v))).collect(),
+                    name,
+                    per_split,
+                    chosen,
+                    fit_seconds: secs,
+                })
         })
         .collect();
     Ok(EvalResults {
@@ -272,7 +346,9 @@ impl EvalResults {
     pub fn best_baseline(&self) -> Option<&ModelResult> {
         self.models
             .iter()
-            .filter(|m| !m.name.starts_with("cf") && m.name != "mean" && m.summary.mae_mean.is_finite())
+            .filter(|m| {
+                !m.name.starts_with("cf") && m.name != "mean" && m.summary.mae_mean.is_finite()
+            })
             .min_by(|a, b| a.summary.mae_mean.total_cmp(&b.summary.mae_mean))
     }
 
@@ -312,9 +388,13 @@ impl EvalResults {
             ));
         }
         if let Some(best) = self.best_baseline() {
-            s.push_str(&format!("\nBest baseline: **{}** (MAE {:.2}).\n", best.name, best.summary.mae_mean));
+            s.push_str(&format!(
+                "\nBest baseline: **{}** (MAE {:.2}).\n",
+                best.name, best.summary.mae_mean
+            ));
             for cf in self.models.iter().filter(|m| m.name.starts_with("cf")) {
-                let gain = (best.summary.mae_mean - cf.summary.mae_mean) / best.summary.mae_mean * 100.0;
+                let gain =
+                    (best.summary.mae_mean - cf.summary.mae_mean) / best.summary.mae_mean * 100.0;
                 s.push_str(&format!(
                     "- {}: MAE {:.2}, {:.1} % {} the best baseline (goal: ≥ 28 % below); {:.2}× the noise floor (goal ≤ 2×).\n",
                     cf.name,
@@ -326,7 +406,13 @@ impl EvalResults {
             }
         }
         // early prediction
-        let ks: Vec<usize> = self.models.iter().flat_map(|m| m.early.keys().copied()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let ks: Vec<usize> = self
+            .models
+            .iter()
+            .flat_map(|m| m.early.keys().copied())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         if !ks.is_empty() {
             s.push_str("\n## Early prediction: MAE using only the first k seconds\n\n| model |");
             for k in &ks {
@@ -359,7 +445,11 @@ impl EvalResults {
         }
         s.push('\n');
         for a in &self.apps {
-            s.push_str(&format!("| {} | {} |", a.name, if a.dynamic { "dynamic" } else { "static" }));
+            s.push_str(&format!(
+                "| {} | {} |",
+                a.name,
+                if a.dynamic { "dynamic" } else { "static" }
+            ));
             for m in &self.models {
                 match m.summary.per_app_mae.get(&a.name) {
                     Some(v) => s.push_str(&format!(" {v:.2} |")),
@@ -368,7 +458,9 @@ impl EvalResults {
             }
             s.push('\n');
         }
-        s.push_str("\n## Splits\n\n| split | seed | test | validation | train |\n|---|---|---|---|---|\n");
+        s.push_str(
+            "\n## Splits\n\n| split | seed | test | validation | train |\n|---|---|---|---|---|\n",
+        );
         for sp in &self.splits {
             s.push_str(&format!(
                 "| {} | {} | {} | {} | {} |\n",
@@ -376,7 +468,10 @@ impl EvalResults {
                 sp.seed,
                 sp.test_apps.join(", "),
                 if sp.val_apps.is_empty() {
-                    format!("{:.0}% of training runs", sp.val_from_train_runs.unwrap_or(0.0) * 100.0)
+                    format!(
+                        "{:.0}% of training runs",
+                        sp.val_from_train_runs.unwrap_or(0.0) * 100.0
+                    )
                 } else {
                     sp.val_apps.join(", ")
                 },
@@ -394,14 +489,27 @@ impl EvalResults {
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let p = dir.join("results.json");
-        let json = serde_json::to_string_pretty(self).map_err(|source| TrainError::Json { path: p.clone(), source })?;
+        let json = serde_json::to_string_pretty(self).map_err(|source| TrainError::Json {
+            path: p.clone(),
+            source,
+        })?;
         std::fs::write(&p, json).map_err(io_err(&p))?;
         let p = dir.join("predictions.csv");
         let mut f = std::io::BufWriter::new(std::fs::File::create(&p).map_err(io_err(&p))?);
         writeln!(f, "split,model,k,key,app,p,p_hat").map_err(io_err(&p))?;
         for r in &self.predictions {
-            writeln!(f, "{},{},{},{},{},{:.6},{:.6}", r.split, r.model, r.k, r.key.replace(',', ";"), r.app.replace(',', ";"), r.p, r.p_hat)
-                .map_err(io_err(&p))?;
+            writeln!(
+                f,
+                "{},{},{},{},{},{:.6},{:.6}",
+                r.split,
+                r.model,
+                r.k,
+                r.key.replace(',', ";"),
+                r.app.replace(',', ";"),
+                r.p,
+                r.p_hat
+            )
+            .map_err(io_err(&p))?;
         }
         f.flush().map_err(io_err(&p))?;
         let p = dir.join("summary.md");
@@ -415,15 +523,27 @@ impl EvalResults {
     pub fn read(dir: &Path) -> Result<EvalResults> {
         let p = dir.join("results.json");
         let text = std::fs::read_to_string(&p).map_err(io_err(&p))?;
-        let mut r: EvalResults = serde_json::from_str(&text).map_err(|source| TrainError::Json { path: p.clone(), source })?;
+        let mut r: EvalResults =
+            serde_json::from_str(&text).map_err(|source| TrainError::Json {
+                path: p.clone(),
+                source,
+            })?;
         let p = dir.join("predictions.csv");
         if let Ok(text) = std::fs::read_to_string(&p) {
             for (ln, line) in text.lines().enumerate().skip(1) {
                 let c: Vec<&str> = line.split(',').collect();
                 if c.len() != 7 {
-                    return Err(TrainError::Invalid(format!("{}:{}: expected 7 columns", p.display(), ln + 1)));
+                    return Err(TrainError::Invalid(format!(
+                        "{}:{}: expected 7 columns",
+                        p.display(),
+                        ln + 1
+                    )));
                 }
-                let num = |s: &str| s.parse::<f64>().map_err(|_| TrainError::Invalid(format!("{}:{}: bad number {s:?}", p.display(), ln + 1)));
+                let num = |s: &str| {
+                    s.parse::<f64>().map_err(|_| {
+                        TrainError::Invalid(format!("{}:{}: bad number {s:?}", p.display(), ln + 1))
+                    })
+                };
                 r.predictions.push(PredRow {
                     split: c[0].into(),
                     model: c[1].into(),

@@ -5,7 +5,9 @@
 use crate::data::Run;
 
 /// The statistics computed per feature, in column order.
-pub const STATS: [&str; 9] = ["mean", "std", "min", "max", "p10", "p50", "p90", "slope", "delta"];
+pub const STATS: [&str; 9] = [
+    "mean", "std", "min", "max", "p10", "p50", "p90", "slope", "delta",
+];
 
 /// Which aggregates to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +36,11 @@ impl Table {
         for &i in idx {
             data.extend_from_slice(self.row(i));
         }
-        Table { rows: idx.len(), cols: self.cols, data }
+        Table {
+            rows: idx.len(),
+            cols: self.cols,
+            data,
+        }
     }
     /// Column-major copy (what forust-ml wants).
     pub fn column_major(&self) -> Vec<f64> {
@@ -73,7 +79,11 @@ pub fn aggregate(x: &[f32], t: usize, f: usize, set: FeatureSet, out: &mut Vec<f
         }
         let n = col.len();
         if n == 0 {
-            let k = if set == FeatureSet::Mean { 1 } else { STATS.len() };
+            let k = if set == FeatureSet::Mean {
+                1
+            } else {
+                STATS.len()
+            };
             out.extend(std::iter::repeat_n(f64::NAN, k));
             continue;
         }
@@ -131,7 +141,11 @@ pub fn table(runs: &[Run], set: FeatureSet, k: usize) -> Table {
         let t = r.prefix_len(k);
         aggregate(r.prefix(k), t, r.f, set, &mut data);
     }
-    Table { rows: runs.len(), cols, data }
+    Table {
+        rows: runs.len(),
+        cols,
+        data,
+    }
 }
 
 /// Per-column standardisation fitted on training rows: NaN → 0 (the training mean) after
@@ -179,10 +193,18 @@ impl Standardizer {
             for c in 0..t.cols {
                 let v = &mut data[r * t.cols + c];
                 let s = self.std[c];
-                *v = if v.is_finite() && s > 1e-12 { ((*v - self.mean[c]) / s).clamp(-10.0, 10.0) } else { 0.0 };
+                *v = if v.is_finite() && s > 1e-12 {
+                    ((*v - self.mean[c]) / s).clamp(-10.0, 10.0)
+                } else {
+                    0.0
+                };
             }
         }
-        Table { rows: t.rows, cols: t.cols, data }
+        Table {
+            rows: t.rows,
+            cols: t.cols,
+            data,
+        }
     }
 }
 
@@ -216,7 +238,11 @@ mod tests {
 
     #[test]
     fn standardizer_handles_constant_and_nan() {
-        let t = Table { rows: 3, cols: 2, data: vec![1.0, 5.0, 2.0, 5.0, f64::NAN, 5.0] };
+        let t = Table {
+            rows: 3,
+            cols: 2,
+            data: vec![1.0, 5.0, 2.0, 5.0, f64::NAN, 5.0],
+        };
         let s = Standardizer::fit(&t);
         let z = s.apply(&t);
         assert_eq!(z.data[1], 0.0);

@@ -10,7 +10,9 @@ pub fn cholesky_solve(a: &mut [f64], b: &[f64], n: usize) -> Result<Vec<f64>> {
             d -= a[j * n + k] * a[j * n + k];
         }
         if d <= 0.0 || !d.is_finite() {
-            return Err(TrainError::Numeric(format!("Cholesky: matrix not positive definite at {j}")));
+            return Err(TrainError::Numeric(format!(
+                "Cholesky: matrix not positive definite at {j}"
+            )));
         }
         let d = d.sqrt();
         a[j * n + j] = d;
@@ -76,7 +78,11 @@ pub fn ridge(x: &[f64], y: &[f64], w: &[f64], n: usize, p: usize, lambda: f64) -
         let mut k = vec![0.0; n * n];
         for i in 0..n {
             for j in 0..=i {
-                let d: f64 = x[i * p..(i + 1) * p].iter().zip(&x[j * p..(j + 1) * p]).map(|(a, b)| a * b).sum();
+                let d: f64 = x[i * p..(i + 1) * p]
+                    .iter()
+                    .zip(&x[j * p..(j + 1) * p])
+                    .map(|(a, b)| a * b)
+                    .sum();
                 let v = d * sw[i] * sw[j];
                 k[i * n + j] = v;
                 k[j * n + i] = v;
@@ -107,13 +113,19 @@ mod tests {
         let y = [2.0, -1.0, 1.0, 5.0];
         let w = [1.0; 4];
         let b = ridge(&x, &y, &w, 4, 2, 1e-8).unwrap();
-        assert!((b[0] - 2.0).abs() < 1e-6 && (b[1] + 1.0).abs() < 1e-6, "{b:?}");
+        assert!(
+            (b[0] - 2.0).abs() < 1e-6 && (b[1] + 1.0).abs() < 1e-6,
+            "{b:?}"
+        );
         let mut xw = Vec::new();
         for r in 0..4 {
             xw.extend_from_slice(&x[r * 2..r * 2 + 2]);
             xw.extend_from_slice(&[0.0; 4]);
         }
         let b2 = ridge(&xw, &y, &w, 4, 6, 1e-8).unwrap();
-        assert!((b2[0] - 2.0).abs() < 1e-4 && (b2[1] + 1.0).abs() < 1e-4, "{b2:?}");
+        assert!(
+            (b2[0] - 2.0).abs() < 1e-4 && (b2[1] + 1.0).abs() < 1e-4,
+            "{b2:?}"
+        );
     }
 }

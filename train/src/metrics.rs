@@ -46,7 +46,13 @@ pub struct Metrics {
 /// Computes [`Metrics`]. Empty input gives n = 0 and NaN errors.
 pub fn compute(preds: &[Pred]) -> Metrics {
     let n = preds.len();
-    let mut m = Metrics { n, mae: f64::NAN, mse: f64::NAN, noise_floor: f64::NAN, ..Default::default() };
+    let mut m = Metrics {
+        n,
+        mae: f64::NAN,
+        mse: f64::NAN,
+        noise_floor: f64::NAN,
+        ..Default::default()
+    };
     if n == 0 {
         return m;
     }
@@ -78,7 +84,16 @@ pub fn compute(preds: &[Pred]) -> Metrics {
     }
     m.per_app = apps
         .into_iter()
-        .map(|(k, (c, a, s))| (k, AppMetrics { n: c, mae: a / c as f64, mse: s / c as f64 }))
+        .map(|(k, (c, a, s))| {
+            (
+                k,
+                AppMetrics {
+                    n: c,
+                    mae: a / c as f64,
+                    mse: s / c as f64,
+                },
+            )
+        })
         .collect();
     m.noise_floor = noise_floor(preds);
     m
@@ -87,7 +102,11 @@ pub fn compute(preds: &[Pred]) -> Metrics {
 /// The label-noise floor in points: the mean of the runs' `label_noise` × 100 (the spread of the
 /// isolated repeats of their baselines, as the campaign measured it), over runs where it is known.
 pub fn noise_floor(preds: &[Pred]) -> f64 {
-    let known: Vec<f64> = preds.iter().map(|p| p.label_noise).filter(|v| v.is_finite() && *v >= 0.0).collect();
+    let known: Vec<f64> = preds
+        .iter()
+        .map(|p| p.label_noise)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .collect();
     if known.is_empty() {
         f64::NAN
     } else {
@@ -155,7 +174,13 @@ mod tests {
     use super::*;
 
     fn pr(app: &str, p: f64, p_hat: f64, noise: f64) -> Pred {
-        Pred { key: String::new(), app: app.into(), p, p_hat, label_noise: noise }
+        Pred {
+            key: String::new(),
+            app: app.into(),
+            p,
+            p_hat,
+            label_noise: noise,
+        }
     }
 
     #[test]

@@ -35,7 +35,9 @@ pub fn find_curves(dir: &Path) -> BTreeMap<String, Curve> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -47,7 +49,11 @@ pub fn find_curves(dir: &Path) -> BTreeMap<String, Curve> {
                         .skip(1)
                         .filter_map(|l| {
                             let v: Vec<&str> = l.split(',').collect();
-                            Some((v.first()?.parse().ok()?, v.get(1)?.parse().ok()?, v.get(2)?.parse().ok()?))
+                            Some((
+                                v.first()?.parse().ok()?,
+                                v.get(1)?.parse().ok()?,
+                                v.get(2)?.parse().ok()?,
+                            ))
                         })
                         .collect();
                     let key = d.strip_prefix(dir).unwrap_or(&d).display().to_string();
@@ -59,24 +65,44 @@ pub fn find_curves(dir: &Path) -> BTreeMap<String, Curve> {
     out
 }
 
-fn scatter_panels<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &EvalResults, model: &str) -> Result<()>
+fn scatter_panels<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    res: &EvalResults,
+    model: &str,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(perr)?;
-    let apps: Vec<String> =
-        res.predictions.iter().filter(|r| r.model == model && r.k == 0).map(|r| r.app.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let apps: Vec<String> = res
+        .predictions
+        .iter()
+        .filter(|r| r.model == model && r.k == 0)
+        .map(|r| r.app.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if apps.is_empty() {
         return Ok(());
     }
     let cols = (apps.len() as f64).sqrt().ceil() as usize;
     let rows = apps.len().div_ceil(cols);
-    let root = root.titled(&format!("{model}: predicted vs actual P per test application"), ("sans-serif", 22)).map_err(perr)?;
+    let root = root
+        .titled(
+            &format!("{model}: predicted vs actual P per test application"),
+            ("sans-serif", 22),
+        )
+        .map_err(perr)?;
     let panels = root.split_evenly((rows, cols));
     for (i, app) in apps.iter().enumerate() {
-        let pts: Vec<(f64, f64)> =
-            res.predictions.iter().filter(|r| r.model == model && r.k == 0 && &r.app == app).map(|r| (r.p, r.p_hat)).collect();
-        let mae = pts.iter().map(|(a, b)| (a - b).abs()).sum::<f64>() / pts.len().max(1) as f64 * 100.0;
+        let pts: Vec<(f64, f64)> = res
+            .predictions
+            .iter()
+            .filter(|r| r.model == model && r.k == 0 && &r.app == app)
+            .map(|r| (r.p, r.p_hat))
+            .collect();
+        let mae =
+            pts.iter().map(|(a, b)| (a - b).abs()).sum::<f64>() / pts.len().max(1) as f64 * 100.0;
         let mut chart = ChartBuilder::on(&panels[i])
             .caption(format!("{app} (MAE {mae:.1})"), ("sans-serif", 15))
             .margin(6)
@@ -84,10 +110,24 @@ where
             .y_label_area_size(36)
             .build_cartesian_2d(0.0..1.0, 0.0..1.0)
             .map_err(perr)?;
-        chart.configure_mesh().x_desc("actual P").y_desc("predicted").x_labels(5).y_labels(5).draw().map_err(perr)?;
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4))).map_err(perr)?;
+        chart
+            .configure_mesh()
+            .x_desc("actual P")
+            .y_desc("predicted")
+            .x_labels(5)
+            .y_labels(5)
+            .draw()
+            .map_err(perr)?;
+        chart
+            .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4)))
+            .map_err(perr)?;
         let c = PALETTE[i % PALETTE.len()];
-        chart.draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 3, c.mix(0.6).filled()))).map_err(perr)?;
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|&(x, y)| Circle::new((x, y), 3, c.mix(0.6).filled())),
+            )
+            .map_err(perr)?;
     }
     root.present().map_err(perr)?;
     Ok(())
@@ -97,7 +137,13 @@ fn mae_vs_k<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, res: &EvalResults)
 where
     DB::ErrorType: 'static,
 {
-    let ks: Vec<usize> = res.models.iter().flat_map(|m| m.early.keys().copied()).collect::<BTreeSet<_>>().into_iter().collect();
+    let ks: Vec<usize> = res
+        .models
+        .iter()
+        .flat_map(|m| m.early.keys().copied())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if ks.is_empty() {
         return Ok(false);
     }
@@ -106,20 +152,37 @@ where
     let ymax = res
         .models
         .iter()
-        .flat_map(|m| m.early.values().map(|s| s.mae_mean).chain([m.summary.mae_mean]))
+        .flat_map(|m| {
+            m.early
+                .values()
+                .map(|s| s.mae_mean)
+                .chain([m.summary.mae_mean])
+        })
         .filter(|v| v.is_finite())
         .fold(1.0f64, f64::max)
         * 1.1;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Early prediction: MAE using the first k seconds", ("sans-serif", 20))
+        .caption(
+            "Early prediction: MAE using the first k seconds",
+            ("sans-serif", 20),
+        )
         .margin(10)
         .x_label_area_size(36)
         .y_label_area_size(48)
         .build_cartesian_2d(0.0..kmax, 0.0..ymax)
         .map_err(perr)?;
-    chart.configure_mesh().x_desc("k (seconds; rightmost = whole run)").y_desc("MAE (points)").draw().map_err(perr)?;
+    chart
+        .configure_mesh()
+        .x_desc("k (seconds; rightmost = whole run)")
+        .y_desc("MAE (points)")
+        .draw()
+        .map_err(perr)?;
     for (i, m) in res.models.iter().enumerate() {
-        let mut pts: Vec<(f64, f64)> = m.early.iter().map(|(k, s)| (*k as f64, s.mae_mean)).collect();
+        let mut pts: Vec<(f64, f64)> = m
+            .early
+            .iter()
+            .map(|(k, s)| (*k as f64, s.mae_mean))
+            .collect();
         pts.push((kmax, m.summary.mae_mean));
         let c = PALETTE[i % PALETTE.len()];
         chart
@@ -127,23 +190,46 @@ where
             .map_err(perr)?
             .label(m.name.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
-        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(perr)?;
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+            .map_err(perr)?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(perr)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(perr)?;
     root.present().map_err(perr)?;
     Ok(true)
 }
 
-fn curves_plot<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, curves: &BTreeMap<String, Curve>) -> Result<()>
+fn curves_plot<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    curves: &BTreeMap<String, Curve>,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(perr)?;
     let (left, right) = root.split_horizontally((50).percent_width());
-    let emax = curves.values().flat_map(|c| c.iter().map(|p| p.0)).max().unwrap_or(1).max(1) as f64;
-    for (side, title, pick) in [(left, "training loss", 1usize), (right, "validation MAE (points)", 2)] {
+    let emax = curves
+        .values()
+        .flat_map(|c| c.iter().map(|p| p.0))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    for (side, title, pick) in [
+        (left, "training loss", 1usize),
+        (right, "validation MAE (points)", 2),
+    ] {
         let val = |p: &(usize, f64, f64)| if pick == 1 { p.1 } else { p.2 };
-        let ymax = curves.values().flat_map(|c| c.iter().map(val)).filter(|v| v.is_finite()).fold(1e-9f64, f64::max) * 1.1;
+        let ymax = curves
+            .values()
+            .flat_map(|c| c.iter().map(val))
+            .filter(|v| v.is_finite())
+            .fold(1e-9f64, f64::max)
+            * 1.1;
         let mut chart = ChartBuilder::on(&side)
             .caption(title, ("sans-serif", 18))
             .margin(8)
@@ -151,24 +237,38 @@ where
             .y_label_area_size(50)
             .build_cartesian_2d(0.0..emax, 0.0..ymax)
             .map_err(perr)?;
-        chart.configure_mesh().x_desc("epoch").draw().map_err(perr)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .draw()
+            .map_err(perr)?;
         for (i, (name, c)) in curves.iter().enumerate() {
             let col = PALETTE[i % PALETTE.len()];
             let s = chart
-                .draw_series(LineSeries::new(c.iter().filter(|p| val(p).is_finite()).map(|p| (p.0 as f64, val(p))), col))
+                .draw_series(LineSeries::new(
+                    c.iter()
+                        .filter(|p| val(p).is_finite())
+                        .map(|p| (p.0 as f64, val(p))),
+                    col,
+                ))
                 .map_err(perr)?;
             if curves.len() <= 12 {
-                s.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], col));
+                s.label(name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], col));
             }
         }
         if curves.len() <= 12 {
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(perr)?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(perr)?;
         }
     }
     root.present().map_err(perr)?;
     Ok(())
 }
-
 
 /// Writes every plot and `report.md` / `report.html` into `out`. Returns the files written.
 /// A plot that cannot be drawn (e.g. no font on the machine) is skipped with a warning.
@@ -180,7 +280,13 @@ pub fn write_report(results_dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     let warn = |what: &str, e: TrainError| tracing::warn!("plot {what} skipped: {e}");
     let models: Vec<String> = res.models.iter().map(|m| m.name.clone()).collect();
     for m in &models {
-        let n_apps = res.predictions.iter().filter(|r| &r.model == m && r.k == 0).map(|r| &r.app).collect::<BTreeSet<_>>().len();
+        let n_apps = res
+            .predictions
+            .iter()
+            .filter(|r| &r.model == m && r.k == 0)
+            .map(|r| &r.app)
+            .collect::<BTreeSet<_>>()
+            .len();
         let cols = (n_apps as f64).sqrt().ceil().max(1.0) as u32;
         let rows = (n_apps as u32).div_ceil(cols).max(1);
         let size = (300 * cols + 20, 280 * rows + 40);
@@ -200,13 +306,20 @@ pub fn write_report(results_dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     }
     let png = out.join("mae-vs-k.png");
     let svg = out.join("mae-vs-k.svg");
-    match mae_vs_k(BitMapBackend::new(&png, (900, 560)).into_drawing_area(), &res)
-        .and_then(|a| mae_vs_k(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), &res).map(|b| a && b))
-    {
+    match mae_vs_k(
+        BitMapBackend::new(&png, (900, 560)).into_drawing_area(),
+        &res,
+    )
+    .and_then(|a| {
+        mae_vs_k(SVGBackend::new(&svg, (900, 560)).into_drawing_area(), &res).map(|b| a && b)
+    }) {
         Ok(true) => {
             files.push(png);
             files.push(svg);
-            images.insert(0, ("MAE vs k (early prediction)".into(), "mae-vs-k.png".into()));
+            images.insert(
+                0,
+                ("MAE vs k (early prediction)".into(), "mae-vs-k.png".into()),
+            );
         }
         Ok(false) => {}
         Err(e) => warn("mae-vs-k", e),
@@ -215,9 +328,14 @@ pub fn write_report(results_dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     if !curves.is_empty() {
         let png = out.join("training-curves.png");
         let svg = out.join("training-curves.svg");
-        match curves_plot(BitMapBackend::new(&png, (1200, 500)).into_drawing_area(), &curves)
-            .and(curves_plot(SVGBackend::new(&svg, (1200, 500)).into_drawing_area(), &curves))
-        {
+        match curves_plot(
+            BitMapBackend::new(&png, (1200, 500)).into_drawing_area(),
+            &curves,
+        )
+        .and(curves_plot(
+            SVGBackend::new(&svg, (1200, 500)).into_drawing_area(),
+            &curves,
+        )) {
             Ok(()) => {
                 files.push(png);
                 files.push(svg);
@@ -241,7 +359,9 @@ pub fn write_report(results_dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn inline(s: &str) -> String {
@@ -251,7 +371,11 @@ fn inline(s: &str) -> String {
         if let Some(c) = t[b..].find(')') {
             let alt = t[a + 2..b].to_string();
             let src = t[b + 2..b + c].to_string();
-            t = format!("{}<img alt=\"{alt}\" src=\"{src}\" style=\"max-width:100%\">{}", &t[..a], &t[b + c + 1..]);
+            t = format!(
+                "{}<img alt=\"{alt}\" src=\"{src}\" style=\"max-width:100%\">{}",
+                &t[..a],
+                &t[b + c + 1..]
+            );
         }
     }
     let mut out = String::new();
@@ -291,8 +415,15 @@ pub fn markdown_to_html(md: &str) -> String {
             in_list = false;
         }
         if let Some(rest) = l.strip_prefix('|') {
-            let cells: Vec<&str> = rest.trim_end_matches('|').split('|').map(str::trim).collect();
-            if cells.iter().all(|c| c.chars().all(|ch| ch == '-' || ch == ':')) {
+            let cells: Vec<&str> = rest
+                .trim_end_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect();
+            if cells
+                .iter()
+                .all(|c| c.chars().all(|ch| ch == '-' || ch == ':'))
+            {
                 continue;
             }
             let tag = if in_table { "td" } else { "th" };

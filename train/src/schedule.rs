@@ -89,7 +89,12 @@ mod tests {
 
     #[test]
     fn warmup_then_cosine() {
-        let s = WarmupCosine { peak: 1e-3, warmup: 10, total: 110, floor: 0.0 };
+        let s = WarmupCosine {
+            peak: 1e-3,
+            warmup: 10,
+            total: 110,
+            floor: 0.0,
+        };
         assert!((s.lr(0) - 1e-4).abs() < 1e-12);
         assert!((s.lr(9) - 1e-3).abs() < 1e-12);
         assert!((s.lr(10) - 1e-3).abs() < 1e-12);
@@ -115,7 +120,11 @@ mod tests {
         let mut all: Vec<usize> = b.iter().flatten().copied().collect();
         all.sort_unstable();
         assert_eq!(all, (0..200).collect::<Vec<_>>());
-        let naive: Vec<Vec<usize>> = (0..200).collect::<Vec<_>>().chunks(16).map(|c| c.to_vec()).collect();
+        let naive: Vec<Vec<usize>> = (0..200)
+            .collect::<Vec<_>>()
+            .chunks(16)
+            .map(|c| c.to_vec())
+            .collect();
         let pb = padding_fraction(&lengths, &b);
         let pn = padding_fraction(&lengths, &naive);
         assert!(pb < 0.1 && pb * 4.0 < pn, "bucketed {pb} naive {pn}");

@@ -3,6 +3,7 @@
 //! * `paper`: `n` seeded random partitions of the applications (the paper uses 6): test = 2
 //!   static-only + 2 dynamic applications when the dataset has enough of each, one further
 //!   application held out for validation (early stopping, hyper-parameter search), the rest train.
+//!   The test set keeps the paper's share (4 of 11 applications, rounded).
 //!   An application is **dynamic** when at least one of its runs has a non-static scenario
 //!   (`increasing`, `decreasing`, `periodic`, `random`, …), otherwise **static-only**. With fewer
 //!   applications the split degrades: each kind keeps at least one application in training, the test
@@ -37,7 +38,9 @@ impl std::str::FromStr for Protocol {
         match s {
             "paper" => Ok(Protocol::Paper),
             "loao" => Ok(Protocol::Loao),
-            o => Err(TrainError::Invalid(format!("unknown protocol {o:?} (paper | loao)"))),
+            o => Err(TrainError::Invalid(format!(
+                "unknown protocol {o:?} (paper | loao)"
+            ))),
         }
     }
 }
@@ -59,7 +62,11 @@ pub fn app_infos(runs: &[Run]) -> Vec<AppInfo> {
     }
     apps_of(runs)
         .into_iter()
-        .map(|(name, n_runs)| AppInfo { dynamic: dynamic[name.as_str()], name, n_runs })
+        .map(|(name, n_runs)| AppInfo {
+            dynamic: dynamic[name.as_str()],
+            name,
+            n_runs,
+        })
         .collect()
 }
 
@@ -90,7 +97,10 @@ impl Split {
         let va: BTreeSet<_> = self.val_apps.iter().collect();
         let te: BTreeSet<_> = self.test_apps.iter().collect();
         if tr.is_empty() || te.is_empty() {
-            return Err(TrainError::Invalid(format!("split {}: empty train or test set", self.name)));
+            return Err(TrainError::Invalid(format!(
+                "split {}: empty train or test set",
+                self.name
+            )));
         }
         if let Some(a) = te.iter().find(|a| tr.contains(*a) || va.contains(*a)) {
             return Err(TrainError::Invalid(format!(
@@ -127,7 +137,8 @@ impl Split {
             let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x5a5a);
             let mut tr = std::mem::take(&mut idx.train);
             tr.shuffle(&mut rng);
-            let n_val = ((tr.len() as f64 * frac).round() as usize).clamp(1, tr.len().saturating_sub(1).max(1));
+            let n_val = ((tr.len() as f64 * frac).round() as usize)
+                .clamp(1, tr.len().saturating_sub(1).max(1));
             if tr.len() >= 2 {
                 idx.val = tr.split_off(tr.len() - n_val);
             }
@@ -151,7 +162,11 @@ fn need_two(apps: &[AppInfo]) -> Result<()> {
     if apps.len() < 2 {
         return Err(TrainError::TooFewApps {
             n: apps.len(),
-            apps: apps.iter().map(|a| a.name.clone()).collect::<Vec<_>>().join(", "),
+            apps: apps
+                .iter()
+                .map(|a| a.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     Ok(())
@@ -163,8 +178,10 @@ fn test_counts(n_static: usize, n_dynamic: usize) -> (usize, usize) {
     // Keep at least one application of each kind in training when there are two or more.
     let mut s = 2.min(n_static.saturating_sub(1));
     let mut d = 2.min(n_dynamic.saturating_sub(1));
-    // Leave >= 1 training app, and >= 1 validation app when n >= 3.
-    let cap = if n >= 3 { n - 2 } else { n - 1 };
+    // The paper's share of test applications (4 of 11), leaving >= 1 training app and >= 1
+    // validation app when n >= 3.
+    let share = ((n as f64 * 4.0 / 11.0).round() as usize).max(1);
+    let cap = share.min(if n >= 3 { n - 2 } else { n - 1 });
     while s + d > cap {
         if s >= d {
             s -= 1;
@@ -197,13 +214,19 @@ pub fn paper_splits(apps: &[AppInfo], n_splits: usize, seed: u64) -> Result<Vec<
     for i in 0..n_splits {
         let mut tries = 0u64;
         loop {
-            let split_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64 * 7919 + tries);
+            let split_seed = seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(i as u64 * 7919 + tries);
             let mut rng = ChaCha8Rng::seed_from_u64(split_seed);
             let mut s: Vec<&AppInfo> = statics.clone();
             let mut d: Vec<&AppInfo> = dynamics.clone();
             s.shuffle(&mut rng);
             d.shuffle(&mut rng);
-            let mut test: Vec<String> = s[..n_s].iter().chain(&d[..n_d]).map(|a| a.name.clone()).collect();
+            let mut test: Vec<String> = s[..n_s]
+                .iter()
+                .chain(&d[..n_d])
+                .map(|a| a.name.clone())
+                .collect();
             let mut rest: Vec<&AppInfo> = s[n_s..].iter().chain(&d[n_d..]).copied().collect();
             rest.shuffle(&mut rng);
             let (val, val_frac) = pick_val(&mut rest);
@@ -241,7 +264,9 @@ fn pick_val(rest: &mut Vec<&AppInfo>) -> (Vec<String>, Option<f64>) {
     let pos = (0..rest.len())
         .find(|&i| {
             let kind = rest[i].dynamic;
-            rest.iter().enumerate().any(|(j, a)| j != i && a.dynamic == kind)
+            rest.iter()
+                .enumerate()
+                .any(|(j, a)| j != i && a.dynamic == kind)
         })
         .unwrap_or(0);
     let v = rest.remove(pos);
@@ -275,7 +300,12 @@ pub fn loao_splits(apps: &[AppInfo], seed: u64) -> Result<Vec<Split>> {
 }
 
 /// Splits for a protocol.
-pub fn make_splits(protocol: Protocol, apps: &[AppInfo], n_splits: usize, seed: u64) -> Result<Vec<Split>> {
+pub fn make_splits(
+    protocol: Protocol,
+    apps: &[AppInfo],
+    n_splits: usize,
+    seed: u64,
+) -> Result<Vec<Split>> {
     match protocol {
         Protocol::Paper => paper_splits(apps, n_splits, seed),
         Protocol::Loao => loao_splits(apps, seed),
@@ -292,7 +322,9 @@ pub fn train_only_split(apps: &[AppInfo], val_apps: &[String], seed: u64) -> Res
     let names: BTreeSet<&str> = apps.iter().map(|a| a.name.as_str()).collect();
     for v in val_apps {
         if !names.contains(v.as_str()) {
-            return Err(TrainError::Invalid(format!("validation application {v:?} is not in the dataset")));
+            return Err(TrainError::Invalid(format!(
+                "validation application {v:?} is not in the dataset"
+            )));
         }
     }
     let (val, frac) = if !val_apps.is_empty() {
@@ -307,9 +339,15 @@ pub fn train_only_split(apps: &[AppInfo], val_apps: &[String], seed: u64) -> Res
             (Vec::new(), Some(0.15))
         }
     };
-    let train: Vec<String> = apps.iter().filter(|a| !val.contains(&a.name)).map(|a| a.name.clone()).collect();
+    let train: Vec<String> = apps
+        .iter()
+        .filter(|a| !val.contains(&a.name))
+        .map(|a| a.name.clone())
+        .collect();
     if train.is_empty() {
-        return Err(TrainError::Invalid("every application is a validation application".into()));
+        return Err(TrainError::Invalid(
+            "every application is a validation application".into(),
+        ));
     }
     Ok(Split {
         name: "train".into(),
@@ -359,8 +397,16 @@ mod tests {
 
     fn apps(n_s: usize, n_d: usize) -> Vec<AppInfo> {
         (0..n_s)
-            .map(|i| AppInfo { name: format!("s{i}"), dynamic: false, n_runs: 10 })
-            .chain((0..n_d).map(|i| AppInfo { name: format!("d{i}"), dynamic: true, n_runs: 10 }))
+            .map(|i| AppInfo {
+                name: format!("s{i}"),
+                dynamic: false,
+                n_runs: 10,
+            })
+            .chain((0..n_d).map(|i| AppInfo {
+                name: format!("d{i}"),
+                dynamic: true,
+                n_runs: 10,
+            }))
             .collect()
     }
 
@@ -385,7 +431,16 @@ mod tests {
 
     #[test]
     fn degrades_with_few_apps() {
-        for (ns, nd) in [(1, 1), (2, 0), (0, 2), (3, 0), (1, 2), (2, 2), (4, 4), (5, 3)] {
+        for (ns, nd) in [
+            (1, 1),
+            (2, 0),
+            (0, 2),
+            (3, 0),
+            (1, 2),
+            (2, 2),
+            (4, 4),
+            (5, 3),
+        ] {
             let a = apps(ns, nd);
             let splits = paper_splits(&a, 3, 1).unwrap();
             for s in &splits {
@@ -400,8 +455,14 @@ mod tests {
                 }
             }
         }
-        assert!(matches!(paper_splits(&apps(1, 0), 6, 1), Err(TrainError::TooFewApps { .. })));
-        assert!(matches!(paper_splits(&apps(0, 0), 6, 1), Err(TrainError::TooFewApps { .. })));
+        assert!(matches!(
+            paper_splits(&apps(1, 0), 6, 1),
+            Err(TrainError::TooFewApps { .. })
+        ));
+        assert!(matches!(
+            paper_splits(&apps(0, 0), 6, 1),
+            Err(TrainError::TooFewApps { .. })
+        ));
     }
 
     #[test]

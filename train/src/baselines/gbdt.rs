@@ -46,9 +46,14 @@ pub fn fit(x: &Table, y: &[f64], xv: &Table, yv: &[f64], seed: u64) -> Result<Gb
         None
     } else {
         b = b.set_early_stopping_rounds(Some(40));
-        Some(vec![(Matrix::new(&vcm, xv.rows, xv.cols), yv, wv.as_slice())])
+        Some(vec![(
+            Matrix::new(&vcm, xv.rows, xv.cols),
+            yv,
+            wv.as_slice(),
+        )])
     };
-    b.fit(&m, y, &w, eval).map_err(|e| TrainError::Gbdt(e.to_string()))?;
+    b.fit(&m, y, &w, eval)
+        .map_err(|e| TrainError::Gbdt(e.to_string()))?;
     let desc = format!(
         "forust squared-loss lr=0.05 depth=4 subsample=0.8 colsample=0.5 trees={} best_iteration={:?}",
         b.trees.len(),

@@ -30,7 +30,15 @@ fn design(z: &Table) -> Vec<f64> {
 impl Glm {
     fn eta(&self, d: &[f64], n: usize) -> Vec<f64> {
         let p = self.beta.len();
-        (0..n).map(|r| d[r * p..(r + 1) * p].iter().zip(&self.beta).map(|(a, b)| a * b).sum()).collect()
+        (0..n)
+            .map(|r| {
+                d[r * p..(r + 1) * p]
+                    .iter()
+                    .zip(&self.beta)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            })
+            .collect()
     }
 }
 
@@ -39,18 +47,36 @@ impl TabularModel for Glm {
         let z = self.std.apply(x);
         let d = design(&z);
         // η ≤ 0 has no meaning under the inverse link: the prediction saturates at P = 1.
-        self.eta(&d, z.rows).into_iter().map(|e| if e > 1e-6 { 1.0 / e } else { 1.0 }).collect()
+        self.eta(&d, z.rows)
+            .into_iter()
+            .map(|e| if e > 1e-6 { 1.0 / e } else { 1.0 })
+            .collect()
     }
     fn describe(&self) -> String {
-        format!("gamma-inverse lambda={} irls_iter={}", self.lambda, self.iterations)
+        format!(
+            "gamma-inverse lambda={} irls_iter={}",
+            self.lambda, self.iterations
+        )
     }
 }
 
-fn fit_one(std: &Standardizer, d: &[f64], y: &[f64], n: usize, p: usize, lambda: f64) -> Result<Glm> {
+fn fit_one(
+    std: &Standardizer,
+    d: &[f64],
+    y: &[f64],
+    n: usize,
+    p: usize,
+    lambda: f64,
+) -> Result<Glm> {
     let ym = y.iter().sum::<f64>() / n as f64;
     let mut beta = vec![0.0; p];
     beta[p - 1] = 1.0 / ym / ICOL;
-    let mut m = Glm { std: std.clone(), beta, lambda, iterations: 0 };
+    let mut m = Glm {
+        std: std.clone(),
+        beta,
+        lambda,
+        iterations: 0,
+    };
     for it in 0..30 {
         let eta = m.eta(d, n);
         let mut z = Vec::with_capacity(n);
@@ -63,7 +89,11 @@ fn fit_one(std: &Standardizer, d: &[f64], y: &[f64], n: usize, p: usize, lambda:
             w.push(mu * mu);
         }
         let new = ridge(d, &z, &w, n, p, lambda)?;
-        let delta = new.iter().zip(&m.beta).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let delta = new
+            .iter()
+            .zip(&m.beta)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         m.beta = new;
         m.iterations = it + 1;
         if !delta.is_finite() {
@@ -81,13 +111,21 @@ pub fn fit(x: &Table, y: &[f64], xv: &Table, yv: &[f64]) -> Result<Glm> {
     let z = std.apply(x);
     let d = design(&z);
     let p = z.cols + 1;
-    let grid: &[f64] = if yv.is_empty() { &[1.0] } else { &[1e-2, 1.0, 100.0, 1e4] };
+    let grid: &[f64] = if yv.is_empty() {
+        &[1.0]
+    } else {
+        &[1e-2, 1.0, 100.0, 1e4]
+    };
     let mut best: Option<(f64, Glm)> = None;
     let mut last_err = None;
     for &lambda in grid {
         match fit_one(&std, &d, y, z.rows, p, lambda) {
             Ok(m) => {
-                let s = if yv.is_empty() { 0.0 } else { mae(&m.predict(xv), yv) };
+                let s = if yv.is_empty() {
+                    0.0
+                } else {
+                    mae(&m.predict(xv), yv)
+                };
                 if best.as_ref().is_none_or(|(b, _)| s < *b) {
                     best = Some((s, m));
                 }

@@ -16,7 +16,14 @@ impl TabularModel for Linear {
     fn predict(&self, x: &Table) -> Vec<f64> {
         let z = self.std.apply(x);
         (0..z.rows)
-            .map(|r| self.intercept + z.row(r).iter().zip(&self.beta).map(|(a, b)| a * b).sum::<f64>())
+            .map(|r| {
+                self.intercept
+                    + z.row(r)
+                        .iter()
+                        .zip(&self.beta)
+                        .map(|(a, b)| a * b)
+                        .sum::<f64>()
+            })
             .collect()
     }
     fn describe(&self) -> String {
@@ -40,11 +47,22 @@ pub fn fit(x: &Table, y: &[f64], xv: &Table, yv: &[f64]) -> Result<Linear> {
             Ok(b) => b,
             Err(_) => continue,
         };
-        let m = Linear { std: std.clone(), beta, intercept: ym, lambda };
-        let score = if yv.is_empty() { 0.0 } else { mae(&m.predict(xv), yv) };
+        let m = Linear {
+            std: std.clone(),
+            beta,
+            intercept: ym,
+            lambda,
+        };
+        let score = if yv.is_empty() {
+            0.0
+        } else {
+            mae(&m.predict(xv), yv)
+        };
         if best.as_ref().is_none_or(|(s, _)| score < *s) {
             best = Some((score, m));
         }
     }
-    best.map(|b| b.1).ok_or_else(|| crate::TrainError::Numeric("ridge regression failed for every lambda".into()))
+    best.map(|b| b.1).ok_or_else(|| {
+        crate::TrainError::Numeric("ridge regression failed for every lambda".into())
+    })
 }

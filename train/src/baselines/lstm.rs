@@ -24,7 +24,14 @@ pub struct LstmParams {
 
 impl Default for LstmParams {
     fn default() -> Self {
-        LstmParams { steps: 32, hidden: 32, epochs: 40, batch: 32, lr: 3e-3, patience: 8 }
+        LstmParams {
+            steps: 32,
+            hidden: 32,
+            epochs: 40,
+            batch: 32,
+            lr: 3e-3,
+            patience: 8,
+        }
     }
 }
 
@@ -76,7 +83,11 @@ impl Lstm {
         for s in seqs {
             for (i, v) in s.iter().enumerate() {
                 let j = i % self.f;
-                out.push(if v.is_finite() && self.std[j] > 1e-8 { ((v - self.mean[j]) / self.std[j]).clamp(-10.0, 10.0) } else { 0.0 });
+                out.push(if v.is_finite() && self.std[j] > 1e-8 {
+                    ((v - self.mean[j]) / self.std[j]).clamp(-10.0, 10.0)
+                } else {
+                    0.0
+                });
             }
         }
         out
@@ -92,9 +103,21 @@ impl Lstm {
     pub fn predict(&self, runs: &[&Run], k: usize) -> Result<Vec<f64>> {
         let mut out = Vec::with_capacity(runs.len());
         for chunk in runs.chunks(256) {
-            let seqs: Vec<Vec<f32>> = chunk.iter().map(|r| resample(r, k, self.params.steps)).collect();
-            let x = Tensor::from_vec(self.normalise(&seqs), (chunk.len(), self.params.steps, self.f), &Device::Cpu)?;
-            out.extend(self.forward(&x)?.to_vec1::<f32>()?.into_iter().map(|v| v as f64));
+            let seqs: Vec<Vec<f32>> = chunk
+                .iter()
+                .map(|r| resample(r, k, self.params.steps))
+                .collect();
+            let x = Tensor::from_vec(
+                self.normalise(&seqs),
+                (chunk.len(), self.params.steps, self.f),
+                &Device::Cpu,
+            )?;
+            out.extend(
+                self.forward(&x)?
+                    .to_vec1::<f32>()?
+                    .into_iter()
+                    .map(|v| v as f64),
+            );
         }
         Ok(out)
     }
@@ -102,7 +125,11 @@ impl Lstm {
     pub fn describe(&self) -> String {
         format!(
             "lstm steps={} hidden={} lr={} epochs_run={} best_val_mae={:.4}",
-            self.params.steps, self.params.hidden, self.params.lr, self.epochs_run, self.best_val_mae
+            self.params.steps,
+            self.params.hidden,
+            self.params.lr,
+            self.epochs_run,
+            self.best_val_mae
         )
     }
 }
@@ -140,12 +167,20 @@ pub fn fit(train: &[&Run], val: &[&Run], params: LstmParams, seed: u64) -> Resul
     let dev = Device::Cpu;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
-    let lstm = candle_nn::lstm(f, params.hidden, candle_nn::LSTMConfig::default(), vb.pp("lstm"))?;
+    let lstm = candle_nn::lstm(
+        f,
+        params.hidden,
+        candle_nn::LSTMConfig::default(),
+        vb.pp("lstm"),
+    )?;
     let head = candle_nn::linear(params.hidden, 1, vb.pp("head"))?;
     // candle's CPU RNG cannot be seeded: overwrite every parameter from our own seeded RNG.
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     {
-        let data = varmap.data().lock().map_err(|_| crate::TrainError::Numeric("varmap lock".into()))?;
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| crate::TrainError::Numeric("varmap lock".into()))?;
         let mut names: Vec<&String> = data.keys().collect();
         names.sort();
         for name in names {
@@ -172,7 +207,11 @@ pub fn fit(train: &[&Run], val: &[&Run], params: LstmParams, seed: u64) -> Resul
     let yv: Vec<f64> = val.iter().map(|r| r.p as f64).collect();
     let mut opt = candle_nn::AdamW::new(
         varmap.all_vars(),
-        candle_nn::ParamsAdamW { lr: params.lr, weight_decay: 0.0, ..Default::default() },
+        candle_nn::ParamsAdamW {
+            lr: params.lr,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
     )?;
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut best: Option<(f64, Vec<(String, Tensor)>)> = None;
@@ -216,7 +255,10 @@ pub fn fit(train: &[&Run], val: &[&Run], params: LstmParams, seed: u64) -> Resul
         }
     }
     if let Some((m, snap)) = best {
-        let data = varmap.data().lock().map_err(|_| crate::TrainError::Numeric("varmap lock".into()))?;
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| crate::TrainError::Numeric("varmap lock".into()))?;
         for (k, t) in snap {
             if let Some(v) = data.get(&k) {
                 v.set(&t)?;

@@ -42,8 +42,15 @@ pub enum Tabular {
 }
 
 impl Tabular {
-    pub const ALL: [Tabular; 7] =
-        [Tabular::Mean, Tabular::Linear, Tabular::Glm, Tabular::Tree, Tabular::Forest, Tabular::ForestRich, Tabular::Gbdt];
+    pub const ALL: [Tabular; 7] = [
+        Tabular::Mean,
+        Tabular::Linear,
+        Tabular::Glm,
+        Tabular::Tree,
+        Tabular::Forest,
+        Tabular::ForestRich,
+        Tabular::Gbdt,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -69,13 +76,24 @@ impl Tabular {
     }
 
     /// Fits on (`x`, `y`), choosing hyper-parameters by MAE on (`xv`, `yv`) (when non-empty).
-    pub fn fit(self, x: &Table, y: &[f64], xv: &Table, yv: &[f64], seed: u64) -> Result<Box<dyn TabularModel>> {
+    pub fn fit(
+        self,
+        x: &Table,
+        y: &[f64],
+        xv: &Table,
+        yv: &[f64],
+        seed: u64,
+    ) -> Result<Box<dyn TabularModel>> {
         Ok(match self {
-            Tabular::Mean => Box::new(MeanModel { mean: mean_std(y).0 }),
+            Tabular::Mean => Box::new(MeanModel {
+                mean: mean_std(y).0,
+            }),
             Tabular::Linear => Box::new(linear::fit(x, y, xv, yv)?),
             Tabular::Glm => Box::new(glm::fit(x, y, xv, yv)?),
             Tabular::Tree => Box::new(tree::fit_tree_search(x, y, xv, yv, seed)),
-            Tabular::Forest | Tabular::ForestRich => Box::new(tree::fit_forest_search(x, y, xv, yv, seed)),
+            Tabular::Forest | Tabular::ForestRich => {
+                Box::new(tree::fit_forest_search(x, y, xv, yv, seed))
+            }
             Tabular::Gbdt => Box::new(gbdt::fit(x, y, xv, yv, seed)?),
         })
     }
@@ -100,5 +118,9 @@ pub fn mae(pred: &[f64], y: &[f64]) -> f64 {
     if y.is_empty() {
         return f64::NAN;
     }
-    pred.iter().zip(y).map(|(a, b)| (a.clamp(0.0, 1.0) - b).abs()).sum::<f64>() / y.len() as f64
+    pred.iter()
+        .zip(y)
+        .map(|(a, b)| (a.clamp(0.0, 1.0) - b).abs())
+        .sum::<f64>()
+        / y.len() as f64
 }

@@ -23,7 +23,11 @@ impl Binner {
         let mut v = Vec::with_capacity(x.rows);
         for c in 0..x.cols {
             v.clear();
-            v.extend((0..x.rows).map(|r| x.data[r * x.cols + c]).filter(|a| a.is_finite()));
+            v.extend(
+                (0..x.rows)
+                    .map(|r| x.data[r * x.cols + c])
+                    .filter(|a| a.is_finite()),
+            );
             v.sort_by(|a, b| a.total_cmp(b));
             v.dedup();
             let mut e: Vec<f64> = if v.len() <= MAX_BINS {
@@ -66,7 +70,12 @@ impl Binner {
 enum Node {
     Leaf(f64),
     /// Left when the value is missing or ≤ `thr`.
-    Split { col: usize, thr: f64, left: usize, right: usize },
+    Split {
+        col: usize,
+        thr: f64,
+        left: usize,
+        right: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,9 +112,16 @@ impl Builder<'_> {
         if depth >= self.params.max_depth || n < 2 * self.params.min_leaf.max(1) {
             return me;
         }
-        let k = if self.params.max_features == 0 { self.cols } else { self.params.max_features.min(self.cols) };
-        let cols: Vec<usize> =
-            if k == self.cols { (0..self.cols).collect() } else { sample(&mut self.rng, self.cols, k).into_vec() };
+        let k = if self.params.max_features == 0 {
+            self.cols
+        } else {
+            self.params.max_features.min(self.cols)
+        };
+        let cols: Vec<usize> = if k == self.cols {
+            (0..self.cols).collect()
+        } else {
+            sample(&mut self.rng, self.cols, k).into_vec()
+        };
         let base = sum * sum / n as f64;
         let mut best: Option<(f64, usize, usize)> = None; // gain, col, bin
         let mut cnt = [0usize; MAX_BINS + 2];
@@ -155,14 +171,28 @@ impl Builder<'_> {
         let (li, ri) = idx.split_at_mut(l);
         let left = self.build(li, depth + 1);
         let right = self.build(ri, depth + 1);
-        self.nodes[me] = Node::Split { col, thr, left, right };
+        self.nodes[me] = Node::Split {
+            col,
+            thr,
+            left,
+            right,
+        };
         me
     }
 }
 
 impl Tree {
     /// Fits on the rows `idx` (may repeat, for bootstrap samples) of pre-binned data.
-    fn fit(binner: &Binner, bins: &[u8], n_rows: usize, cols: usize, y: &[f64], idx: &mut [usize], params: TreeParams, seed: u64) -> Tree {
+    fn fit(
+        binner: &Binner,
+        bins: &[u8],
+        n_rows: usize,
+        cols: usize,
+        y: &[f64],
+        idx: &mut [usize],
+        params: TreeParams,
+        seed: u64,
+    ) -> Tree {
         let mut b = Builder {
             bins,
             n_rows,
@@ -182,9 +212,18 @@ impl Tree {
         loop {
             match &self.nodes[i] {
                 Node::Leaf(v) => return *v,
-                Node::Split { col, thr, left, right } => {
+                Node::Split {
+                    col,
+                    thr,
+                    left,
+                    right,
+                } => {
                     let v = row[*col];
-                    i = if !v.is_finite() || v <= *thr { *left } else { *right };
+                    i = if !v.is_finite() || v <= *thr {
+                        *left
+                    } else {
+                        *right
+                    };
                 }
             }
         }
@@ -226,18 +265,45 @@ pub fn fit_forest(x: &Table, y: &[f64], params: TreeParams, n_trees: usize, seed
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut trees = Vec::with_capacity(n_trees);
     for t in 0..n_trees {
-        let mut idx: Vec<usize> =
-            if n_trees == 1 { (0..x.rows).collect() } else { (0..x.rows).map(|_| rng.random_range(0..x.rows)).collect() };
-        trees.push(Tree::fit(&binner, &bins, x.rows, x.cols, y, &mut idx, params, seed.wrapping_add(t as u64 * 31 + 1)));
+        let mut idx: Vec<usize> = if n_trees == 1 {
+            (0..x.rows).collect()
+        } else {
+            (0..x.rows).map(|_| rng.random_range(0..x.rows)).collect()
+        };
+        trees.push(Tree::fit(
+            &binner,
+            &bins,
+            x.rows,
+            x.cols,
+            y,
+            &mut idx,
+            params,
+            seed.wrapping_add(t as u64 * 31 + 1),
+        ));
     }
-    Forest { trees, params, kind: if n_trees == 1 { "tree" } else { "forest" } }
+    Forest {
+        trees,
+        params,
+        kind: if n_trees == 1 { "tree" } else { "forest" },
+    }
 }
 
-fn search(x: &Table, y: &[f64], xv: &Table, yv: &[f64], grid: &[(TreeParams, usize)], seed: u64) -> Forest {
+fn search(
+    x: &Table,
+    y: &[f64],
+    xv: &Table,
+    yv: &[f64],
+    grid: &[(TreeParams, usize)],
+    seed: u64,
+) -> Forest {
     let mut best: Option<(f64, Forest)> = None;
     for &(p, n) in grid {
         let f = fit_forest(x, y, p, n, seed);
-        let s = if yv.is_empty() { 0.0 } else { mae(&f.predict(xv), yv) };
+        let s = if yv.is_empty() {
+            0.0
+        } else {
+            mae(&f.predict(xv), yv)
+        };
         if best.as_ref().is_none_or(|(b, _)| s < *b) {
             best = Some((s, f));
         }
@@ -245,7 +311,8 @@ fn search(x: &Table, y: &[f64], xv: &Table, yv: &[f64], grid: &[(TreeParams, usi
             break;
         }
     }
-    best.map(|b| b.1).unwrap_or_else(|| fit_forest(x, y, grid[0].0, grid[0].1, seed))
+    best.map(|b| b.1)
+        .unwrap_or_else(|| fit_forest(x, y, grid[0].0, grid[0].1, seed))
 }
 
 /// Decision tree: max depth ∈ {3, 5, 8, 12}, min leaf ∈ {2, 5, 20}, chosen on validation.
@@ -253,7 +320,14 @@ pub fn fit_tree_search(x: &Table, y: &[f64], xv: &Table, yv: &[f64], seed: u64) 
     let mut grid = Vec::new();
     for d in [8, 3, 5, 12] {
         for l in [5, 2, 20] {
-            grid.push((TreeParams { max_depth: d, min_leaf: l, max_features: 0 }, 1));
+            grid.push((
+                TreeParams {
+                    max_depth: d,
+                    min_leaf: l,
+                    max_features: 0,
+                },
+                1,
+            ));
         }
     }
     search(x, y, xv, yv, &grid, seed)
@@ -266,7 +340,14 @@ pub fn fit_forest_search(x: &Table, y: &[f64], xv: &Table, yv: &[f64], seed: u64
     let mut grid = Vec::new();
     for mf in [third, sqrt] {
         for l in [1, 5] {
-            grid.push((TreeParams { max_depth: 16, min_leaf: l, max_features: mf }, 100));
+            grid.push((
+                TreeParams {
+                    max_depth: 16,
+                    min_leaf: l,
+                    max_features: mf,
+                },
+                100,
+            ));
         }
     }
     search(x, y, xv, yv, &grid, seed)
@@ -285,15 +366,43 @@ mod tests {
         for _ in 0..n {
             let a: f64 = rng.random_range(0.0..1.0);
             let b: f64 = rng.random_range(0.0..1.0);
-            let c = if rng.random_bool(0.1) { f64::NAN } else { rng.random_range(0.0..1.0) };
+            let c = if rng.random_bool(0.1) {
+                f64::NAN
+            } else {
+                rng.random_range(0.0..1.0)
+            };
             data.extend_from_slice(&[a, b, c]);
             y.push(if a > 0.5 { 0.9 } else { 0.3 } + 0.1 * b);
         }
-        let x = Table { rows: n, cols: 3, data };
-        let t = fit_forest(&x, &y, TreeParams { max_depth: 4, min_leaf: 2, max_features: 0 }, 1, 1);
+        let x = Table {
+            rows: n,
+            cols: 3,
+            data,
+        };
+        let t = fit_forest(
+            &x,
+            &y,
+            TreeParams {
+                max_depth: 4,
+                min_leaf: 2,
+                max_features: 0,
+            },
+            1,
+            1,
+        );
         let m = mae(&t.predict(&x), &y);
         assert!(m < 0.02, "tree train MAE {m}");
-        let f = fit_forest(&x, &y, TreeParams { max_depth: 8, min_leaf: 2, max_features: 2 }, 30, 1);
+        let f = fit_forest(
+            &x,
+            &y,
+            TreeParams {
+                max_depth: 8,
+                min_leaf: 2,
+                max_features: 2,
+            },
+            30,
+            1,
+        );
         let m = mae(&f.predict(&x), &y);
         assert!(m < 0.03, "forest train MAE {m}");
         let base = mae(&vec![0.65; n], &y);

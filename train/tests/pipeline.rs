@@ -1,0 +1,240 @@
+//! The evaluation pipeline on a synthetic set of runs (the real-format end-to-end tests live in
+//! the workspace's tests/train_*.rs): splits never leak, baselines beat the mean, results and
+//! the report round-trip.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use train::baselines::Tabular;
+use train::eval::{evaluate, EvalOptions, EvalResults, ModelSpec};
+use train::split::{app_infos, paper_splits, Protocol};
+use train::Run;
+
+/// 6 applications (3 with dynamic scenarios); P depends non-linearly on two features' means and
+/// on a neighbour feature's trend; app-specific offsets make unseen apps harder.
+pub fn synthetic_runs(n_per_app: usize, f: usize, seed: u64) -> Vec<Run> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut runs = Vec::new();
+    for a in 0..6 {
+        for i in 0..n_per_app {
+            let t = rng.random_range(20..90);
+            let pressure: f32 = rng.random_range(0.0..1.0);
+            let trend: f32 = rng.random_range(-0.02..0.02);
+            let mut x = vec![0f32; t * f];
+            for s in 0..t {
+                for j in 0..f {
+                    let base = match j {
+                        0 => pressure * 100.0 + rng.random_range(-5.0..5.0),
+                        1 => (a as f32) * 3.0 + rng.random_range(0.0..1.0),
+                        2 => trend * s as f32 * 50.0,
+                        3 => f32::NAN, // always null, like an absent PMU
+                        5 => 1000.0 * (a as f32 + 1.0), // identifies the application
+                        _ => rng.random_range(0.0..1.0),
+                    };
+                    x[s * f + j] = base;
+                }
+            }
+            let p = (1.0 - 0.6 * pressure * pressure - 8.0 * trend.max(0.0)).clamp(0.05, 1.0);
+            let dynamic = a >= 3 && i % 2 == 0;
+            runs.push(Run {
+                run_id: format!("r{a}-{i}"),
+                tenant: "t0".into(),
+                app: format!("app{a}"),
+                scenario: if dynamic {
+                    "periodic".into()
+                } else {
+                    "static".into()
+                },
+                t,
+                f,
+                x,
+                p,
+                p_per_second: None,
+                label_noise: 0.01,
+            });
+        }
+    }
+    runs
+}
+
+#[test]
+fn splits_never_leak_test_apps() {
+    let runs = synthetic_runs(10, 6, 1);
+    let apps = app_infos(&runs);
+    assert_eq!(apps.iter().filter(|a| a.dynamic).count(), 3);
+    for s in paper_splits(&apps, 6, 9).unwrap() {
+        let idx = s.indices(&runs).unwrap();
+        for &i in idx.train.iter().chain(&idx.val) {
+            assert!(
+                !s.test_apps.contains(&runs[i].app),
+                "{} leaks into training",
+                runs[i].app
+            );
+        }
+        for &i in &idx.test {
+            assert!(s.test_apps.contains(&runs[i].app));
+        }
+        assert_eq!(s.test_apps.len(), 2, "{s:?}"); // 1 static + 1 dynamic: keeps 2 of each kind
+        assert_eq!(idx.train.len() + idx.val.len() + idx.test.len(), runs.len());
+    }
+}
+
+#[test]
+fn baselines_beat_the_mean_and_results_round_trip() {
+    let runs = synthetic_runs(30, 6, 2);
+    let options = EvalOptions {
+        protocol: Protocol::Paper,
+        n_splits: 2,
+        seed: 3,
+        models: vec![
+            ModelSpec::Tabular(Tabular::Mean),
+            ModelSpec::Tabular(Tabular::Linear),
+            ModelSpec::Tabular(Tabular::Glm),
+            ModelSpec::Tabular(Tabular::Tree),
+            ModelSpec::Tabular(Tabular::Forest),
+            ModelSpec::Tabular(Tabular::Gbdt),
+            ModelSpec::Lstm,
+        ],
+        early_ks: vec![10],
+        lstm: train::baselines::lstm::LstmParams {
+            epochs: 15,
+            ..Default::default()
+        },
+        command: "test".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let res = evaluate(&runs, &options, None, dir.path(), &mut |_, _, _| {}).unwrap();
+    let mae = |n: &str| {
+        res.models
+            .iter()
+            .find(|m| m.name == n)
+            .unwrap()
+            .summary
+            .mae_mean
+    };
+    let mean = mae("mean");
+    for m in ["lr", "dt", "rf", "gbdt"] {
+        assert!(mae(m) < 0.7 * mean, "{m}: {} vs mean {mean}", mae(m));
+    }
+    assert!(mae("lstm").is_finite() && mae("glm").is_finite());
+    assert!((res.noise_floor - 1.0).abs() < 1e-4);
+    let gb = res.models.iter().find(|m| m.name == "gbdt").unwrap();
+    assert!(gb.early.contains_key(&10));
+    assert_eq!(gb.per_split.len(), 2);
+    res.write(dir.path()).unwrap();
+    let back = EvalResults::read(dir.path()).unwrap();
+    assert_eq!(back.predictions.len(), res.predictions.len());
+    assert_eq!(back.models.len(), res.models.len());
+    let files = train::report::write_report(dir.path(), &dir.path().join("report")).unwrap();
+    assert!(files.iter().any(|f| f.ends_with("report.html")));
+    let md = std::fs::read_to_string(dir.path().join("report/report.md")).unwrap();
+    assert!(md.contains("| gbdt |"), "{md}");
+    if files.iter().any(|f| f.ends_with("mae-vs-k.png")) {
+        assert!(
+            std::fs::metadata(dir.path().join("report/mae-vs-k.png"))
+                .unwrap()
+                .len()
+                > 1000
+        );
+    } else {
+        eprintln!("plots were skipped (no usable font on this machine?)");
+    }
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = EvalOptions {
+        protocol: Protocol::Paper,
+        n_splits: 2,
+        seed: 3,
+        models: vec![ModelSpec::Tabular(Tabular::Mean)],
+        early_ks: vec![],
+        lstm: Default::default(),
+        command: "test".into(),
+    };
+    let e = evaluate(&[], &options, None, dir.path(), &mut |_, _, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("empty"), "{e}");
+    let mut one = synthetic_runs(3, 4, 1);
+    one.retain(|r| r.app == "app0");
+    let e = evaluate(&one, &options, None, dir.path(), &mut |_, _, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("only 1 application") && e.contains("app0"),
+        "{e}"
+    );
+    let mut mixed = synthetic_runs(3, 4, 1);
+    mixed[5].f = 5;
+    let e = evaluate(&mixed, &options, None, dir.path(), &mut |_, _, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("number of features"), "{e}");
+    let mut bad = synthetic_runs(3, 4, 1);
+    bad[2].p = 1.7;
+    let e = evaluate(&bad, &options, None, dir.path(), &mut |_, _, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("not in (0, 1]") && e.contains(&bad[2].run_id),
+        "{e}"
+    );
+    assert!(ModelSpec::parse("xgboost").is_err());
+}
+
+#[test]
+fn normaliser_is_fitted_on_training_apps_only() {
+    let runs = synthetic_runs(4, 6, 5);
+    let options = EvalOptions {
+        protocol: Protocol::Paper,
+        n_splits: 2,
+        seed: 11,
+        models: vec![ModelSpec::CloudFormer("cf".into())],
+        early_ks: vec![],
+        lstm: Default::default(),
+        command: "test".into(),
+    };
+    let cf = train::cf::TrainOptions {
+        epochs: 1,
+        blocks: 1,
+        max_len: 16,
+        lr: 1e-3,
+        ..Default::default()
+    };
+    let mut trainer = train::cf::CfTrainer::new(cf, true);
+    let dir = tempfile::tempdir().unwrap();
+    let res = evaluate(
+        &runs,
+        &options,
+        Some(&mut trainer),
+        dir.path(),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(res.models[0].per_split.len(), 2);
+    for s in &res.splits {
+        let ck = model::Checkpoint::read(&dir.path().join(&s.name).join("cf")).unwrap();
+        let code =
+            |a: &String| 1000.0 * (a.trim_start_matches("app").parse::<f32>().unwrap() + 1.0);
+        let lo = s.train_apps.iter().map(code).fold(f32::INFINITY, f32::min);
+        let hi = s
+            .train_apps
+            .iter()
+            .map(code)
+            .fold(f32::NEG_INFINITY, f32::max);
+        // feature 5 identifies the app: its fitted range is exactly the training apps' range
+        assert_eq!(
+            (ck.normalizer.min[5], ck.normalizer.max[5]),
+            (lo, hi),
+            "{s:?}"
+        );
+        for t in s.test_apps.iter().chain(&s.val_apps) {
+            assert!(!s.train_apps.contains(t));
+        }
+    }
+}
