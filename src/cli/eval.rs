@@ -1,8 +1,83 @@
-//! `cloudformer eval` (not implemented yet).
+//! `cloudformer eval --data DIR --protocol paper|loao [--models …] --out DIR`: every model on the
+//! same leave-applications-out splits; writes results.json, predictions.csv, summary.md.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::train::CfFlags;
 
 #[derive(clap::Args)]
-pub struct EvalArgs {}
+pub struct EvalArgs {
+    /// Dataset directory (campaign output: runs.parquet + samples/).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// `paper`: 6 seeded random leave-applications-out splits (test = 2 static + 2 dynamic apps);
+    /// `loao`: leave-one-application-out.
+    #[arg(long, default_value = "paper")]
+    pub protocol: String,
+    /// Number of random splits for `--protocol paper`.
+    #[arg(long, default_value_t = 6)]
+    pub splits: usize,
+    /// Seed of the splits (published in the results) and of every model.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Comma-separated models: mean, lr, glm, dt, rf, rf-rich, gbdt, lstm, cf, cf-permetric,
+    /// cf-temporal, cf-system.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "mean,lr,glm,dt,rf,rf-rich,gbdt,lstm,cf,cf-permetric,cf-temporal,cf-system"
+    )]
+    pub models: Vec<String>,
+    /// Early prediction: also evaluate on the first k seconds of each run (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "10,30,60")]
+    pub early: Vec<usize>,
+    /// LSTM baseline epochs.
+    #[arg(long, default_value_t = 40)]
+    pub lstm_epochs: usize,
+    /// Keep the per-split CloudFormer weights under OUT/checkpoints (default: only curves).
+    #[arg(long)]
+    pub keep_checkpoints: bool,
+    /// Results directory (e.g. bench/results/paper).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub cf: CfFlags,
+}
 
-pub fn run(_args: EvalArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
-    anyhow::bail!("`cloudformer eval` is not implemented yet")
+pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
+    let protocol: train::split::Protocol = args.protocol.parse()?;
+    let models = args
+        .models
+        .iter()
+        .map(|m| train::eval::ModelSpec::parse(m.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let runs = train::data::load(&args.data)
+        .with_context(|| format!("loading the dataset {}", args.data.display()))?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let options = train::eval::EvalOptions {
+        protocol,
+        n_splits: args.splits,
+        seed: args.seed,
+        models,
+        early_ks: args.early.clone(),
+        lstm: train::baselines::lstm::LstmParams {
+            epochs: args.lstm_epochs,
+            ..Default::default()
+        },
+        command,
+    };
+    let cf_opts = args.cf.to_options("cf", args.seed, true);
+    let mut trainer = train::cf::CfTrainer::new(cf_opts, args.keep_checkpoints);
+    let scratch = args.out.join("checkpoints");
+    let res =
+        train::eval::evaluate_with_bar(&runs, &options, Some(&mut trainer), &scratch, ctx.quiet)?;
+    res.write(&args.out)
+        .with_context(|| format!("writing results into {}", args.out.display()))?;
+    if !ctx.quiet {
+        println!("{}", res.markdown());
+        println!("results: {}", args.out.display());
+    }
+    Ok(())
 }

@@ -1,8 +1,33 @@
-//! `cloudformer report` (not implemented yet).
+//! `cloudformer report --results DIR --out DIR`: plots (PNG + SVG) and a Markdown/HTML summary
+//! of an evaluation written by `cloudformer eval`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
 
 #[derive(clap::Args)]
-pub struct ReportArgs {}
+pub struct ReportArgs {
+    /// Results directory written by `cloudformer eval --out`.
+    #[arg(long)]
+    pub results: PathBuf,
+    /// Where to write the plots, report.md and report.html (default: the results directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
 
-pub fn run(_args: ReportArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
-    anyhow::bail!("`cloudformer report` is not implemented yet")
+pub fn run(args: ReportArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
+    let out = args.out.clone().unwrap_or_else(|| args.results.clone());
+    let files = train::report::write_report(&args.results, &out).with_context(|| {
+        format!(
+            "writing the report of {} into {}",
+            args.results.display(),
+            out.display()
+        )
+    })?;
+    if !ctx.quiet {
+        for f in files {
+            println!("{}", f.display());
+        }
+    }
+    Ok(())
 }
