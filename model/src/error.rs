@@ -7,6 +7,8 @@ pub enum ModelError {
     Candle(#[from] candle_core::Error),
     #[error("bad input shape: {0}")]
     Shape(String),
+    #[error("non-finite value: {0}")]
+    NonFinite(String),
     #[error("bad config: {0}")]
     Config(String),
     #[error("checkpoint {path}: {msg}")]

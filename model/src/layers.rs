@@ -1,10 +1,12 @@
-//! Building blocks from differentiable primitives only (no fused LayerNorm / softmax_last_dim,
+//! Building blocks. Everything is differentiable: LayerNorm, softmax and bias adds go through our
+//! own fused ops with analytic backward passes (`fused.rs`) or candle primitives (no candle
+//! fused LayerNorm / softmax_last_dim,
 //! which silently drop gradients in candle 0.11).
 
 use std::cell::RefCell;
 
-use candle_core::{Tensor, D};
-use rand::Rng;
+use candle_core::Tensor;
+use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
 use crate::params::{Init, Params};
@@ -38,10 +40,8 @@ impl Linear {
         let dims = x.dims().to_vec();
         let inp = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / inp.max(1);
-        let y = x
-            .reshape((rows, inp))?
-            .matmul(&self.w.t()?)?
-            .broadcast_add(&self.b)?;
+        let y = x.reshape((rows, inp))?.matmul(&self.w.t()?)?;
+        let y = crate::fused::bias_add(&y, &self.b)?;
         let mut out_dims = dims;
         if let Some(l) = out_dims.last_mut() {
             *l = self.out;
@@ -50,7 +50,7 @@ impl Linear {
     }
 }
 
-/// LayerNorm over the last dimension, composed from primitives.
+/// LayerNorm over the last dimension (fused, with backward; see `fused.rs`).
 pub struct LayerNorm {
     gamma: Tensor,
     beta: Tensor,
@@ -65,11 +65,7 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, x: &Tensor) -> R<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let xn = xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
-        Ok(xn.broadcast_mul(&self.gamma)?.broadcast_add(&self.beta)?)
+        Ok(crate::fused::layer_norm(x, &self.gamma, &self.beta, 1e-5)?)
     }
 }
 
@@ -85,16 +81,19 @@ impl Dropout {
         }
         let keep = 1.0 - self.p;
         let scale = 1.0 / keep;
+        // Four 16-bit draws per u64 from the seeded stream (a quarter of the RNG calls).
+        let thr = (keep as f64 * 65536.0).round() as u64;
+        let n = x.elem_count();
         let mut rng = rng.borrow_mut();
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| {
-                if rng.random::<f32>() < keep {
-                    scale
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let mut mask: Vec<f32> = Vec::with_capacity(n + 3);
+        while mask.len() < n {
+            let r = rng.next_u64();
+            for k in 0..4 {
+                let v = (r >> (16 * k)) & 0xffff;
+                mask.push(if v < thr { scale } else { 0.0 });
+            }
+        }
+        mask.truncate(n);
         let m = Tensor::from_vec(mask, x.shape(), x.device())?;
         Ok((x * m)?)
     }
@@ -150,7 +149,7 @@ impl EncoderBlock {
         })
     }
 
-    /// `h`: [B, N, d]. `key_bias`: optional [B, 1, 1, N] additive bias (0 for real keys, a large
+    /// `h`: [B, N, d]. `key_bias`: optional [B, N] additive bias (0 for real keys, a large
     /// negative number for padded keys).
     pub fn forward(&self, h: &Tensor, key_bias: Option<&Tensor>, ctx: &Ctx) -> R<Tensor> {
         let (b, n, d) = h.dims3()?;
@@ -163,11 +162,8 @@ impl EncoderBlock {
         let q = qkv.get(0)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let mut scores = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?;
-        if let Some(bias) = key_bias {
-            scores = scores.broadcast_add(bias)?;
-        }
-        let attn = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let scores = q.matmul(&k.t()?)?;
+        let attn = crate::fused::softmax(&scores, 1.0 / (dh as f64).sqrt(), key_bias)?;
         let attn = ctx.dropout(&self.drop, &attn)?;
         let a = attn
             .matmul(&v)?

@@ -10,6 +10,7 @@
 mod checkpoint;
 mod config;
 mod error;
+pub mod fused;
 mod layers;
 mod loss;
 mod net;
@@ -25,7 +26,7 @@ pub use error::ModelError;
 pub use loss::{log_cosh, mse};
 pub use net::{masked_mean, pool_time, BranchInputs, CloudFormer};
 pub use normalizer::Normalizer;
-pub use optim::{clip_grad_norm, Adam};
+pub use optim::{clip_grad_norm, Adam, LrSchedule};
 pub use params::Params;
 pub use predictor::{Prediction, Predictor, Window};
 

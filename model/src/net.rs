@@ -154,17 +154,28 @@ impl CloudFormer {
 
     /// `x` [B, T, F] normalised (no NaN), `mask` [B, T] (1 real, 0 padding) → P̂ [B] in (0, 1).
     pub fn forward(&self, x: &Tensor, mask: &Tensor, train: bool) -> R<Tensor> {
+        let h = self.features(x, mask, train)?;
+        self.head(&h, train)
+    }
+
+    /// The concatenated branch outputs [B, 64·branches] that feed the head.
+    pub fn features(&self, x: &Tensor, mask: &Tensor, train: bool) -> R<Tensor> {
         let parts = self.branches(x, mask, train)?;
-        let ctx = Ctx {
-            train,
-            rng: &self.rng,
-        };
         let feats: Vec<Tensor> = [parts.temporal, parts.system]
             .into_iter()
             .flatten()
             .collect();
-        let h = Tensor::cat(&feats, 1)?;
-        let h = candle_nn::ops::silu(&self.head1.forward(&h)?)?;
+        Ok(Tensor::cat(&feats, 1)?)
+    }
+
+    /// The head: Dense → Swish → LayerNorm → Dropout → Dense(1) → sigmoid, [B, n] → [B].
+    /// With `train` the head's dropout is active (used for Monte-Carlo dropout at inference).
+    pub fn head(&self, h: &Tensor, train: bool) -> R<Tensor> {
+        let ctx = Ctx {
+            train,
+            rng: &self.rng,
+        };
+        let h = candle_nn::ops::silu(&self.head1.forward(h)?)?;
         let h = self.head_ln.forward(&h)?;
         let h = ctx.dropout(&self.head_drop, &h)?;
         let y = self.head2.forward(&h)?.squeeze(1)?;
@@ -230,7 +241,7 @@ impl CloudFormer {
         let ones = Tensor::ones((b, 1), DType::F32, x.device())?;
         let keys = Tensor::cat(&[&ones, &mask], 1)?;
         // 0 for real keys, MASKED (-1e9) for padded ones.
-        let bias = ((keys - 1.0)? * (-MASKED))?.reshape((b, 1, 1, t + 1))?;
+        let bias = ((keys - 1.0)? * (-MASKED))?;
         let mut h = h;
         for blk in &tb.blocks {
             h = blk.forward(&h, Some(&bias), ctx)?;
@@ -239,12 +250,12 @@ impl CloudFormer {
     }
 
     fn system_branch(&self, sb: &System, mean: &Tensor, ctx: &Ctx) -> R<Tensor> {
-        let (b, _f) = mean.dims2()?;
+        let (b, f) = mean.dims2()?;
         let d = self.cfg.d_model;
-        let mut tok = mean
-            .unsqueeze(2)?
-            .broadcast_mul(&sb.w)?
-            .broadcast_add(&sb.b)?;
+        // w·mean + b per metric, as a rank-1 matmul (its backward is a gemm, not a slow
+        // leading-dim reduction) and a fused bias add.
+        let tok = mean.reshape((b * f, 1))?.matmul(&sb.w.reshape((1, d))?)?;
+        let mut tok = crate::fused::bias_add(&tok, &sb.b)?.reshape((b, f, d))?;
         if let Some(e) = &sb.metric_emb {
             tok = tok.broadcast_add(e)?;
         }
@@ -275,8 +286,12 @@ impl CloudFormer {
 
 /// Mean over time of the real (unmasked) seconds: [B, T, F] × [B, T] → [B, F].
 pub fn masked_mean(x: &Tensor, mask: &Tensor) -> R<Tensor> {
-    let m = mask.unsqueeze(2)?;
-    let sum = x.broadcast_mul(&m)?.sum(1)?;
+    // [B, 1, T] × [B, T, F]: a batched matmul instead of a mid-axis reduction (slow in candle).
+    let (b, t, f) = x.dims3()?;
+    let sum = mask
+        .reshape((b, 1, t))?
+        .matmul(&x.contiguous()?)?
+        .reshape((b, f))?;
     let cnt = mask.sum_keepdim(1)?.clamp(1f32, f32::MAX)?;
     Ok(sum.broadcast_div(&cnt)?)
 }
@@ -303,10 +318,10 @@ pub fn pool_time(x: &Tensor, mask: &Tensor, max_len: usize) -> R<(Tensor, Tensor
         (x.clone(), mask.clone())
     };
     let m = mask.reshape((b, tp, s))?;
-    let sum = x
-        .reshape((b, tp, s, f))?
-        .broadcast_mul(&m.unsqueeze(3)?)?
-        .sum(2)?;
+    let sum = m
+        .reshape((b * tp, 1, s))?
+        .matmul(&x.contiguous()?.reshape((b * tp, s, f))?)?
+        .reshape((b, tp, f))?;
     let cnt = m.sum(2)?;
     let pooled = sum.broadcast_div(&cnt.clamp(1f32, f32::MAX)?.unsqueeze(2)?)?;
     Ok((pooled, cnt.clamp(0f32, 1f32)?))

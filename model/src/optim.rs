@@ -1,5 +1,5 @@
-//! Adam (AdamW with weight decay 0 by default) and gradient clipping. The learning-rate schedule
-//! lives in the trainer, which calls [`Adam::set_lr`] every step.
+//! Adam (AdamW with weight decay 0 by default), the paper's learning-rate schedule (linear
+//! warm-up then cosine decay) and gradient clipping by global norm.
 
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
@@ -7,9 +7,36 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use crate::ModelError;
 
+/// Linear warm-up from 0 to `peak` over `warmup_steps`, then cosine decay to `min_lr` at
+/// `total_steps` (and `min_lr` afterwards).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LrSchedule {
+    pub peak: f64,
+    pub warmup_steps: usize,
+    pub total_steps: usize,
+    pub min_lr: f64,
+}
+
+impl LrSchedule {
+    /// The learning rate for optimiser step `step` (0-based).
+    pub fn lr(&self, step: usize) -> f64 {
+        if self.warmup_steps > 0 && step < self.warmup_steps {
+            return self.peak * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let decay = self.total_steps.saturating_sub(self.warmup_steps);
+        if decay == 0 {
+            return self.peak;
+        }
+        let done = (step - self.warmup_steps.min(step)).min(decay) as f64 / decay as f64;
+        self.min_lr + 0.5 * (self.peak - self.min_lr) * (1.0 + (std::f64::consts::PI * done).cos())
+    }
+}
+
 pub struct Adam {
     inner: AdamW,
     vars: Vec<Var>,
+    schedule: Option<LrSchedule>,
+    step: usize,
 }
 
 impl Adam {
@@ -22,7 +49,26 @@ impl Adam {
         Ok(Adam {
             inner: AdamW::new(vars.clone(), params)?,
             vars,
+            schedule: None,
+            step: 0,
         })
+    }
+
+    /// Plain Adam (weight decay 0), as in the paper.
+    pub fn adam(vars: Vec<Var>, lr: f64) -> Result<Self, ModelError> {
+        Adam::new(vars, lr, 0.0)
+    }
+
+    /// From now on every [`Adam::backward_step`] first sets the learning rate from `schedule`.
+    pub fn with_schedule(mut self, schedule: LrSchedule) -> Self {
+        self.schedule = Some(schedule);
+        self.set_lr(schedule.lr(self.step));
+        self
+    }
+
+    /// Optimiser steps taken so far.
+    pub fn steps(&self) -> usize {
+        self.step
     }
 
     pub fn set_lr(&mut self, lr: f64) {
@@ -37,8 +83,23 @@ impl Adam {
     /// Returns the gradient norm before clipping.
     pub fn backward_step(&mut self, loss: &Tensor, clip: Option<f64>) -> Result<f64, ModelError> {
         let mut grads = loss.backward()?;
-        let norm = clip_grad_norm(&mut grads, &self.vars, clip)?;
-        self.inner.step(&grads)?;
+        self.apply(&mut grads, clip)
+    }
+
+    /// Clipping and one update from already computed gradients (e.g. accumulated ones).
+    pub fn apply(&mut self, grads: &mut GradStore, clip: Option<f64>) -> Result<f64, ModelError> {
+        if let Some(s) = self.schedule {
+            self.set_lr(s.lr(self.step));
+        }
+        let norm = clip_grad_norm(grads, &self.vars, clip)?;
+        if !norm.is_finite() {
+            return Err(ModelError::NonFinite(format!(
+                "gradient norm is {norm} at step {}",
+                self.step
+            )));
+        }
+        self.inner.step(grads)?;
+        self.step += 1;
         Ok(norm)
     }
 }

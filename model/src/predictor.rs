@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use candle_core::Tensor;
-
 use crate::{batch_tensors, default_device, Checkpoint, CloudFormer, ModelError};
 
 /// One raw (un-normalised) window: row-major T×F, NaN for null values.
@@ -18,7 +16,7 @@ pub struct Window<'a> {
 pub struct Prediction {
     /// P̂ ∈ (0, 1): 1 = no degradation.
     pub p: f32,
-    /// Spread of P̂ over Monte-Carlo dropout passes (0 when disabled).
+    /// Standard deviation of P̂ over Monte-Carlo dropout passes of the head (0 when disabled).
     pub std: f32,
     /// The window lies far outside the training data's feature ranges.
     pub out_of_distribution: bool,
@@ -45,11 +43,28 @@ impl Predictor {
         Ok(Predictor::from_parts(ckpt, model))
     }
 
+    /// Loads a checkpoint and checks that it was trained on the catalogue `data_hash` (an error
+    /// naming both hashes otherwise).
+    pub fn load_checked(dir: &Path, data_hash: &str) -> Result<Predictor, ModelError> {
+        let p = Predictor::load(dir)?;
+        p.check_catalogue(data_hash)?;
+        Ok(p)
+    }
+
+    /// Errors (naming both hashes) unless the data's catalogue is the model's.
+    pub fn check_catalogue(&self, data_hash: &str) -> Result<(), ModelError> {
+        self.ckpt.check_catalogue(data_hash)
+    }
+
+    pub fn model(&self) -> &CloudFormer {
+        &self.model
+    }
+
     pub fn from_parts(ckpt: Checkpoint, model: CloudFormer) -> Predictor {
         Predictor {
             ckpt,
             model,
-            mc_samples: 8,
+            mc_samples: 16,
             norm_buf: Vec::new(),
         }
     }
@@ -74,7 +89,7 @@ impl Predictor {
         self.ckpt.config.n_features
     }
 
-    /// Monte-Carlo dropout passes for the uncertainty (0 disables it; default 8).
+    /// Monte-Carlo dropout passes of the head for the uncertainty (0 disables it; default 16).
     pub fn set_mc_samples(&mut self, n: usize) {
         self.mc_samples = n;
     }
@@ -120,21 +135,25 @@ impl Predictor {
             .map(|(w, b)| (b.as_slice(), w.t))
             .collect();
         let (x, mask) = batch_tensors(&items, f, self.model.device())?;
-        let p: Vec<f32> = self.model.forward(&x, &mask, false)?.to_vec1()?;
+        // Branches once (eval mode); P̂ from the deterministic head; the uncertainty from
+        // Monte-Carlo dropout in the head only (its 0.4 dropout), so it costs almost nothing.
+        let feats = self.model.features(&x, &mask, false)?;
+        let p: Vec<f32> = self.model.head(&feats, false)?.to_vec1()?;
         let b = windows.len();
         let std = if self.mc_samples > 0 {
             let k = self.mc_samples;
-            let xs = Tensor::cat(&vec![&x; k], 0)?;
-            let ms = Tensor::cat(&vec![&mask; k], 0)?;
-            self.model.reseed_dropout(MC_SEED);
-            let s: Vec<f32> = self.model.forward(&xs, &ms, true)?.to_vec1()?;
-            (0..b)
-                .map(|i| {
-                    let vals: Vec<f32> = (0..k).map(|r| s[r * b + i]).collect();
-                    let m = vals.iter().sum::<f32>() / k as f32;
-                    (vals.iter().map(|v| (v - m) * (v - m)).sum::<f32>() / k as f32).sqrt()
-                })
-                .collect()
+            // Per window, with the same dropout seed: a window's answer never depends on the
+            // other windows of the batch.
+            let mut std = Vec::with_capacity(b);
+            for i in 0..b {
+                let fs = feats.narrow(0, i, 1)?.repeat((k, 1))?;
+                self.model.reseed_dropout(MC_SEED);
+                let s: Vec<f32> = self.model.head(&fs, true)?.to_vec1()?;
+                let m = s.iter().sum::<f32>() / k as f32;
+                let var = s.iter().map(|v| (v - m).powi(2)).sum::<f32>() / k as f32;
+                std.push(var.sqrt());
+            }
+            std
         } else {
             vec![0.0; b]
         };

@@ -1,8 +1,8 @@
 //! Unit-level tests of the network, checkpoints and predictor. Small configs keep them fast.
 
 use model::{
-    batch_tensors, log_cosh, Adam, Checkpoint, CloudFormer, Config, Device, ModelError, Normalizer, Predictor,
-    Tensor, Variant, Window,
+    batch_tensors, log_cosh, Adam, Checkpoint, CloudFormer, Config, Device, ModelError, Normalizer,
+    Predictor, Tensor, Variant, Window,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,7 +27,16 @@ fn randn(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -35,7 +44,15 @@ fn output_is_in_unit_interval() {
     let dev = Device::Cpu;
     let m = CloudFormer::new(&small(5), 1, &dev).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    let x = Tensor::from_vec(randn(&mut rng, 3 * 9 * 5).iter().map(|v| v * 50.0).collect::<Vec<_>>(), (3, 9, 5), &dev).unwrap();
+    let x = Tensor::from_vec(
+        randn(&mut rng, 3 * 9 * 5)
+            .iter()
+            .map(|v| v * 50.0)
+            .collect::<Vec<_>>(),
+        (3, 9, 5),
+        &dev,
+    )
+    .unwrap();
     let mask = Tensor::ones((3, 9), model::DType::F32, &dev).unwrap();
     for train in [false, true] {
         let p: Vec<f32> = m.forward(&x, &mask, train).unwrap().to_vec1().unwrap();
@@ -48,7 +65,10 @@ fn output_is_in_unit_interval() {
 fn masked_padding_leaves_output_unchanged() {
     let dev = Device::Cpu;
     for variant in [Variant::Full, Variant::TemporalOnly, Variant::SystemOnly] {
-        let cfg = Config { variant, ..small(4) };
+        let cfg = Config {
+            variant,
+            ..small(4)
+        };
         let m = CloudFormer::new(&cfg, 3, &dev).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let real = randn(&mut rng, 7 * 4);
@@ -80,11 +100,22 @@ fn a_time_permutation_changes_the_temporal_branch_but_not_the_system_mean() {
         rev.extend_from_slice(&v[s * 4..(s + 1) * 4]);
     }
     let mask = Tensor::ones((1, t), model::DType::F32, &dev).unwrap();
-    let a = m.branches(&Tensor::from_vec(v, (1, t, 4), &dev).unwrap(), &mask, false).unwrap();
-    let b = m.branches(&Tensor::from_vec(rev, (1, t, 4), &dev).unwrap(), &mask, false).unwrap();
+    let a = m
+        .branches(&Tensor::from_vec(v, (1, t, 4), &dev).unwrap(), &mask, false)
+        .unwrap();
+    let b = m
+        .branches(
+            &Tensor::from_vec(rev, (1, t, 4), &dev).unwrap(),
+            &mask,
+            false,
+        )
+        .unwrap();
     assert!(max_abs_diff(&a.system_mean, &b.system_mean) < 1e-5);
     let dt = max_abs_diff(a.temporal.as_ref().unwrap(), b.temporal.as_ref().unwrap());
-    assert!(dt > 1e-4, "temporal branch ignored the order of seconds (diff {dt})");
+    assert!(
+        dt > 1e-4,
+        "temporal branch ignored the order of seconds (diff {dt})"
+    );
     assert!(max_abs_diff(a.system.as_ref().unwrap(), b.system.as_ref().unwrap()) < 1e-5);
 }
 
@@ -92,7 +123,12 @@ fn a_time_permutation_changes_the_temporal_branch_but_not_the_system_mean() {
 fn every_parameter_gets_a_nonzero_gradient() {
     let dev = Device::Cpu;
     for metric_embedding in [false, true] {
-        let cfg = Config { dropout: 0.0, head_dropout: 0.0, metric_embedding, ..small(5) };
+        let cfg = Config {
+            dropout: 0.0,
+            head_dropout: 0.0,
+            metric_embedding,
+            ..small(5)
+        };
         let m = CloudFormer::new(&cfg, 7, &dev).unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let x = Tensor::from_vec(randn(&mut rng, 4 * 6 * 5), (4, 6, 5), &dev).unwrap();
@@ -104,15 +140,32 @@ fn every_parameter_gets_a_nonzero_gradient() {
         let loss = log_cosh(&m.forward(&x, &mask, true).unwrap(), &y).unwrap();
         let grads = loss.backward().unwrap();
         for (name, var) in m.params().named() {
-            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} has no gradient"));
-            let s = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("{name} has no gradient"));
+            let s = g
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(s > 0.0, "{name}: gradient is all zero");
             if name.ends_with("attn.qkv.weight") {
                 // Q, K and V row blocks must each learn (softmax_last_dim would zero Q and K).
                 let d = cfg.d_model;
                 for (blk, label) in ["Q", "K", "V"].iter().enumerate() {
-                    let part = g.narrow(0, blk * d, d).unwrap().abs().unwrap().sum_all().unwrap();
-                    assert!(part.to_scalar::<f32>().unwrap() > 0.0, "{name}: {label} rows get no gradient");
+                    let part = g
+                        .narrow(0, blk * d, d)
+                        .unwrap()
+                        .abs()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap();
+                    assert!(
+                        part.to_scalar::<f32>().unwrap() > 0.0,
+                        "{name}: {label} rows get no gradient"
+                    );
                 }
             }
         }
@@ -126,8 +179,18 @@ fn same_seed_same_weights_other_seed_other_weights() {
     let b = CloudFormer::new(&small(3), 11, &dev).unwrap();
     let c = CloudFormer::new(&small(3), 12, &dev).unwrap();
     let mut differs = false;
-    for (((na, va), (_, vb)), (_, vc)) in a.params().named().iter().zip(b.params().named()).zip(c.params().named()) {
-        assert_eq!(max_abs_diff(va.as_tensor(), vb.as_tensor()), 0.0, "{na} differs for the same seed");
+    for (((na, va), (_, vb)), (_, vc)) in a
+        .params()
+        .named()
+        .iter()
+        .zip(b.params().named())
+        .zip(c.params().named())
+    {
+        assert_eq!(
+            max_abs_diff(va.as_tensor(), vb.as_tensor()),
+            0.0,
+            "{na} differs for the same seed"
+        );
         differs |= max_abs_diff(va.as_tensor(), vc.as_tensor()) > 0.0;
     }
     assert!(differs, "a different seed gave identical weights");
@@ -138,11 +201,17 @@ fn parameter_count_matches_the_architecture() {
     let cfg = Config::default();
     let m = CloudFormer::new(&cfg, 0, &Device::Cpu).unwrap();
     let d = cfg.d_model;
-    let block = (d * 3 * d + 3 * d) + (d * d + d) + (d * cfg.d_ff + cfg.d_ff) + (cfg.d_ff * d + d) + 4 * d;
+    let block =
+        (d * 3 * d + 3 * d) + (d * d + d) + (d * cfg.d_ff + cfg.d_ff) + (cfg.d_ff * d + d) + 4 * d;
     let temporal = cfg.n_features * d + d + d + cfg.temporal_blocks * block;
     let system = 2 * d + d + cfg.system_blocks * block;
-    let head = (2 * d * cfg.head_hidden + cfg.head_hidden) + 2 * cfg.head_hidden + cfg.head_hidden + 1;
-    println!("CloudFormer (paper config, F = {}): {} parameters", cfg.n_features, m.n_params());
+    let head =
+        (2 * d * cfg.head_hidden + cfg.head_hidden) + 2 * cfg.head_hidden + cfg.head_hidden + 1;
+    println!(
+        "CloudFormer (paper config, F = {}): {} parameters",
+        cfg.n_features,
+        m.n_params()
+    );
     assert_eq!(m.n_params(), temporal + system + head);
 }
 
@@ -162,7 +231,10 @@ fn long_windows_are_pooled_to_max_len() {
     // 50 steps, stride 4 → 13 steps; the second window has 30 real seconds → 8 pooled steps.
     assert_eq!(pm[0].iter().sum::<f32>(), 13.0);
     assert_eq!(pm[1].iter().sum::<f32>(), 8.0);
-    let cfg = Config { max_len: 16, ..small(3) };
+    let cfg = Config {
+        max_len: 16,
+        ..small(3)
+    };
     let m = CloudFormer::new(&cfg, 1, &dev).unwrap();
     let p: Vec<f32> = m.forward(&x, &mask, false).unwrap().to_vec1().unwrap();
     assert!(p.iter().all(|v| v.is_finite() && *v > 0.0 && *v < 1.0));
@@ -190,11 +262,19 @@ fn learns_a_tiny_synthetic_regression() {
                 0.15 + 0.7 / (1.0 + (-3.0 * mean).exp())
             })
             .collect();
-        (Tensor::from_vec(x, (b, t, f), &dev).unwrap(), Tensor::from_vec(y, b, &dev).unwrap())
+        (
+            Tensor::from_vec(x, (b, t, f), &dev).unwrap(),
+            Tensor::from_vec(y, b, &dev).unwrap(),
+        )
     };
     let mask = Tensor::ones((32, 8), model::DType::F32, &dev).unwrap();
     let (xv, yv) = make(&mut rng);
-    let eval = |m: &CloudFormer| log_cosh(&m.forward(&xv, &mask, false).unwrap(), &yv).unwrap().to_scalar::<f32>().unwrap();
+    let eval = |m: &CloudFormer| {
+        log_cosh(&m.forward(&xv, &mask, false).unwrap(), &yv)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
     let before = eval(&m);
     let mut opt = Adam::new(m.vars(), 3e-3, 0.0).unwrap();
     for _ in 0..300 {
@@ -204,7 +284,10 @@ fn learns_a_tiny_synthetic_regression() {
     }
     let after = eval(&m);
     println!("synthetic task: loss {before:.5} → {after:.5}");
-    assert!(after * 10.0 < before, "loss fell only from {before} to {after}");
+    assert!(
+        after * 10.0 < before,
+        "loss fell only from {before} to {after}"
+    );
 }
 
 fn checkpoint_for(f: usize, seed: u64) -> (Checkpoint, CloudFormer) {
@@ -253,7 +336,9 @@ fn corrupt_or_truncated_checkpoints_are_clear_errors() {
     let w = dir.path().join(model::WEIGHTS_FILE);
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
-    let e = Predictor::load(dir.path()).err().expect("truncated weights must fail");
+    let e = Predictor::load(dir.path())
+        .err()
+        .expect("truncated weights must fail");
     assert!(e.to_string().contains("model.safetensors"), "{e}");
     std::fs::write(&w, b"garbage").unwrap();
     assert!(Predictor::load(dir.path()).is_err());
@@ -262,11 +347,15 @@ fn corrupt_or_truncated_checkpoints_are_clear_errors() {
     let other = tempfile::tempdir().unwrap();
     ck_big.save(other.path(), &m_big).unwrap();
     std::fs::copy(other.path().join(model::WEIGHTS_FILE), &w).unwrap();
-    let e = Predictor::load(dir.path()).err().expect("wrong shapes must fail");
+    let e = Predictor::load(dir.path())
+        .err()
+        .expect("wrong shapes must fail");
     assert!(e.to_string().contains("temporal.input.weight"), "{e}");
     let c = dir.path().join(model::CONFIG_FILE);
     std::fs::write(&c, "{\"format_version\": 1, \"config\": ").unwrap();
-    let e = Predictor::load(dir.path()).err().expect("truncated config must fail");
+    let e = Predictor::load(dir.path())
+        .err()
+        .expect("truncated config must fail");
     assert!(e.to_string().contains("config.json"), "{e}");
     std::fs::remove_file(&c).unwrap();
     assert!(Predictor::load(dir.path()).is_err());
@@ -281,17 +370,102 @@ fn predictor_handles_nulls_and_flags_out_of_distribution() {
     let normal = vec![0.5f32, f32::NAN, -0.3, 1.0, 0.1, f32::NAN, 0.2, -1.0];
     let wild = vec![1e6f32; 8];
     let out = p
-        .predict(&[Window { data: &normal, t: 2 }, Window { data: &wild, t: 2 }])
+        .predict(&[
+            Window {
+                data: &normal,
+                t: 2,
+            },
+            Window { data: &wild, t: 2 },
+        ])
         .unwrap();
     assert!(out.iter().all(|o| o.p > 0.0 && o.p < 1.0 && o.std >= 0.0));
     assert!(!out[0].out_of_distribution);
     assert!(out[1].out_of_distribution);
     assert!(out[0].std > 0.0, "MC dropout gave no spread");
     // Deterministic: the same input gets the same answer.
-    let again = p.predict(&[Window { data: &normal, t: 2 }]).unwrap();
-    assert_eq!(again[0], out[0]);
+    let again = p
+        .predict(&[Window {
+            data: &normal,
+            t: 2,
+        }])
+        .unwrap();
+    assert!(
+        (again[0].p - out[0].p).abs() < 1e-6 && (again[0].std - out[0].std).abs() < 1e-6,
+        "{:?} vs {:?}",
+        again[0],
+        out[0]
+    );
+    assert_eq!(again[0].out_of_distribution, out[0].out_of_distribution);
     // Bad windows are errors, not panics.
-    assert!(p.predict(&[Window { data: &normal, t: 3 }]).is_err());
+    assert!(p
+        .predict(&[Window {
+            data: &normal,
+            t: 3
+        }])
+        .is_err());
     assert!(p.predict(&[Window { data: &[], t: 0 }]).is_err());
-    assert!(p.predict(&[Window { data: &[f32::INFINITY; 4], t: 1 }]).is_err());
+    assert!(p
+        .predict(&[Window {
+            data: &[f32::INFINITY; 4],
+            t: 1
+        }])
+        .is_err());
+}
+
+#[test]
+fn train_and_eval_paths_agree_without_dropout() {
+    // Inference uses the same fused ops as training: with dropout off both modes must agree.
+    let dev = Device::Cpu;
+    let cfg = Config {
+        dropout: 0.0,
+        head_dropout: 0.0,
+        ..small(5)
+    };
+    let m = CloudFormer::new(&cfg, 61, &dev).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(62);
+    let x = Tensor::from_vec(randn(&mut rng, 3 * 7 * 5), (3, 7, 5), &dev).unwrap();
+    let mut mv = vec![1f32; 21];
+    mv[20] = 0.0;
+    let mask = Tensor::from_vec(mv, (3, 7), &dev).unwrap();
+    let a = m.forward(&x, &mask, true).unwrap();
+    let b = m.forward(&x, &mask, false).unwrap();
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    // And dropout really is active in training mode.
+    let d = CloudFormer::new(&small(5), 61, &dev).unwrap();
+    let a = d.forward(&x, &mask, true).unwrap();
+    let b = d.forward(&x, &mask, false).unwrap();
+    assert!(max_abs_diff(&a, &b) > 0.0);
+}
+
+#[test]
+fn lr_schedule_warms_up_then_decays() {
+    let s = model::LrSchedule {
+        peak: 1e-3,
+        warmup_steps: 10,
+        total_steps: 110,
+        min_lr: 1e-5,
+    };
+    assert!((s.lr(0) - 1e-4).abs() < 1e-12);
+    assert!((s.lr(9) - 1e-3).abs() < 1e-12);
+    assert!((s.lr(60) - (1e-5 + 0.5 * (1e-3 - 1e-5))).abs() < 1e-9);
+    assert!((s.lr(110) - 1e-5).abs() < 1e-12);
+    assert!((s.lr(500) - 1e-5).abs() < 1e-12);
+    let mut prev = f64::MAX;
+    for step in 10..=110 {
+        assert!(s.lr(step) <= prev);
+        prev = s.lr(step);
+    }
+}
+
+#[test]
+fn predictor_refuses_data_of_another_catalogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ck, m) = checkpoint_for(3, 71);
+    ck.save(dir.path(), &m).unwrap();
+    assert!(Predictor::load_checked(dir.path(), "cat123").is_ok());
+    let e = Predictor::load_checked(dir.path(), "abc999")
+        .err()
+        .expect("mismatch must fail");
+    let msg = e.to_string();
+    assert!(msg.contains("cat123") && msg.contains("abc999"), "{msg}");
 }
