@@ -69,7 +69,7 @@ impl Config {
         if self.n_features == 0 {
             return bad("n_features must be > 0".into());
         }
-        if self.n_heads == 0 || self.d_model % self.n_heads != 0 {
+        if self.n_heads == 0 || !self.d_model.is_multiple_of(self.n_heads) {
             return bad(format!(
                 "d_model {} must be a positive multiple of n_heads {}",
                 self.d_model, self.n_heads

@@ -55,7 +55,7 @@ impl Adam {
     }
 
     /// Plain Adam (weight decay 0), as in the paper.
-    pub fn adam(vars: Vec<Var>, lr: f64) -> Result<Self, ModelError> {
+    pub fn plain(vars: Vec<Var>, lr: f64) -> Result<Self, ModelError> {
         Adam::new(vars, lr, 0.0)
     }
 
