@@ -15,7 +15,9 @@ pub struct Normalizer {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     /// Range of the transformed (pre-z) training values; NaN where the column was all null.
+    #[serde(with = "nan_as_null")]
     pub min: Vec<f32>,
+    #[serde(with = "nan_as_null")]
     pub max: Vec<f32>,
 }
 
@@ -160,5 +162,19 @@ impl Normalizer {
         } else {
             out as f32 / seen as f32
         }
+    }
+}
+
+/// JSON has no NaN: all-null columns (NaN range) are written as `null` and read back as NaN.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| if x.is_finite() { Some(*x) } else { None }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let v: Vec<Option<f32>> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|x| x.unwrap_or(f32::NAN)).collect())
     }
 }

@@ -469,3 +469,19 @@ fn predictor_refuses_data_of_another_catalogue() {
     let msg = e.to_string();
     assert!(msg.contains("cat123") && msg.contains("abc999"), "{msg}");
 }
+
+#[test]
+fn all_null_columns_survive_a_checkpoint_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small(3);
+    let m = CloudFormer::new(&cfg, 61, &Device::Cpu).unwrap();
+    // Column 1 is null in every row (a hardware counter on a VM without a PMU).
+    let rows = [vec![1.0f32, f32::NAN, 2.0], vec![3.0, f32::NAN, 4.0]];
+    let norm = Normalizer::fit(vec![false; 3], rows.iter().map(|r| r.as_slice())).unwrap();
+    assert!(norm.min[1].is_nan());
+    let mut ck = Checkpoint::new(cfg, norm.clone(), "h", vec!["a".into(), "b".into(), "c".into()]);
+    ck.save(dir.path(), &m).unwrap();
+    let back = Checkpoint::read(dir.path()).unwrap();
+    assert!(back.normalizer.min[1].is_nan() && back.normalizer.max[1].is_nan());
+    assert_eq!(back.normalizer.min[0], norm.min[0]);
+}
