@@ -84,6 +84,22 @@ fn json_error(e: serde_json::Error, what: &str) -> ApiError {
     }
 }
 
+/// serde accepts a struct written as a JSON array (positional fields); requests must be objects.
+fn require_object(body: &[u8]) -> Result<(), ApiError> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        Some(_) => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(e) => Err(json_error(e, "request")),
+            Ok(_) => Err(ApiError::bad_request(
+                "invalid request: expected a JSON object {\"windows\": [...]}",
+            )),
+        },
+        None => Err(ApiError::bad_request(
+            "empty request body: expected a JSON object",
+        )),
+    }
+}
+
 /// `POST /v1/predict` body → validated windows (row-major `t × names.len()`, NaN = missing).
 ///
 /// Accepted shapes: `{"windows": [W, ...]}` or a single window object `W`, where `W` is
@@ -98,6 +114,7 @@ pub fn parse_predict(
             "empty request body: expected a JSON object {\"windows\": [...]}",
         ));
     }
+    require_object(body)?;
     let top: PredictIn = serde_json::from_slice(body).map_err(|e| json_error(e, "request"))?;
     let windows: Vec<WindowIn> = match top.windows {
         Some(ws) => {
@@ -401,6 +418,7 @@ pub fn parse_infer(
     names: &[String],
     limits: &Limits,
 ) -> Result<InferRequest, ApiError> {
+    require_object(body)?;
     let req: InferIn =
         serde_json::from_slice(body).map_err(|e| json_error(e, "inference request"))?;
     let _ = (&req.parameters,);

@@ -1,8 +1,183 @@
-//! `cloudformer serve` (not implemented yet).
+//! `cloudformer serve`: the HTTP prediction server (posted windows, or live from the in-process
+//! agent with `--live`).
 
-#[derive(clap::Args)]
-pub struct ServeArgs {}
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-pub fn run(_args: ServeArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
-    anyhow::bail!("`cloudformer serve` is not implemented yet")
+use anyhow::Context as _;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Model directory (a checkpoint: model.safetensors + config.json).
+    #[arg(long, default_value = "models/default")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Live mode: run the collector's agent in-process and predict every tenant each second.
+    #[arg(long)]
+    pub live: bool,
+    /// Live mode: tenant cgroup globs, relative to --cgroup-root (e.g. 'machine.slice/machine-qemu*').
+    #[arg(long, num_args = 1.., value_name = "GLOB")]
+    pub tenants: Vec<String>,
+    #[command(flatten)]
+    pub live_opts: LiveArgs,
+}
+
+/// Listening, auth, limits, batching and reload options (shared with `up`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct NetArgs {
+    /// Address to listen on. Non-loopback addresses need --token-file (or --insecure).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// File holding the bearer token clients must send (`Authorization: Bearer <token>`).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Allow a non-loopback listen address without a token.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Largest accepted request body, MiB.
+    #[arg(long, default_value_t = 8)]
+    pub max_body_mb: usize,
+    /// Most windows in one request.
+    #[arg(long, default_value_t = 256)]
+    pub max_windows: usize,
+    /// Most seconds in one window.
+    #[arg(long, default_value_t = 600)]
+    pub max_window_s: usize,
+    /// Most windows in one forward pass (micro-batching).
+    #[arg(long, default_value_t = 64)]
+    pub max_batch: usize,
+    /// Longest a request waits for others to batch with, ms.
+    #[arg(long, default_value_t = 2)]
+    pub max_wait_ms: u64,
+    /// Requests that may wait for the inference worker before new ones get 503.
+    #[arg(long, default_value_t = 256)]
+    pub queue: usize,
+    /// Check the model directory for changes every this many seconds (0 = only on SIGHUP).
+    #[arg(long, default_value_t = 2)]
+    pub reload_poll_s: u64,
+}
+
+/// Live-mode sizes (shared with `up`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct LiveArgs {
+    /// cgroup v2 mount point the tenant globs are relative to.
+    #[arg(long, default_value = "/sys/fs/cgroup")]
+    pub cgroup_root: PathBuf,
+    /// Seconds kept per tenant: the window each live prediction is computed on.
+    #[arg(long, default_value_t = 60)]
+    pub window_s: usize,
+    /// Seconds of data before a tenant's first prediction.
+    #[arg(long, default_value_t = 3)]
+    pub min_window_s: usize,
+    /// P̂ points kept per tenant.
+    #[arg(long, default_value_t = 600)]
+    pub history: usize,
+}
+
+pub fn config(
+    model: &Path,
+    net: &NetArgs,
+    live: Option<(&[String], &LiveArgs)>,
+) -> anyhow::Result<serve::ServeConfig> {
+    let mut cfg = serve::ServeConfig::new(model);
+    cfg.listen = net.listen;
+    cfg.token = match &net.token_file {
+        Some(p) => Some(serve::read_token_file(p)?),
+        None => None,
+    };
+    cfg.insecure = net.insecure;
+    cfg.max_body_bytes = net.max_body_mb.saturating_mul(1 << 20);
+    cfg.limits = serve::Limits {
+        max_windows: net.max_windows,
+        max_t: net.max_window_s,
+    };
+    cfg.batch = serve::BatchConfig {
+        max_batch: net.max_batch,
+        max_wait: Duration::from_millis(net.max_wait_ms),
+        queue: net.queue,
+    };
+    cfg.reload_poll = (net.reload_poll_s > 0).then(|| Duration::from_secs(net.reload_poll_s));
+    if let Some((globs, l)) = live {
+        if globs.is_empty() {
+            anyhow::bail!("live mode needs at least one --tenants GLOB (e.g. 'machine.slice/machine-qemu*')");
+        }
+        if l.window_s == 0 || l.min_window_s == 0 || l.min_window_s > l.window_s {
+            anyhow::bail!(
+                "--min-window-s ({}) must be between 1 and --window-s ({})",
+                l.min_window_s,
+                l.window_s
+            );
+        }
+        cfg.live = Some(serve::LiveConfig {
+            cgroup_root: l.cgroup_root.clone(),
+            tenant_globs: globs.to_vec(),
+            sizes: serve::LiveSizes {
+                window_s: l.window_s,
+                min_window_s: l.min_window_s,
+                history: l.history.max(1),
+                forget_after_ticks: 10,
+            },
+        });
+    }
+    Ok(cfg)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Builds the runtime, binds, prints the URL (and, for `up`, a curl line), serves until a signal.
+pub fn serve_blocking(
+    cfg: serve::ServeConfig,
+    banner: impl FnOnce(SocketAddr, &serve::ModelInfo, Option<&str>),
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("cloudformer-http")
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let token = cfg.token.clone();
+        let server = serve::Server::bind(cfg).await?;
+        let addr = server.local_addr()?;
+        banner(addr, &server.model_info(), token.as_deref());
+        server.run(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+pub fn run(args: ServeArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
+    if !args.live && !args.tenants.is_empty() {
+        anyhow::bail!("--tenants only applies with --live");
+    }
+    let live = args
+        .live
+        .then_some((args.tenants.as_slice(), &args.live_opts));
+    let cfg = config(&args.model, &args.net, live)?;
+    serve_blocking(cfg, |addr, info, _| {
+        // Always printed (tests and scripts read this line): the bound address, even with port 0.
+        println!("cloudformer serve: listening on http://{addr} (model {} from {})", info.model_id, info.dir);
+    })
 }

@@ -1,0 +1,200 @@
+//! Shared test helpers: a minimal HTTP/1.1 client over a real TCP socket, and a small
+//! deterministic engine used to exercise the HTTP layer independently of the neural model.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serve::{Engine, Loader, ModelInfo, Pred, WindowData};
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!("status {} body is not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body))
+        })
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), blocking.
+pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    // The server may answer (413) before reading a big body; ignore a broken pipe then.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> Resp {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let Some(p) = rest.windows(2).position(|w| w == b"\r\n") else { break };
+            let n = usize::from_str_radix(String::from_utf8_lossy(&rest[..p]).trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[p + 2..p + 2 + n]);
+            rest = &rest[p + 2 + n + 2..];
+        }
+        body = out;
+    }
+    Resp { status, headers, body }
+}
+
+pub fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Resp {
+    http(addr, "POST", path, &[("content-type", "application/json")], body.to_string().as_bytes())
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Resp {
+    http(addr, "GET", path, &[], b"")
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A small deterministic engine for HTTP-layer tests: P̂ = 1 / (1 + mean(col 0) · scale), std =
+/// 0.01 · t⁻¹ᐟ², OOD when any |value| > 1e6. Loaded from `DIR/engine.json`
+/// `{"model_id": .., "n_features": .., "scale": ..}`; a missing/invalid file fails to load, and
+/// `"broken": true` loads but answers NaN (so validation rejects it).
+pub struct LinearEngine {
+    info: ModelInfo,
+    scale: f32,
+    broken: bool,
+    delay: Duration,
+}
+
+impl Engine for LinearEngine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+    fn predict(&mut self, windows: &[&WindowData]) -> Result<Vec<Pred>, String> {
+        let f = self.info.n_features();
+        std::thread::sleep(self.delay);
+        Ok(windows
+            .iter()
+            .map(|w| {
+                let col: Vec<f32> = (0..w.t).map(|r| w.data[r * f]).filter(|v| v.is_finite()).collect();
+                let mean = if col.is_empty() { 0.0 } else { col.iter().sum::<f32>() / col.len() as f32 };
+                let p = if self.broken { f32::NAN } else { 1.0 / (1.0 + mean.abs() * self.scale) };
+                Pred {
+                    p,
+                    std: 0.01 / (w.t as f32).sqrt(),
+                    out_of_distribution: w.data.iter().any(|v| v.abs() > 1e6),
+                }
+            })
+            .collect())
+    }
+}
+
+pub fn feature_names(n: usize) -> Vec<String> {
+    let half: Vec<String> = (0..n / 2).map(|i| format!("m{i}.value")).collect();
+    let mut v = half.clone();
+    v.extend(half.iter().map(|h| format!("nbr.{h}")));
+    v
+}
+
+pub fn write_engine_dir(dir: &Path, model_id: &str, n_features: usize, scale: f32, broken: bool) {
+    write_engine_dir_delay(dir, model_id, n_features, scale, broken, 0)
+}
+
+pub fn write_engine_dir_delay(dir: &Path, model_id: &str, n_features: usize, scale: f32, broken: bool, delay_ms: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let j = serde_json::json!({"model_id": model_id, "n_features": n_features, "scale": scale, "broken": broken, "delay_ms": delay_ms});
+    std::fs::write(dir.join("engine.json"), j.to_string()).unwrap();
+}
+
+pub fn linear_loader() -> Loader {
+    Arc::new(|dir: &Path| {
+        let text = std::fs::read_to_string(dir.join("engine.json")).map_err(|e| format!("engine.json: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("engine.json: {e}"))?;
+        let n = v["n_features"].as_u64().ok_or("engine.json: no n_features")? as usize;
+        let engine = LinearEngine {
+            info: ModelInfo {
+                model_id: v["model_id"].as_str().ok_or("engine.json: no model_id")?.to_string(),
+                catalogue_hash: "testhash".into(),
+                feature_names: feature_names(n),
+                dir: dir.display().to_string(),
+            },
+            scale: v["scale"].as_f64().unwrap_or(1.0) as f32,
+            broken: v["broken"].as_bool().unwrap_or(false),
+            delay: Duration::from_millis(v["delay_ms"].as_u64().unwrap_or(0)),
+        };
+        Ok(Box::new(engine) as Box<dyn Engine>)
+    })
+}
+
+/// Starts an in-process server on a free loopback port; returns its address and a shutdown handle.
+pub fn start(cfg: serve::ServeConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let h = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let server = match serve::Server::bind(cfg).await {
+                Ok(s) => s,
+                Err(e) => {
+                    addr_tx.send(Err(e.to_string())).unwrap();
+                    return;
+                }
+            };
+            addr_tx.send(Ok(server.local_addr().unwrap())).unwrap();
+            server
+                .run(async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+        });
+    });
+    let addr = addr_rx.recv().unwrap().unwrap_or_else(|e| panic!("server failed to start: {e}"));
+    (addr, stop_tx, h)
+}
+
+pub fn test_config(dir: &Path) -> serve::ServeConfig {
+    let mut cfg = serve::ServeConfig::new(dir);
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.loader = linear_loader();
+    cfg.reload_on_sighup = false;
+    cfg
+}
