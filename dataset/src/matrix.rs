@@ -198,7 +198,7 @@ fn read_sample_dir(dir: &Path, cat: &Catalogue) -> Result<Vec<SampleFile>, Matri
             .column("tenant")
             .and_then(|c| c.str().cloned())
             .map_err(|e| bad(format!("no string column `tenant` ({e})")))?
-            .into_iter()
+            .iter()
             .map(|o| o.unwrap_or_default().to_string())
             .collect();
         let ts: Vec<i64> = df
@@ -206,7 +206,7 @@ fn read_sample_dir(dir: &Path, cat: &Catalogue) -> Result<Vec<SampleFile>, Matri
             .and_then(|c| c.cast(&DataType::Int64))
             .and_then(|c| c.i64().cloned())
             .map_err(|e| bad(format!("no integer column `ts_ns` ({e})")))?
-            .into_iter()
+            .iter()
             .map(|o| o.unwrap_or(0))
             .collect();
         let n = df.height();
@@ -222,7 +222,7 @@ fn read_sample_dir(dir: &Path, cat: &Catalogue) -> Result<Vec<SampleFile>, Matri
             let ca = c
                 .f32()
                 .map_err(|e| bad(format!("feature column `{name}` is not numeric ({e})")))?;
-            for (i, v) in ca.into_iter().enumerate() {
+            for (i, v) in ca.iter().enumerate() {
                 x[i * fcount + j] = v.unwrap_or(f32::NAN);
             }
         }

@@ -148,13 +148,17 @@ pub fn spread(values: &[f64]) -> f64 {
 }
 
 fn list_series(name: &str, vals: &[Option<Vec<f32>>]) -> Series {
-    let items: Vec<Option<Series>> = vals
-        .iter()
-        .map(|o| o.as_ref().map(|v| Series::new(PlSmallStr::EMPTY, v.as_slice())))
-        .collect();
-    let mut ca: ListChunked = items.into_iter().collect();
-    ca.rename(name.into());
-    ca.into_series()
+    let n_values: usize = vals.iter().flatten().map(Vec::len).sum();
+    let mut b = ListPrimitiveChunkedBuilder::<Float32Type>::new(
+        name.into(),
+        vals.len(),
+        n_values,
+        DataType::Float32,
+    );
+    for v in vals {
+        b.append_opt_slice(v.as_deref());
+    }
+    b.finish().into_series()
 }
 
 /// Builds the runs table as a DataFrame.
@@ -296,7 +300,7 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
         let ca = c
             .str()
             .map_err(|e| schema_err(name, format!("is not a string column ({e})")))?;
-        Ok(ca.into_iter().map(|o| o.map(str::to_string)).collect())
+        Ok(ca.iter().map(|o| o.map(str::to_string)).collect())
     };
     let f64s = |name: &str| -> Result<Vec<f64>, RunsError> {
         let c = get(name)?
@@ -305,7 +309,7 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
         let ca = c
             .f64()
             .map_err(|e| schema_err(name, format!("is not numeric ({e})")))?;
-        Ok(ca.into_iter().map(|o| o.unwrap_or(f64::NAN)).collect())
+        Ok(ca.iter().map(|o| o.unwrap_or(f64::NAN)).collect())
     };
     let i64s = |name: &str| -> Result<Vec<i64>, RunsError> {
         let c = get(name)?
@@ -314,7 +318,7 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
         let ca = c
             .i64()
             .map_err(|e| schema_err(name, format!("is not an integer ({e})")))?;
-        Ok(ca.into_iter().map(|o| o.unwrap_or(0)).collect())
+        Ok(ca.iter().map(|o| o.unwrap_or(0)).collect())
     };
     let lists = |name: &str| -> Result<Vec<Option<Vec<f32>>>, RunsError> {
         let c = get(name)?;
@@ -322,8 +326,8 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
             .list()
             .map_err(|e| schema_err(name, format!("is not a list column ({e})")))?;
         let mut out = Vec::with_capacity(n);
-        for s in ca.into_iter() {
-            match s {
+        for i in 0..ca.len() {
+            match ca.get_as_series(i) {
                 None => out.push(None),
                 Some(s) => {
                     let s = s
@@ -332,7 +336,7 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
                     let v = s
                         .f32()
                         .map_err(|e| schema_err(name, format!("has non-numeric items ({e})")))?
-                        .into_iter()
+                        .iter()
                         .map(|o| o.unwrap_or(f32::NAN))
                         .collect();
                     out.push(Some(v));
@@ -346,7 +350,7 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
         let ca = c
             .bool()
             .map_err(|e| schema_err(name, format!("is not boolean ({e})")))?;
-        Ok(ca.into_iter().map(|o| o.unwrap_or(false)).collect())
+        Ok(ca.iter().map(|o| o.unwrap_or(false)).collect())
     };
     let s = |v: &Option<String>| v.clone().unwrap_or_default();
 
