@@ -218,7 +218,8 @@ pub fn first_program(cmd: &str) -> Option<String> {
         } else if t == "timeout" {
             i += 1;
             while i < toks.len() && toks[i].starts_with('-') {
-                i += 1;
+                // -s SIGNAL / -k DURATION take a value
+                i += if toks[i] == "-s" || toks[i] == "-k" { 2 } else { 1 };
             }
             i += 1; // the duration
         } else if t == "runuser" {
@@ -364,7 +365,7 @@ impl Plan {
         }
         let check_limits = |l: &RawLimits, section: usize| -> Result<(), PlanError> {
             let line = key_line(text, "cpu", section);
-            if !(l.cpu >= 0.0) || l.cpu > ncpu as f64 {
+            if l.cpu.is_nan() || l.cpu < 0.0 || l.cpu > ncpu as f64 {
                 return Err(err(
                     line,
                     format!(
@@ -380,7 +381,7 @@ impl Plan {
                 ));
             }
             let line = key_line(text, "mem_mb", section);
-            if !(l.mem_mb >= 0.0) || l.mem_mb > mem {
+            if l.mem_mb.is_nan() || l.mem_mb < 0.0 || l.mem_mb > mem {
                 return Err(err(
                     line,
                     format!(

@@ -556,7 +556,7 @@ impl Runner<'_> {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     fn execute_inner(
         &self,
         run_id: &str,
@@ -620,18 +620,19 @@ impl Runner<'_> {
         };
         let samples_root = self.opts.out.join(runs::SAMPLES_DIR);
         let partition = vec![("app".to_string(), app_key.clone()), ("run".to_string(), run_id.to_string())];
-        let agent = Agent::new(AgentConfig {
+        let cfg = AgentConfig {
             cgroup_root: self.opts.cgroup_root.clone(),
             tenant_globs: vec![format!("{}/*", self.parent.name())],
-            out_dir: Some(samples_root.clone()),
+            out_dir: Some(samples_root),
             partition,
             segment: Duration::from_secs(3600),
             duration: None,
             listen: None,
             ..AgentConfig::default()
-        })?;
+        };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let agent_thread = std::thread::spawn(move || -> Result<(), CollectError> {
+            let agent = Agent::new(cfg)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -722,6 +723,7 @@ impl Runner<'_> {
         Ok(Executed { start_ns, end_ns, foreign_cpu_pct: foreign, samples_dir, tenants: outcomes })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn record(&self, run_id: &str, kind: &str, placement: &str, spec: &TenantSpec, neighbours: &[&TenantSpec], n_tenants: usize, repeat: u32, ex: &Executed, o: &TenantOutcome) -> RunRecord {
         let app = self.plan.app(&spec.app);
         RunRecord {
