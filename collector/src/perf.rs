@@ -71,12 +71,13 @@ pub struct PerfProbe {
 /// Probes perf support by opening counters on this process.
 pub fn probe() -> PerfProbe {
     let try_open = |ev: Event| -> bool {
+        let label = format!("{ev:?}");
         let mut b = Builder::new().kind(ev);
         b.include_kernel();
         match b.build() {
             Ok(_) => true,
             Err(e) => {
-                tracing::debug!("perf probe {ev:?}: {e}");
+                tracing::debug!("perf probe {label}: {e}");
                 false
             }
         }
