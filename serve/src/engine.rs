@@ -48,13 +48,50 @@ pub type Loader = Arc<dyn Fn(&Path) -> Result<Box<dyn Engine>, String> + Send + 
 
 /// The default loader: `model::Predictor::load(dir)`.
 pub fn default_loader() -> Loader {
-    Arc::new(|dir: &Path| {
-        Err(format!(
-            "cannot load {}: the model crate's Predictor is not wired in yet",
-            dir.display()
-        ))
-    })
+    Arc::new(|dir: &Path| load_predictor(dir).map(|e| Box::new(e) as Box<dyn Engine>))
 }
+
+/// `model::Predictor` as an [`Engine`].
+pub struct PredictorEngine {
+    predictor: model::Predictor,
+    info: ModelInfo,
+}
+
+pub fn load_predictor(dir: &Path) -> Result<PredictorEngine, String> {
+    let predictor = model::Predictor::load(dir).map_err(|e| e.to_string())?;
+    let info = ModelInfo {
+        model_id: predictor.model_id().to_string(),
+        catalogue_hash: predictor.catalogue_hash().to_string(),
+        feature_names: predictor.feature_names().to_vec(),
+        dir: dir.display().to_string(),
+    };
+    Ok(PredictorEngine { predictor, info })
+}
+
+impl Engine for PredictorEngine {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+    fn predict(&mut self, windows: &[&WindowData]) -> Result<Vec<Pred>, String> {
+        let ws: Vec<model::Window<'_>> = windows
+            .iter()
+            .map(|w| model::Window {
+                data: &w.data,
+                t: w.t,
+            })
+            .collect();
+        let out = self.predictor.predict(&ws).map_err(|e| e.to_string())?;
+        Ok(out
+            .into_iter()
+            .map(|p| Pred {
+                p: p.p,
+                std: p.std,
+                out_of_distribution: p.out_of_distribution,
+            })
+            .collect())
+    }
+}
+
 
 /// Checks a freshly loaded engine before it is allowed to serve: it must have features and answer
 /// a window of zeros with a finite P̂ in [0, 1].
