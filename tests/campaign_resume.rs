@@ -65,7 +65,10 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
     // 1. SIGTERM in the middle of the first baseline: clean stop, nothing recorded, no cgroup.
     let mut c = start(&out);
     std::thread::sleep(Duration::from_secs(5));
-    assert!(cg(c.id()).exists(), "the campaign's cgroup should exist while it runs");
+    assert!(
+        cg(c.id()).exists(),
+        "the campaign's cgroup should exist while it runs"
+    );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
     let st = c.wait().unwrap();
@@ -77,7 +80,10 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
     let mut c = start(&out);
     let t0 = Instant::now();
     while rows(&out) < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no baseline group after 120 s");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no baseline group after 120 s"
+        );
         assert!(c.try_wait().unwrap().is_none(), "campaign ended early");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -86,22 +92,37 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
     let killed_pid = c.id();
     c.kill().unwrap();
     c.wait().unwrap();
-    assert!(cg(killed_pid).exists(), "SIGKILL leaves the cgroup (removed at next start)");
+    assert!(
+        cg(killed_pid).exists(),
+        "SIGKILL leaves the cgroup (removed at next start)"
+    );
     let kill_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as i64;
-    assert_eq!(rows(&out), done_before_kill, "a killed run must not be recorded");
+    assert_eq!(
+        rows(&out),
+        done_before_kill,
+        "a killed run must not be recorded"
+    );
 
     // 3. Resume to the end.
     let st = start(&out).wait().unwrap();
     assert!(st.success(), "resumed campaign failed: {st}");
-    assert!(!cg(killed_pid).exists(), "stale cgroup of the killed campaign not removed");
+    assert!(
+        !cg(killed_pid).exists(),
+        "stale cgroup of the killed campaign not removed"
+    );
 
     let rs = read_runs(&runs_path(&out)).unwrap();
     let mut keys = HashSet::new();
     for r in &rs {
-        assert!(keys.insert((r.run_id.clone(), r.tenant.clone())), "duplicate row {} {}", r.run_id, r.tenant);
+        assert!(
+            keys.insert((r.run_id.clone(), r.tenant.clone())),
+            "duplicate row {} {}",
+            r.run_id,
+            r.tenant
+        );
     }
     let ids: HashSet<&str> = rs.iter().map(|r| r.run_id.as_str()).collect();
     assert!(ids.contains("c00000") && ids.contains("c00001"), "{ids:?}");
@@ -116,7 +137,10 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
     // Baselines: 3 per (app, cpuset) of every co-located tenant.
     let coloc: Vec<_> = rs.iter().filter(|r| r.kind == "colocated").collect();
     for c in &coloc {
-        let n = rs.iter().filter(|b| b.kind == "baseline" && b.app == c.app && b.cpuset == c.cpuset).count();
+        let n = rs
+            .iter()
+            .filter(|b| b.kind == "baseline" && b.app == c.app && b.cpuset == c.cpuset)
+            .count();
         assert_eq!(n, 3, "baselines of {}", c.app);
     }
     // The samples of each run come from its recorded attempt only (the killed attempt's files
@@ -124,7 +148,10 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
     let ms = dataset::matrix::load_run_matrices(&out).unwrap();
     assert_eq!(ms.len(), rs.iter().filter(|r| r.status == "ok").count());
     for m in &ms {
-        let r = rs.iter().find(|r| r.run_id == m.run_id && r.tenant == m.tenant).unwrap();
+        let r = rs
+            .iter()
+            .find(|r| r.run_id == m.run_id && r.tenant == m.tenant)
+            .unwrap();
         let lo = r.start_ns - 5_000_000_000;
         let hi = r.end_ns + 5_000_000_000;
         assert!(

@@ -91,7 +91,10 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
     assert_eq!(coloc.len(), 4, "2 co-located runs × 2 tenants");
     // Every (app, cpuset) used has exactly 3 isolated repeats.
     for c in &coloc {
-        let b: Vec<_> = base.iter().filter(|b| b.app == c.app && b.cpuset == c.cpuset).collect();
+        let b: Vec<_> = base
+            .iter()
+            .filter(|b| b.app == c.app && b.cpuset == c.cpuset)
+            .collect();
         assert_eq!(b.len(), 3, "baselines of {}", c.app);
     }
     // perf_actual is the application's own number.
@@ -116,17 +119,40 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
         let ideal = b.iter().sum::<f64>() / b.len() as f64;
         assert!((c.perf_ideal - ideal).abs() < 1e-9 * ideal, "{c:?}");
         let p = (c.perf_actual / ideal).min(1.0);
-        assert!((c.p - p).abs() < 1e-9, "{} {}: p {} vs {p}", c.run_id, c.tenant, c.p);
+        assert!(
+            (c.p - p).abs() < 1e-9,
+            "{} {}: p {} vs {p}",
+            c.run_id,
+            c.tenant,
+            c.p
+        );
         // Two CPU-bound tenants time-sharing one vCPU: each gets about half.
-        assert!(c.p > 0.25 && c.p < 0.8, "{} {}: P = {} (expected ≈ 0.5)", c.run_id, c.tenant, c.p);
-        assert!(c.label_noise.is_finite() && c.label_noise < 0.2, "noise {}", c.label_noise);
+        assert!(
+            c.p > 0.25 && c.p < 0.8,
+            "{} {}: P = {} (expected ≈ 0.5)",
+            c.run_id,
+            c.tenant,
+            c.p
+        );
+        assert!(
+            c.label_noise.is_finite() && c.label_noise < 0.2,
+            "noise {}",
+            c.label_noise
+        );
         assert!(c.foreign_cpu_pct.is_finite());
         assert_eq!(c.neighbours.split(',').count(), 1);
         if c.app == "sysbench-cpu" {
-            let ps = c.p_per_second.as_ref().expect("sysbench reports every second");
+            let ps = c
+                .p_per_second
+                .as_ref()
+                .expect("sysbench reports every second");
             assert!(ps.len() >= 6, "{ps:?}");
             let mean = ps.iter().map(|x| *x as f64).sum::<f64>() / ps.len() as f64;
-            assert!((mean - c.p).abs() < 0.15, "per-second P mean {mean} vs run P {}", c.p);
+            assert!(
+                (mean - c.p).abs() < 0.15,
+                "per-second P mean {mean} vs run P {}",
+                c.p
+            );
         }
     }
     // Recorded by the agent: one T × F matrix per labelled tenant-run.
@@ -135,14 +161,25 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
     let f = dataset::catalogue::Catalogue::builtin().n_features();
     for m in &ms {
         assert_eq!(m.f, f);
-        assert!(m.t >= 6 && m.t <= 14, "{} {}: {} seconds", m.run_id, m.tenant, m.t);
+        assert!(
+            m.t >= 6 && m.t <= 14,
+            "{} {}: {} seconds",
+            m.run_id,
+            m.tenant,
+            m.t
+        );
         let cpu = dataset::catalogue::Catalogue::builtin()
             .feature_names()
             .iter()
             .position(|n| n == "cpu.usage_pct");
         if let Some(j) = cpu {
             let busy = (0..m.t).filter(|i| m.x[i * f + j] > 20.0).count();
-            assert!(busy >= m.t / 2, "{} {}: tenant not seen busy", m.run_id, m.tenant);
+            assert!(
+                busy >= m.t / 2,
+                "{} {}: tenant not seen busy",
+                m.run_id,
+                m.tenant
+            );
         }
     }
     // The campaign removed its cgroups.
@@ -167,7 +204,10 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{text}");
-    assert!(text.contains("labelled co-located tenant-runs: 4"), "{text}");
+    assert!(
+        text.contains("labelled co-located tenant-runs: 4"),
+        "{text}"
+    );
     let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
         .args(["campaign", "status", "--out"])
         .arg(&out)

@@ -34,9 +34,16 @@ pub enum RunsError {
     #[error("cannot write runs table {path}: {source}")]
     Write { path: PathBuf, source: PolarsError },
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("runs table {path}: column `{column}` {why}")]
-    Schema { path: PathBuf, column: String, why: String },
+    Schema {
+        path: PathBuf,
+        column: String,
+        why: String,
+    },
     #[error("cannot build the runs table: {0}")]
     Build(PolarsError),
 }
@@ -509,7 +516,10 @@ mod tests {
         let c = rec("r2", "t0", 0.3);
         assert_eq!(append_runs(&path, &[b2, c]).unwrap(), 3);
         let back = read_runs(&path).unwrap();
-        let t1: Vec<_> = back.iter().filter(|r| r.key() == ("r1".into(), "t1".into())).collect();
+        let t1: Vec<_> = back
+            .iter()
+            .filter(|r| r.key() == ("r1".into(), "t1".into()))
+            .collect();
         assert_eq!(t1.len(), 1);
         assert_eq!(t1[0].p, 0.9);
         assert!(!path.with_extension("parquet.tmp").exists());

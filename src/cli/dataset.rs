@@ -44,7 +44,17 @@ pub fn summary(rows: &[RunRecord]) -> String {
     let mut s = String::new();
     s.push_str(&format!(
         "{:<16} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>9}\n",
-        "app", "rows", "coloc", "base", "failed", "P min", "P p50", "P mean", "P max", "noise", "foreign%"
+        "app",
+        "rows",
+        "coloc",
+        "base",
+        "failed",
+        "P min",
+        "P p50",
+        "P mean",
+        "P max",
+        "noise",
+        "foreign%"
     ));
     let mut all_p = Vec::new();
     for (app, rs) in &by_app {
@@ -55,9 +65,23 @@ pub fn summary(rows: &[RunRecord]) -> String {
             .collect();
         p.sort_by(|a, b| a.total_cmp(b));
         all_p.extend_from_slice(&p);
-        let noise: Vec<f64> = rs.iter().filter(|r| r.label_noise.is_finite()).map(|r| r.label_noise).collect();
-        let foreign: Vec<f64> = rs.iter().filter(|r| r.foreign_cpu_pct.is_finite()).map(|r| r.foreign_cpu_pct).collect();
-        let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let noise: Vec<f64> = rs
+            .iter()
+            .filter(|r| r.label_noise.is_finite())
+            .map(|r| r.label_noise)
+            .collect();
+        let foreign: Vec<f64> = rs
+            .iter()
+            .filter(|r| r.foreign_cpu_pct.is_finite())
+            .map(|r| r.foreign_cpu_pct)
+            .collect();
+        let mean = |v: &[f64]| {
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        };
         s.push_str(&format!(
             "{:<16} {:>6} {:>6} {:>6} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.1}% {:>9.1}\n",
             app,
@@ -74,7 +98,10 @@ pub fn summary(rows: &[RunRecord]) -> String {
         ));
     }
     all_p.sort_by(|a, b| a.total_cmp(b));
-    s.push_str(&format!("labelled co-located tenant-runs: {}\nP histogram:\n", all_p.len()));
+    s.push_str(&format!(
+        "labelled co-located tenant-runs: {}\nP histogram:\n",
+        all_p.len()
+    ));
     let edges = [0.0, 0.3, 0.5, 0.7, 0.9, 0.97, 1.0001];
     for w in edges.windows(2) {
         let n = all_p.iter().filter(|p| **p >= w[0] && **p < w[1]).count();

@@ -141,13 +141,17 @@ pub fn kill_and_remove(dir: &Path) -> Result<(), CgroupError> {
 pub fn remove_stale(layout: &Layout) -> usize {
     let mut n = 0;
     for (_, root) in layout.dirs() {
-        let Ok(rd) = fs::read_dir(&root) else { continue };
+        let Ok(rd) = fs::read_dir(&root) else {
+            continue;
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             let Some(pid) = name.strip_prefix(PARENT_PREFIX) else {
                 continue;
             };
-            let Ok(pid) = pid.parse::<i32>() else { continue };
+            let Ok(pid) = pid.parse::<i32>() else {
+                continue;
+            };
             if pid_alive(pid) {
                 continue;
             }
@@ -185,7 +189,10 @@ impl Parent {
                     root.join("cgroup.subtree_control"),
                     "+cpu +cpuset +memory +io +pids",
                 );
-                let _ = fs::write(d.join("cgroup.subtree_control"), "+cpu +cpuset +memory +io +pids");
+                let _ = fs::write(
+                    d.join("cgroup.subtree_control"),
+                    "+cpu +cpuset +memory +io +pids",
+                );
             }
         }
         Ok(Parent { layout, name })
@@ -302,7 +309,10 @@ pub struct Tenant {
 impl Tenant {
     /// `cgroup.procs` files a child must join (used from `pre_exec`).
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs.iter().map(|(_, d)| d.join("cgroup.procs")).collect()
+        self.dirs
+            .iter()
+            .map(|(_, d)| d.join("cgroup.procs"))
+            .collect()
     }
 
     /// CPU time used by the tenant so far, seconds.

@@ -211,15 +211,18 @@ pub fn first_program(cmd: &str) -> Option<String> {
     let mut i = 0;
     while i < toks.len() {
         let t = toks[i];
-        if t.contains('=') && !t.starts_with('-') && !t.contains('/') {
-            i += 1;
-        } else if t == "exec" || t == "env" || t == "nice" {
+        let assignment = t.contains('=') && !t.starts_with('-') && !t.contains('/');
+        if assignment || t == "exec" || t == "env" || t == "nice" {
             i += 1;
         } else if t == "timeout" {
             i += 1;
             while i < toks.len() && toks[i].starts_with('-') {
                 // -s SIGNAL / -k DURATION take a value
-                i += if toks[i] == "-s" || toks[i] == "-k" { 2 } else { 1 };
+                i += if toks[i] == "-s" || toks[i] == "-k" {
+                    2
+                } else {
+                    1
+                };
             }
             i += 1; // the duration
         } else if t == "runuser" {
@@ -313,7 +316,7 @@ impl Plan {
                 ),
             ));
         }
-        if raw.sizes.is_empty() || raw.sizes.iter().any(|&s| s < 2 || s > 8) {
+        if raw.sizes.is_empty() || raw.sizes.iter().any(|s| !(2..=8).contains(s)) {
             return Err(err(
                 k("sizes"),
                 format!(
@@ -405,7 +408,10 @@ impl Plan {
         for a in &raw.app_defs {
             let line = line_of(text, &format!("name = \"{}\"", a.name));
             if !seen.insert(a.name.clone()) {
-                return Err(err(line, format!("application `{}` is defined twice", a.name)));
+                return Err(err(
+                    line,
+                    format!("application `{}` is defined twice", a.name),
+                ));
             }
             if a.name.is_empty()
                 || !a
@@ -510,9 +516,9 @@ impl Plan {
                         return Err(err(
                             lline,
                             format!(
-                                "application `{}` level `{name}`: rate {v} must be a positive number",
-                                a.name
-                            ),
+                            "application `{}` level `{name}`: rate {v} must be a positive number",
+                            a.name
+                        ),
                         ))
                     }
                 };
@@ -534,9 +540,14 @@ impl Plan {
                 line,
             };
             // Every placeholder must be known.
-            for cmd in [Some(&app.load), app.server.as_ref(), app.ready.as_ref(), app.prepare.as_ref()]
-                .into_iter()
-                .flatten()
+            for cmd in [
+                Some(&app.load),
+                app.server.as_ref(),
+                app.ready.as_ref(),
+                app.prepare.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
             {
                 for lv in &app.levels {
                     let probe = substitute(cmd, &probe_vars(lv));
@@ -583,11 +594,7 @@ impl Plan {
         }
         // Impossible co-locations: a tenant size that exceeds what the limits allow together.
         let max_size = raw.sizes.iter().copied().max().unwrap_or(2) as f64;
-        let mem_need: f64 = apps
-            .iter()
-            .map(|a| a.mem_limit_mb)
-            .fold(0.0, f64::max)
-            * max_size;
+        let mem_need: f64 = apps.iter().map(|a| a.mem_limit_mb).fold(0.0, f64::max) * max_size;
         if mem_need > mem {
             return Err(err(
                 k("sizes"),
@@ -625,7 +632,9 @@ impl Plan {
 
 fn probe_vars(lv: &Level) -> BTreeMap<String, String> {
     let mut v = lv.vars.clone();
-    for k in ["rate", "duration", "port", "workdir", "cpus", "tenant", "plan_dir"] {
+    for k in [
+        "rate", "duration", "port", "workdir", "cpus", "tenant", "plan_dir",
+    ] {
         v.entry(k.to_string()).or_insert_with(|| "1".into());
     }
     v
@@ -734,7 +743,10 @@ levels = [{ name = "low", rate = 100 }]
 
     #[test]
     fn bad_regex_names_the_line() {
-        let text = GOOD.replace(r"latency average = ([0-9.]+)", r"latency (average = [0-9.]+");
+        let text = GOOD.replace(
+            r"latency average = ([0-9.]+)",
+            r"latency (average = [0-9.]+",
+        );
         let (line, msg) = line_of_err(parse(&text).unwrap_err());
         assert_eq!(line, 26, "{msg}");
         assert!(msg.contains("run_regex") && msg.contains("pg"), "{msg}");
@@ -784,8 +796,14 @@ levels = [{ name = "low", rate = 100 }]
 
     #[test]
     fn first_program_skips_wrappers() {
-        assert_eq!(first_program("FOO=1 timeout -s INT 5 redis-benchmark -q").as_deref(), Some("redis-benchmark"));
-        assert_eq!(first_program("runuser -u postgres -- pgbench -T 3").as_deref(), Some("pgbench"));
+        assert_eq!(
+            first_program("FOO=1 timeout -s INT 5 redis-benchmark -q").as_deref(),
+            Some("redis-benchmark")
+        );
+        assert_eq!(
+            first_program("runuser -u postgres -- pgbench -T 3").as_deref(),
+            Some("pgbench")
+        );
         assert_eq!(parse_cpulist("0-1,3").unwrap(), vec![0, 1, 3]);
         assert!(parse_cpulist("2-1").is_err());
     }

@@ -89,7 +89,13 @@ pub struct ColocatedRun {
 /// Rate multipliers of a trace (in (0, 1], applied to the level's rate).
 pub fn trace_multipliers(scenario: &str, steps: usize, seed: u64) -> Vec<f64> {
     let n = steps.max(1);
-    let lin = |i: usize| if n == 1 { 1.0 } else { i as f64 / (n - 1) as f64 };
+    let lin = |i: usize| {
+        if n == 1 {
+            1.0
+        } else {
+            i as f64 / (n - 1) as f64
+        }
+    };
     match scenario {
         "increasing" => (0..n).map(|i| 0.25 + 0.75 * lin(i)).collect(),
         "decreasing" => (0..n).map(|i| 1.0 - 0.75 * lin(i)).collect(),
@@ -142,7 +148,11 @@ pub fn schedule(plan: &Plan) -> Vec<ColocatedRun> {
                             let v = rng.random_range(0..3u64);
                             (
                                 format!("random-{v}"),
-                                trace_multipliers("random", plan.trace_steps as usize, plan.seed ^ (v + 1)),
+                                trace_multipliers(
+                                    "random",
+                                    plan.trace_steps as usize,
+                                    plan.seed ^ (v + 1),
+                                ),
                             )
                         }
                         s => (
@@ -236,7 +246,9 @@ fn now_ns() -> i64 {
 /// Busy CPU seconds of the whole machine (from /proc/stat; steal excluded).
 fn machine_busy_s() -> f64 {
     let s = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(l) = s.lines().next() else { return 0.0 };
+    let Some(l) = s.lines().next() else {
+        return 0.0;
+    };
     let v: Vec<f64> = l
         .split_whitespace()
         .skip(1)
@@ -350,7 +362,8 @@ fn spawn_in(tenant: &Tenant, cmd: &str, log: &Path, cwd: &Path) -> Result<Child,
             Ok(())
         });
     }
-    c.spawn().map_err(|e| CampaignError::Setup(format!("cannot start `{cmd}`: {e}")))
+    c.spawn()
+        .map_err(|e| CampaignError::Setup(format!("cannot start `{cmd}`: {e}")))
 }
 
 fn kill_group(child: &Child) {
@@ -377,7 +390,10 @@ fn free_port() -> u16 {
 }
 
 /// Waits for `child` with a deadline, polling the interrupt flag.
-fn wait_deadline(child: &mut Child, deadline: Instant) -> Result<Option<std::process::ExitStatus>, CampaignError> {
+fn wait_deadline(
+    child: &mut Child,
+    deadline: Instant,
+) -> Result<Option<std::process::ExitStatus>, CampaignError> {
     loop {
         if cgroup::interrupted() {
             kill_group(child);
@@ -421,12 +437,20 @@ pub fn parse_perf(app: &App, text: &str) -> (Option<f64>, Vec<f32>) {
     let per_second = app
         .second_regex
         .as_ref()
-        .map(|re| parse_numbers(re, text).into_iter().map(|v| v as f32).collect())
+        .map(|re| {
+            parse_numbers(re, text)
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
+        })
         .unwrap_or_default();
     if vals.is_empty() {
         (None, per_second)
     } else {
-        (Some(vals.iter().sum::<f64>() / vals.len() as f64), per_second)
+        (
+            Some(vals.iter().sum::<f64>() / vals.len() as f64),
+            per_second,
+        )
     }
 }
 
@@ -438,7 +462,12 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// Builds the load script of a tenant: one command per trace step.
-pub fn load_script(app: &App, spec: &TenantSpec, vars: &BTreeMap<String, String>, run_seconds: u32) -> String {
+pub fn load_script(
+    app: &App,
+    spec: &TenantSpec,
+    vars: &BTreeMap<String, String>,
+    run_seconds: u32,
+) -> String {
     let level = app.levels.iter().find(|l| l.name == spec.level);
     let steps = spec.multipliers.len().max(1);
     let step_s = (run_seconds as usize / steps).max(1);
@@ -447,9 +476,15 @@ pub fn load_script(app: &App, spec: &TenantSpec, vars: &BTreeMap<String, String>
         let mut v = vars.clone();
         v.insert("duration".into(), step_s.to_string());
         if let Some(rate) = level.and_then(|l| l.rate) {
-            v.insert("rate".into(), format!("{}", ((rate * m).round() as i64).max(1)));
+            v.insert(
+                "rate".into(),
+                format!("{}", ((rate * m).round() as i64).max(1)),
+            );
         }
-        script.push_str(&format!("echo {}\n", shell_quote(&format!("{STEP_MARKER} {i}"))));
+        script.push_str(&format!(
+            "echo {}\n",
+            shell_quote(&format!("{STEP_MARKER} {i}"))
+        ));
         script.push_str(&substitute(&app.load, &v));
         script.push_str(" || exit $?\n");
     }
@@ -508,7 +543,9 @@ impl Runner<'_> {
                     cpuset: s.cpuset.clone(),
                 },
             )?;
-            let wd = plan.work_dir.join(format!("{}-{run_id}-t{k}", std::process::id()));
+            let wd = plan
+                .work_dir
+                .join(format!("{}-{run_id}-t{k}", std::process::id()));
             if wd.exists() {
                 let _ = fs::remove_dir_all(&wd);
             }
@@ -545,7 +582,8 @@ impl Runner<'_> {
             vars_all.push(vars);
             workdirs.push(wd);
         }
-        let result = self.execute_inner(run_id, specs, &tenants, &apps, &vars_all, &workdirs, &logs);
+        let result =
+            self.execute_inner(run_id, specs, &tenants, &apps, &vars_all, &workdirs, &logs);
         for t in &tenants {
             t.kill_all();
         }
@@ -574,7 +612,12 @@ impl Runner<'_> {
         for k in 0..specs.len() {
             let log = logs.join(format!("t{k}.server.log"));
             if let Some(srv) = &apps[k].server {
-                servers.push(spawn_in(&tenants[k], &substitute(srv, &vars_all[k]), &log, &workdirs[k])?);
+                servers.push(spawn_in(
+                    &tenants[k],
+                    &substitute(srv, &vars_all[k]),
+                    &log,
+                    &workdirs[k],
+                )?);
             }
             if let Some(ready) = &apps[k].ready {
                 let cmd = substitute(ready, &vars_all[k]);
@@ -582,7 +625,9 @@ impl Runner<'_> {
                 let mut ok = false;
                 while Instant::now() < deadline {
                     let mut c = spawn_in(&tenants[k], &cmd, &log, &workdirs[k])?;
-                    if let Some(s) = wait_deadline(&mut c, Instant::now() + Duration::from_secs(10))? {
+                    if let Some(s) =
+                        wait_deadline(&mut c, Instant::now() + Duration::from_secs(10))?
+                    {
                         if s.success() {
                             ok = true;
                             break;
@@ -619,7 +664,10 @@ impl Runner<'_> {
             a.join("+")
         };
         let samples_root = self.opts.out.join(runs::SAMPLES_DIR);
-        let partition = vec![("app".to_string(), app_key.clone()), ("run".to_string(), run_id.to_string())];
+        let partition = vec![
+            ("app".to_string(), app_key.clone()),
+            ("run".to_string(), run_id.to_string()),
+        ];
         let cfg = AgentConfig {
             cgroup_root: self.opts.cgroup_root.clone(),
             tenant_globs: vec![format!("{}/*", self.parent.name())],
@@ -698,7 +746,13 @@ impl Runner<'_> {
             let log = logs.join(format!("t{k}.log"));
             let tenant = tenants[k].name.clone();
             if let Some(e) = &early_fail[k] {
-                outcomes.push(TenantOutcome { tenant, ok: false, error: Some(e.clone()), perf: f64::NAN, per_second: vec![] });
+                outcomes.push(TenantOutcome {
+                    tenant,
+                    ok: false,
+                    error: Some(e.clone()),
+                    perf: f64::NAN,
+                    per_second: vec![],
+                });
                 continue;
             }
             let text = fs::read_to_string(&log).unwrap_or_default();
@@ -706,8 +760,17 @@ impl Runner<'_> {
             let status = &statuses[k];
             let (ok, error) = match (status, perf) {
                 (Some(s), Some(_)) if s.success() => (true, None),
-                (None, _) => (false, Some(format!("timed out after {} s:\n{}", plan.run_seconds * 2 + 60, tail(&log, 20)))),
-                (Some(s), Some(_)) => (false, Some(format!("exited with {s}:\n{}", tail(&log, 20)))),
+                (None, _) => (
+                    false,
+                    Some(format!(
+                        "timed out after {} s:\n{}",
+                        plan.run_seconds * 2 + 60,
+                        tail(&log, 20)
+                    )),
+                ),
+                (Some(s), Some(_)) => {
+                    (false, Some(format!("exited with {s}:\n{}", tail(&log, 20))))
+                }
                 (Some(s), None) => (
                     false,
                     Some(format!(
@@ -717,14 +780,37 @@ impl Runner<'_> {
                     )),
                 ),
             };
-            outcomes.push(TenantOutcome { tenant, ok, error, perf: perf.unwrap_or(f64::NAN), per_second: ps });
+            outcomes.push(TenantOutcome {
+                tenant,
+                ok,
+                error,
+                perf: perf.unwrap_or(f64::NAN),
+                per_second: ps,
+            });
         }
         let samples_dir = runs::SAMPLES_DIR.to_string() + &format!("/app={app_key}/run={run_id}");
-        Ok(Executed { start_ns, end_ns, foreign_cpu_pct: foreign, samples_dir, tenants: outcomes })
+        Ok(Executed {
+            start_ns,
+            end_ns,
+            foreign_cpu_pct: foreign,
+            samples_dir,
+            tenants: outcomes,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record(&self, run_id: &str, kind: &str, placement: &str, spec: &TenantSpec, neighbours: &[&TenantSpec], n_tenants: usize, repeat: u32, ex: &Executed, o: &TenantOutcome) -> RunRecord {
+    fn record(
+        &self,
+        run_id: &str,
+        kind: &str,
+        placement: &str,
+        spec: &TenantSpec,
+        neighbours: &[&TenantSpec],
+        n_tenants: usize,
+        repeat: u32,
+        ex: &Executed,
+        o: &TenantOutcome,
+    ) -> RunRecord {
         let app = self.plan.app(&spec.app);
         RunRecord {
             run_id: run_id.to_string(),
@@ -738,7 +824,11 @@ impl Runner<'_> {
             cpuset: spec.cpuset.clone().unwrap_or_default(),
             cpu_limit: app.map(|a| a.cpu_limit).unwrap_or(0.0),
             mem_limit_mb: app.map(|a| a.mem_limit_mb).unwrap_or(0.0),
-            neighbours: neighbours.iter().map(|n| format!("{}@{}", n.app, n.level)).collect::<Vec<_>>().join(","),
+            neighbours: neighbours
+                .iter()
+                .map(|n| format!("{}@{}", n.app, n.level))
+                .collect::<Vec<_>>()
+                .join(","),
             n_tenants: n_tenants as u32,
             repeat,
             perf_metric: app.map(|a| a.metric.clone()).unwrap_or_default(),
@@ -748,10 +838,18 @@ impl Runner<'_> {
             p: f64::NAN,
             p_raw: f64::NAN,
             p_per_second: None,
-            perf_per_second: if o.per_second.is_empty() { None } else { Some(o.per_second.clone()) },
+            perf_per_second: if o.per_second.is_empty() {
+                None
+            } else {
+                Some(o.per_second.clone())
+            },
             label_noise: f64::NAN,
             foreign_cpu_pct: ex.foreign_cpu_pct,
-            status: if o.ok { STATUS_OK.into() } else { STATUS_FAILED.into() },
+            status: if o.ok {
+                STATUS_OK.into()
+            } else {
+                STATUS_FAILED.into()
+            },
             error: o.error.clone(),
             catalogue_hash: self.cat_hash.clone(),
             samples_dir: ex.samples_dir.clone(),
@@ -771,20 +869,34 @@ pub struct Baseline {
 }
 
 fn baseline_from(rows: &[&RunRecord]) -> Option<Baseline> {
-    let ok: Vec<&&RunRecord> = rows.iter().filter(|r| r.status == STATUS_OK && r.perf_actual.is_finite()).collect();
+    let ok: Vec<&&RunRecord> = rows
+        .iter()
+        .filter(|r| r.status == STATUS_OK && r.perf_actual.is_finite())
+        .collect();
     if ok.is_empty() {
         return None;
     }
     let v: Vec<f64> = ok.iter().map(|r| r.perf_actual).collect();
     let mean = v.iter().sum::<f64>() / v.len() as f64;
-    let series: Vec<&Vec<f32>> = ok.iter().filter_map(|r| r.perf_per_second.as_ref()).collect();
+    let series: Vec<&Vec<f32>> = ok
+        .iter()
+        .filter_map(|r| r.perf_per_second.as_ref())
+        .collect();
     let per_second = if series.len() == ok.len() && !series.is_empty() {
         let n = series.iter().map(|s| s.len()).min().unwrap_or(0);
-        Some((0..n).map(|i| series.iter().map(|s| s[i]).sum::<f32>() / series.len() as f32).collect())
+        Some(
+            (0..n)
+                .map(|i| series.iter().map(|s| s[i]).sum::<f32>() / series.len() as f32)
+                .collect(),
+        )
     } else {
         None
     };
-    Some(Baseline { perf_ideal: mean, noise: spread(&v), per_second })
+    Some(Baseline {
+        perf_ideal: mean,
+        noise: spread(&v),
+        per_second,
+    })
 }
 
 fn per_second_p(actual: &[f32], ideal: &[f32], hib: bool) -> Option<Vec<f32>> {
@@ -803,7 +915,17 @@ fn per_second_p(actual: &[f32], ideal: &[f32], hib: bool) -> Option<Vec<f32>> {
 }
 
 fn baseline_key_of(r: &RunRecord) -> String {
-    format!("{}|{}|{}|{}", r.app, r.level, r.trace, if r.cpuset.is_empty() { "any" } else { &r.cpuset })
+    format!(
+        "{}|{}|{}|{}",
+        r.app,
+        r.level,
+        r.trace,
+        if r.cpuset.is_empty() {
+            "any"
+        } else {
+            &r.cpuset
+        }
+    )
 }
 
 /// Runs (or resumes) a campaign.
@@ -836,15 +958,26 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
         cat_hash: Catalogue::builtin().hash().to_string(),
     };
     let table = runs::runs_path(&opts.out);
-    let mut rows: Vec<RunRecord> = if table.exists() { runs::read_runs(&table)? } else { Vec::new() };
+    let mut rows: Vec<RunRecord> = if table.exists() {
+        runs::read_runs(&table)?
+    } else {
+        Vec::new()
+    };
     let done: HashSet<String> = rows.iter().map(|r| r.run_id.clone()).collect();
     let sched = schedule(plan);
-    let mut summary = Summary { colocated_total: sched.len(), ..Default::default() };
+    let mut summary = Summary {
+        colocated_total: sched.len(),
+        ..Default::default()
+    };
     summary.colocated_done_before = sched.iter().filter(|r| done.contains(&r.run_id)).count();
 
     // Work units for the progress bar: baseline repeats still missing + co-located runs left.
     let mut missing_keys: Vec<String> = Vec::new();
-    let have_key: HashSet<String> = rows.iter().filter(|r| r.kind == "baseline").map(baseline_key_of).collect();
+    let have_key: HashSet<String> = rows
+        .iter()
+        .filter(|r| r.kind == "baseline")
+        .map(baseline_key_of)
+        .collect();
     for r in &sched {
         if done.contains(&r.run_id) {
             continue;
@@ -856,14 +989,17 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
             }
         }
     }
-    let units = missing_keys.len() as u64 * plan.repeats as u64 + (sched.len() - summary.colocated_done_before) as u64;
+    let units = missing_keys.len() as u64 * plan.repeats as u64
+        + (sched.len() - summary.colocated_done_before) as u64;
     let pb = if opts.quiet {
         indicatif::ProgressBar::hidden()
     } else {
         let pb = indicatif::ProgressBar::new(units);
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ETA {eta} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         pb
     };
@@ -875,10 +1011,16 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
         // Baselines first (cached per key).
         for spec in &run.tenants {
             let key = spec.baseline_key();
-            if rows.iter().any(|r| r.kind == "baseline" && baseline_key_of(r) == key) {
+            if rows
+                .iter()
+                .any(|r| r.kind == "baseline" && baseline_key_of(r) == key)
+            {
                 continue;
             }
-            pb.set_message(format!("baseline {}@{} {}", spec.app, spec.level, spec.trace));
+            pb.set_message(format!(
+                "baseline {}@{} {}",
+                spec.app, spec.level, spec.trace
+            ));
             let mut group: Vec<RunRecord> = Vec::new();
             for rep in 0..plan.repeats {
                 let id = baseline_run_id(spec, rep);
@@ -902,7 +1044,10 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
             }
             let refs: Vec<&RunRecord> = group.iter().collect();
             if let Some(b) = baseline_from(&refs) {
-                let hib = plan.app(&spec.app).map(|a| a.higher_is_better).unwrap_or(true);
+                let hib = plan
+                    .app(&spec.app)
+                    .map(|a| a.higher_is_better)
+                    .unwrap_or(true);
                 for r in group.iter_mut() {
                     r.perf_ideal = b.perf_ideal;
                     r.label_noise = b.noise;
@@ -920,14 +1065,38 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
             rows.extend(group);
             summary.baseline_groups_now += 1;
         }
-        pb.set_message(format!("{} ({} tenants, {})", run.run_id, run.tenants.len(), run.placement));
+        pb.set_message(format!(
+            "{} ({} tenants, {})",
+            run.run_id,
+            run.tenants.len(),
+            run.placement
+        ));
         let ex = runner.execute(&run.run_id, &run.tenants)?;
         let mut out = Vec::new();
         for (k, (spec, o)) in run.tenants.iter().zip(&ex.tenants).enumerate() {
-            let nbrs: Vec<&TenantSpec> = run.tenants.iter().enumerate().filter(|(j, _)| *j != k).map(|(_, t)| t).collect();
-            let mut r = runner.record(&run.run_id, "colocated", &run.placement, spec, &nbrs, run.tenants.len(), 0, &ex, o);
+            let nbrs: Vec<&TenantSpec> = run
+                .tenants
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != k)
+                .map(|(_, t)| t)
+                .collect();
+            let mut r = runner.record(
+                &run.run_id,
+                "colocated",
+                &run.placement,
+                spec,
+                &nbrs,
+                run.tenants.len(),
+                0,
+                &ex,
+                o,
+            );
             let key = spec.baseline_key();
-            let brows: Vec<&RunRecord> = rows.iter().filter(|r| r.kind == "baseline" && baseline_key_of(r) == key).collect();
+            let brows: Vec<&RunRecord> = rows
+                .iter()
+                .filter(|r| r.kind == "baseline" && baseline_key_of(r) == key)
+                .collect();
             match baseline_from(&brows) {
                 Some(b) => {
                     r.perf_ideal = b.perf_ideal;
@@ -943,7 +1112,9 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
                 }
                 None if r.status == STATUS_OK => {
                     r.status = STATUS_NO_BASELINE.into();
-                    r.error = Some("every isolated baseline of this (app, level, trace, cpuset) failed".into());
+                    r.error = Some(
+                        "every isolated baseline of this (app, level, trace, cpuset) failed".into(),
+                    );
                 }
                 None => {}
             }
@@ -974,14 +1145,22 @@ pub struct Status {
 
 /// Reads a campaign directory's progress (needs its `plan.toml` copy).
 pub fn status(out: &Path) -> Result<Status, CampaignError> {
-    let plan = Plan::load(&out.join("plan.toml")).map_err(|e| CampaignError::Setup(e.to_string()))?;
+    let plan =
+        Plan::load(&out.join("plan.toml")).map_err(|e| CampaignError::Setup(e.to_string()))?;
     let table = runs::runs_path(out);
-    let rows = if table.exists() { runs::read_runs(&table)? } else { Vec::new() };
+    let rows = if table.exists() {
+        runs::read_runs(&table)?
+    } else {
+        Vec::new()
+    };
     let ids: HashSet<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
     let sched = schedule(&plan);
     Ok(Status {
         colocated_total: sched.len(),
-        colocated_done: sched.iter().filter(|r| ids.contains(r.run_id.as_str())).count(),
+        colocated_done: sched
+            .iter()
+            .filter(|r| ids.contains(r.run_id.as_str()))
+            .count(),
         baseline_rows: rows.iter().filter(|r| r.kind == "baseline").count(),
         tenant_rows: rows.len(),
         failed_rows: rows.iter().filter(|r| r.status != STATUS_OK).count(),
@@ -1013,7 +1192,12 @@ mod tests {
     fn per_second_p_and_baseline() {
         let p = per_second_p(&[50.0, 100.0, 120.0], &[100.0, 100.0], true).unwrap();
         assert_eq!(p, vec![0.5, 1.0]);
-        let mk = |v: f64| RunRecord { status: STATUS_OK.into(), perf_actual: v, perf_per_second: Some(vec![v as f32, 2.0 * v as f32]), ..Default::default() };
+        let mk = |v: f64| RunRecord {
+            status: STATUS_OK.into(),
+            perf_actual: v,
+            perf_per_second: Some(vec![v as f32, 2.0 * v as f32]),
+            ..Default::default()
+        };
         let a = mk(9.0);
         let b = mk(11.0);
         let mut c = mk(1000.0);
