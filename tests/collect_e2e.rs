@@ -2,117 +2,14 @@
 //! back. Needs root, a cgroup hierarchy and stress-ng (CI installs them); skips with a reason
 //! otherwise.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::Duration;
+
+use common::{bin, skip_reason, Tenants};
 
 use dataset::catalogue::Catalogue;
 use dataset::samples::{self, Filter};
-
-const ROOT: &str = "/sys/fs/cgroup";
-
-fn skip_reason() -> Option<String> {
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root to create cgroups".into());
-    }
-    if Command::new("stress-ng").arg("--version").output().is_err() {
-        return Some("stress-ng is not installed (apt-get install stress-ng)".into());
-    }
-    if hierarchies().is_empty() {
-        return Some(format!("no writable cgroup hierarchy under {ROOT}"));
-    }
-    None
-}
-
-/// Every hierarchy a tenant should be created in: v2 (root or `unified`) and the v1 controllers.
-fn hierarchies() -> Vec<PathBuf> {
-    let root = Path::new(ROOT);
-    if root.join("cgroup.controllers").exists() {
-        return vec![root.to_path_buf()];
-    }
-    let mut v = Vec::new();
-    if root.join("unified/cgroup.controllers").exists() {
-        v.push(root.join("unified"));
-    }
-    for c in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
-        if root.join(c).join("cgroup.procs").exists() {
-            v.push(root.join(c));
-        }
-    }
-    v
-}
-
-/// Tenant cgroups with a load in each; removed (and the load killed) on drop.
-struct Tenants {
-    prefix: String,
-    names: Vec<String>,
-    kids: Vec<Child>,
-}
-
-impl Tenants {
-    fn start(prefix: &str, loads: &[(&str, &str)]) -> Tenants {
-        let mut t = Tenants {
-            prefix: prefix.to_string(),
-            names: vec![],
-            kids: vec![],
-        };
-        for (name, cmd) in loads {
-            let rel = format!("{prefix}/{name}");
-            let mut procs = Vec::new();
-            for h in hierarchies() {
-                let d = h.join(&rel);
-                std::fs::create_dir_all(&d)
-                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
-                procs.push(d.join("cgroup.procs").display().to_string());
-            }
-            let script = format!(
-                "for f in {}; do echo $$ > $f; done; exec {cmd}",
-                procs.join(" ")
-            );
-            let child = Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn load");
-            t.kids.push(child);
-            t.names.push(rel);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        t
-    }
-}
-
-impl Drop for Tenants {
-    fn drop(&mut self) {
-        for k in &mut self.kids {
-            let _ = k.kill();
-            let _ = k.wait();
-        }
-        // stress-ng forks workers: kill whatever is left in the groups.
-        for h in hierarchies() {
-            for n in &self.names {
-                if let Ok(s) = std::fs::read_to_string(h.join(n).join("cgroup.procs")) {
-                    for pid in s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                    }
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        for h in hierarchies() {
-            for n in &self.names {
-                let _ = std::fs::remove_dir(h.join(n));
-            }
-            let _ = std::fs::remove_dir(h.join(&self.prefix));
-        }
-    }
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-}
 
 #[test]
 fn collect_two_real_tenants_for_ten_seconds() {
@@ -121,7 +18,10 @@ fn collect_two_real_tenants_for_ten_seconds() {
         return;
     }
     let prefix = format!("cf-e2e-{}", std::process::id());
-    let sysbench = Command::new("sysbench").arg("--version").output().is_ok();
+    let sysbench = std::process::Command::new("sysbench")
+        .arg("--version")
+        .output()
+        .is_ok();
     let b_load = if sysbench {
         "sysbench cpu --threads=1 --time=60 run"
     } else {

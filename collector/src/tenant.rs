@@ -173,7 +173,7 @@ fn open_in(dirs: &BTreeMap<String, PathBuf>, kind: &str, file: &str) -> Option<P
         .and_then(|d| PreadFile::open_opt(&d.join(file)))
 }
 
-fn read_into<'a>(f: &'a mut Option<PreadFile>) -> Option<&'a [u8]> {
+fn read_into(f: &mut Option<PreadFile>) -> Option<&[u8]> {
     match f {
         Some(f) => f.read().ok(),
         None => None,

@@ -170,7 +170,10 @@ mod nan_as_null {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(v.iter().map(|x| if x.is_finite() { Some(*x) } else { None }))
+        s.collect_seq(
+            v.iter()
+                .map(|x| if x.is_finite() { Some(*x) } else { None }),
+        )
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {

@@ -479,7 +479,12 @@ fn all_null_columns_survive_a_checkpoint_round_trip() {
     let rows = [vec![1.0f32, f32::NAN, 2.0], vec![3.0, f32::NAN, 4.0]];
     let norm = Normalizer::fit(vec![false; 3], rows.iter().map(|r| r.as_slice())).unwrap();
     assert!(norm.min[1].is_nan());
-    let mut ck = Checkpoint::new(cfg, norm.clone(), "h", vec!["a".into(), "b".into(), "c".into()]);
+    let mut ck = Checkpoint::new(
+        cfg,
+        norm.clone(),
+        "h",
+        vec!["a".into(), "b".into(), "c".into()],
+    );
     ck.save(dir.path(), &m).unwrap();
     let back = Checkpoint::read(dir.path()).unwrap();
     assert!(back.normalizer.min[1].is_nan() && back.normalizer.max[1].is_nan());

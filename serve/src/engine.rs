@@ -92,7 +92,6 @@ impl Engine for PredictorEngine {
     }
 }
 
-
 /// Checks a freshly loaded engine before it is allowed to serve: it must have features and answer
 /// a window of zeros with a finite P̂ in [0, 1].
 pub fn validate(engine: &mut dyn Engine) -> Result<(), String> {

@@ -105,7 +105,12 @@ impl LiveState {
 
     /// Adds one tick's rows (feature vectors in the model's order); returns the windows that are
     /// ready for prediction (tenant id in `id`). Rows of the wrong length are dropped.
-    pub fn ingest(&self, ts_ns: i64, rows: &[(String, Vec<f32>)], n_features: usize) -> Vec<WindowData> {
+    pub fn ingest(
+        &self,
+        ts_ns: i64,
+        rows: &[(String, Vec<f32>)],
+        n_features: usize,
+    ) -> Vec<WindowData> {
         let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
         self.last_tick_ts_ns.store(ts_ns, Ordering::Relaxed);
         let mut out = Vec::new();
@@ -210,13 +215,23 @@ impl LiveState {
         out.push_str("# HELP cloudformer_tenant_p Latest predicted degradation P̂ per tenant (1 = no degradation).\n# TYPE cloudformer_tenant_p gauge\n");
         for s in &summaries {
             if let Some(h) = s.latest {
-                let _ = writeln!(out, "cloudformer_tenant_p{{tenant=\"{}\"}} {}", escape_label(&s.id), h.p);
+                let _ = writeln!(
+                    out,
+                    "cloudformer_tenant_p{{tenant=\"{}\"}} {}",
+                    escape_label(&s.id),
+                    h.p
+                );
             }
         }
         out.push_str("# HELP cloudformer_tenant_p_std Uncertainty (std) of the latest P̂ per tenant.\n# TYPE cloudformer_tenant_p_std gauge\n");
         for s in &summaries {
             if let Some(h) = s.latest {
-                let _ = writeln!(out, "cloudformer_tenant_p_std{{tenant=\"{}\"}} {}", escape_label(&s.id), h.std);
+                let _ = writeln!(
+                    out,
+                    "cloudformer_tenant_p_std{{tenant=\"{}\"}} {}",
+                    escape_label(&s.id),
+                    h.std
+                );
             }
         }
         out.push_str("# HELP cloudformer_tenant_out_of_distribution 1 when the tenant's latest window lies outside the training data's ranges.\n# TYPE cloudformer_tenant_out_of_distribution gauge\n");
@@ -300,15 +315,31 @@ mod tests {
         for ts in 3..6 {
             let w = live.ingest(ts, &[("a".into(), row(ts as f32))], 2);
             assert_eq!(w[0].t, 3);
-            assert_eq!(w[0].data, vec![ts as f32 - 2.0, ts as f32 - 1.0, ts as f32 - 1.0, ts as f32, ts as f32, ts as f32 + 1.0]);
-            let p = Pred { p: 0.5, std: 0.1, out_of_distribution: false };
+            assert_eq!(
+                w[0].data,
+                vec![
+                    ts as f32 - 2.0,
+                    ts as f32 - 1.0,
+                    ts as f32 - 1.0,
+                    ts as f32,
+                    ts as f32,
+                    ts as f32 + 1.0
+                ]
+            );
+            let p = Pred {
+                p: 0.5,
+                std: 0.1,
+                out_of_distribution: false,
+            };
             live.record(ts, &[("a".into(), 3)], &[p]);
         }
         let d = live.detail("a", &["x".into(), "y".into()]).unwrap();
         assert_eq!(d.history.len(), 2);
         assert_eq!(d.window.ts_ns, vec![3, 4, 5]);
         assert_eq!(d.window.metrics["y"], vec![Some(4.0), Some(5.0), Some(6.0)]);
-        assert!(live.render_metrics().contains("cloudformer_tenant_p{tenant=\"a\"} 0.5"));
+        assert!(live
+            .render_metrics()
+            .contains("cloudformer_tenant_p{tenant=\"a\"} 0.5"));
         // absent for two ticks → forgotten
         live.ingest(6, &[], 2);
         live.ingest(7, &[], 2);
@@ -318,22 +349,101 @@ mod tests {
 
 /// The feature order of the agent's rows (the catalogue's `feature_names()`).
 pub fn agent_feature_names() -> Vec<String> {
-    Vec::new()
+    dataset::catalogue::Catalogue::builtin().feature_names()
 }
 
 /// The catalogue hash of the agent's rows.
 pub fn agent_catalogue_hash() -> String {
-    String::new()
+    dataset::catalogue::Catalogue::builtin().hash().to_string()
 }
 
-/// Starts the collector's agent in-process and feeds its ticks to [`live_round`].
+/// Starts the collector's agent in-process (its own thread and single-threaded runtime, as the
+/// `collect` command runs it) and feeds every tick to [`live_round`] on the server's runtime.
+/// The agent writes no files here; it stops when `shutdown` turns true. An agent that fails
+/// later (e.g. the cgroup root vanished) leaves its error in `LiveState::agent_error` (shown on
+/// `/readyz` and `/v1/tenants`).
 pub fn spawn_agent(
-    _cfg: &crate::server::LiveConfig,
-    _live: std::sync::Arc<LiveState>,
-    _batcher: Batcher,
-    _shutdown: tokio::sync::watch::Receiver<bool>,
+    cfg: &crate::server::LiveConfig,
+    live: std::sync::Arc<LiveState>,
+    batcher: Batcher,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), crate::error::ServeError> {
-    Err(crate::error::ServeError::Live(
-        "the collector's agent is not wired in yet".into(),
-    ))
+    use collector::agent::{Agent, AgentConfig};
+    let acfg = AgentConfig {
+        cgroup_root: cfg.cgroup_root.clone(),
+        tenant_globs: cfg.tenant_globs.clone(),
+        out_dir: None,
+        listen: None,
+        duration: None,
+        ..AgentConfig::default()
+    };
+    let agent = Agent::new(acfg).map_err(|e| {
+        crate::error::ServeError::Live(format!("cannot start the collector's agent: {e}"))
+    })?;
+    let mut ticks = agent.subscribe();
+    let mut agent_shutdown = shutdown.clone();
+    let live_for_agent = live.clone();
+    std::thread::Builder::new()
+        .name("cloudformer-agent".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    set_agent_error(&live_for_agent, format!("agent runtime: {e}"));
+                    return;
+                }
+            };
+            let stop = async move {
+                while !*agent_shutdown.borrow() {
+                    if agent_shutdown.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            match rt.block_on(agent.run(stop)) {
+                Ok(summary) => tracing::info!(ticks = summary.ticks, "live agent stopped"),
+                Err(e) => {
+                    tracing::error!(error = %e, "live agent failed");
+                    set_agent_error(&live_for_agent, e.to_string());
+                }
+            }
+        })
+        .map_err(|e| {
+            crate::error::ServeError::Live(format!("cannot start the agent thread: {e}"))
+        })?;
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let tick = tokio::select! {
+                t = ticks.recv() => t,
+                _ = shutdown.changed() => break,
+            };
+            match tick {
+                Ok(tick) => {
+                    let rows: Vec<(String, Vec<f32>)> = tick
+                        .rows
+                        .iter()
+                        .map(|r| (r.tenant.clone(), r.features.clone()))
+                        .collect();
+                    live_round(&live, &batcher, tick.ts_ns, &rows).await;
+                }
+                // A slow prediction round: skip the ticks we missed, keep going.
+                Err(RecvError::Lagged(n)) => {
+                    live.rows_dropped.fetch_add(n, Ordering::Relaxed);
+                    tracing::warn!(missed = n, "live predictions fell behind the agent");
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+    Ok(())
+}
+
+fn set_agent_error(live: &LiveState, msg: String) {
+    if let Ok(mut e) = live.agent_error.write() {
+        *e = Some(msg);
+    }
 }

@@ -223,9 +223,8 @@ mod tests {
         assert!(text.contains(
             "cloudformer_http_request_duration_seconds_bucket{route=\"/v1/predict\",le=\"0.05\"} 2"
         ));
-        assert!(text.contains(
-            "cloudformer_http_request_duration_seconds_count{route=\"/v1/predict\"} 2"
-        ));
+        assert!(text
+            .contains("cloudformer_http_request_duration_seconds_count{route=\"/v1/predict\"} 2"));
         assert_eq!(m.requests_for("/v1/predict"), 2);
     }
 }

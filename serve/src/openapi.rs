@@ -62,34 +62,122 @@ fn path_param(name: &str, desc: &str) -> Value {
 /// The document, with the loaded model's feature count and names filled in.
 pub fn document(info: &ModelInfo) -> Value {
     let f = info.n_features();
-    let obj = |props: Value| json!({"type": "object", "additionalProperties": true, "properties": props});
+    let obj =
+        |props: Value| json!({"type": "object", "additionalProperties": true, "properties": props});
     let name = path_param("name", "\"cloudformer\" or the model id");
     let version = path_param("version", "the model id");
     let mut paths = serde_json::Map::new();
-    paths.insert("/healthz".into(), get_op("Liveness (the process serves HTTP).", ok_json("ok", obj(json!({"status": {"type": "string"}}))), json!([])));
+    paths.insert(
+        "/healthz".into(),
+        get_op(
+            "Liveness (the process serves HTTP).",
+            ok_json("ok", obj(json!({"status": {"type": "string"}}))),
+            json!([]),
+        ),
+    );
     paths.insert("/readyz".into(), get_op("Readiness: model loaded (and, in live mode, agent running). Reports the last model-reload error.", ok_json("ready", json!({"$ref": "#/components/schemas/Ready"})), json!([])));
     paths.insert("/metrics".into(), json!({"get": {"summary": "Prometheus text: request counts, latency histograms, batch sizes, queue depth, reloads, per-tenant P̂ gauges, agent self-metrics.", "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}));
-    paths.insert("/openapi.json".into(), get_op("This document.", ok_json("OpenAPI 3.0 document", json!({"type": "object"})), json!([])));
-    paths.insert("/v1/predict".into(), post_op(
-        "Predict P̂ for one or many windows of per-second metrics.",
-        json!({"$ref": "#/components/schemas/PredictRequest"}),
-        ok_json("one prediction per window, in order", json!({"$ref": "#/components/schemas/PredictResponse"})),
-        json!([])));
-    paths.insert("/v1/tenants".into(), get_op("Live mode: tenants with their latest P̂.", ok_json("tenants", json!({"$ref": "#/components/schemas/Tenants"})), json!([])));
+    paths.insert(
+        "/openapi.json".into(),
+        get_op(
+            "This document.",
+            ok_json("OpenAPI 3.0 document", json!({"type": "object"})),
+            json!([]),
+        ),
+    );
+    paths.insert(
+        "/v1/predict".into(),
+        post_op(
+            "Predict P̂ for one or many windows of per-second metrics.",
+            json!({"$ref": "#/components/schemas/PredictRequest"}),
+            ok_json(
+                "one prediction per window, in order",
+                json!({"$ref": "#/components/schemas/PredictResponse"}),
+            ),
+            json!([]),
+        ),
+    );
+    paths.insert(
+        "/v1/tenants".into(),
+        get_op(
+            "Live mode: tenants with their latest P̂.",
+            ok_json("tenants", json!({"$ref": "#/components/schemas/Tenants"})),
+            json!([]),
+        ),
+    );
     paths.insert("/v1/tenants/{id}".into(), get_op("Live mode: one tenant's P̂ history and the window the latest P̂ was computed on. The id is the tenant's cgroup path (slashes allowed).", ok_json("tenant", json!({"$ref": "#/components/schemas/TenantDetail"})), json!([path_param("id", "tenant id, e.g. machine.slice/machine-qemu-1-vm1.scope")])));
     paths.insert("/v2".into(), get_op("OIP server metadata.", ok_json("server", obj(json!({"name": {"type": "string"}, "version": {"type": "string"}, "extensions": {"type": "array", "items": {"type": "string"}}}))), json!([])));
-    paths.insert("/v2/health/live".into(), get_op("OIP liveness.", ok_json("live", obj(json!({"live": {"type": "boolean"}}))), json!([])));
-    paths.insert("/v2/health/ready".into(), get_op("OIP readiness.", ok_json("ready", obj(json!({"ready": {"type": "boolean"}}))), json!([])));
-    let meta = ok_json("model metadata", json!({"$ref": "#/components/schemas/ModelMetadata"}));
-    let ready = ok_json("model ready", obj(json!({"name": {"type": "string"}, "ready": {"type": "boolean"}})));
+    paths.insert(
+        "/v2/health/live".into(),
+        get_op(
+            "OIP liveness.",
+            ok_json("live", obj(json!({"live": {"type": "boolean"}}))),
+            json!([]),
+        ),
+    );
+    paths.insert(
+        "/v2/health/ready".into(),
+        get_op(
+            "OIP readiness.",
+            ok_json("ready", obj(json!({"ready": {"type": "boolean"}}))),
+            json!([]),
+        ),
+    );
+    let meta = ok_json(
+        "model metadata",
+        json!({"$ref": "#/components/schemas/ModelMetadata"}),
+    );
+    let ready = ok_json(
+        "model ready",
+        obj(json!({"name": {"type": "string"}, "ready": {"type": "boolean"}})),
+    );
     let infer_body = json!({"$ref": "#/components/schemas/InferRequest"});
-    let infer_resp = ok_json("inference response", json!({"$ref": "#/components/schemas/InferResponse"}));
-    paths.insert("/v2/models/{name}".into(), get_op("OIP model metadata.", meta.clone(), json!([name.clone()])));
-    paths.insert("/v2/models/{name}/ready".into(), get_op("OIP model readiness.", ready.clone(), json!([name.clone()])));
-    paths.insert("/v2/models/{name}/infer".into(), post_op("OIP inference.", infer_body.clone(), infer_resp.clone(), json!([name.clone()])));
-    paths.insert("/v2/models/{name}/versions/{version}".into(), get_op("OIP model metadata (versioned).", meta, json!([name.clone(), version.clone()])));
-    paths.insert("/v2/models/{name}/versions/{version}/ready".into(), get_op("OIP model readiness (versioned).", ready, json!([name.clone(), version.clone()])));
-    paths.insert("/v2/models/{name}/versions/{version}/infer".into(), post_op("OIP inference (versioned).", infer_body, infer_resp, json!([name, version])));
+    let infer_resp = ok_json(
+        "inference response",
+        json!({"$ref": "#/components/schemas/InferResponse"}),
+    );
+    paths.insert(
+        "/v2/models/{name}".into(),
+        get_op("OIP model metadata.", meta.clone(), json!([name.clone()])),
+    );
+    paths.insert(
+        "/v2/models/{name}/ready".into(),
+        get_op("OIP model readiness.", ready.clone(), json!([name.clone()])),
+    );
+    paths.insert(
+        "/v2/models/{name}/infer".into(),
+        post_op(
+            "OIP inference.",
+            infer_body.clone(),
+            infer_resp.clone(),
+            json!([name.clone()]),
+        ),
+    );
+    paths.insert(
+        "/v2/models/{name}/versions/{version}".into(),
+        get_op(
+            "OIP model metadata (versioned).",
+            meta,
+            json!([name.clone(), version.clone()]),
+        ),
+    );
+    paths.insert(
+        "/v2/models/{name}/versions/{version}/ready".into(),
+        get_op(
+            "OIP model readiness (versioned).",
+            ready,
+            json!([name.clone(), version.clone()]),
+        ),
+    );
+    paths.insert(
+        "/v2/models/{name}/versions/{version}/infer".into(),
+        post_op(
+            "OIP inference (versioned).",
+            infer_body,
+            infer_resp,
+            json!([name, version]),
+        ),
+    );
 
     let values = json!({"type": "array", "items": {"type": "number", "nullable": true}, "description": "per-second values; null = missing"});
     json!({
@@ -210,7 +298,10 @@ mod tests {
         let doc = document(&info);
         let paths = doc["paths"].as_object().unwrap();
         for (method, path) in ROUTES {
-            assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path}");
+            assert!(
+                paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+                "{method} {path}"
+            );
         }
         assert_eq!(paths.len(), ROUTES.len());
     }

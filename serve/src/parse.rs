@@ -461,7 +461,11 @@ pub fn parse_infer(
             dim(&m.shape, 1, "metrics")?,
             dim(&m.shape, 2, "metrics")?,
         ),
-        2 => (1, dim(&m.shape, 0, "metrics")?, dim(&m.shape, 1, "metrics")?),
+        2 => (
+            1,
+            dim(&m.shape, 0, "metrics")?,
+            dim(&m.shape, 1, "metrics")?,
+        ),
         _ => {
             return Err(ApiError::bad_request(format!(
                 "input \"metrics\" has shape {:?}; expected [B, T, {f}] or [T, {f}]",
@@ -579,7 +583,11 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        vec!["cpu.usage_pct".into(), "mem.rss".into(), "nbr.cpu.usage_pct".into()]
+        vec![
+            "cpu.usage_pct".into(),
+            "mem.rss".into(),
+            "nbr.cpu.usage_pct".into(),
+        ]
     }
 
     #[test]
@@ -606,7 +614,15 @@ mod tests {
     }
 
     fn err(body: &[u8]) -> ApiError {
-        parse_predict(body, &names(), &Limits { max_windows: 4, max_t: 5 }).unwrap_err()
+        parse_predict(
+            body,
+            &names(),
+            &Limits {
+                max_windows: 4,
+                max_t: 5,
+            },
+        )
+        .unwrap_err()
     }
 
     #[test]
@@ -615,7 +631,10 @@ mod tests {
         assert!(err(b"[]").message.contains("invalid request"));
         assert!(err(br#"{"windows":[]}"#).message.contains("empty"));
         let e = err(br#"{"windows":[{"metrics":{"cpu.usage":[1]}}]}"#);
-        assert!(e.message.contains("unknown metric name \"cpu.usage\""), "{e}");
+        assert!(
+            e.message.contains("unknown metric name \"cpu.usage\""),
+            "{e}"
+        );
         assert!(e.message.contains("did you mean \"cpu.usage_pct\""), "{e}");
         let e = err(br#"{"windows":[{"metrics":{"cpu.usage_pct":[1],"mem.rss":[1,2]}}]}"#);
         assert!(e.message.contains("same number of seconds"), "{e}");
@@ -647,13 +666,15 @@ mod tests {
         assert_eq!(r.windows[1].data, vec![7.0, 8.0, 9.0]);
         assert_eq!(r.outputs.len(), 3);
         // nested data is accepted too
-        let body = br#"{"inputs":[{"name":"metrics","shape":[1,3],"datatype":"FP32","data":[[1,2,3]]}]}"#;
+        let body =
+            br#"{"inputs":[{"name":"metrics","shape":[1,3],"datatype":"FP32","data":[[1,2,3]]}]}"#;
         let r = parse_infer(body, &names(), &Limits::default()).unwrap();
         assert_eq!(r.windows[0].data, vec![1.0, 2.0, 3.0]);
         let bad = br#"{"inputs":[{"name":"metrics","shape":[1,1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#;
         let e = parse_infer(bad, &names(), &Limits::default()).unwrap_err();
         assert!(e.message.contains("expects 3"), "{e}");
-        let bad = br#"{"inputs":[{"name":"metrics","shape":[1,1,3],"datatype":"FP32","data":[1,2]}]}"#;
+        let bad =
+            br#"{"inputs":[{"name":"metrics","shape":[1,1,3],"datatype":"FP32","data":[1,2]}]}"#;
         let e = parse_infer(bad, &names(), &Limits::default()).unwrap_err();
         assert!(e.message.contains("needs 3"), "{e}");
     }

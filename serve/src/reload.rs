@@ -93,7 +93,10 @@ pub async fn reload(
             Ok(info)
         }
         Err(e) => {
-            let msg = format!("reload of {} rejected, still serving the previous model: {e}", dir.display());
+            let msg = format!(
+                "reload of {} rejected, still serving the previous model: {e}",
+                dir.display()
+            );
             tracing::error!("{msg}");
             metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut s) = status.write() {

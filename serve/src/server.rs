@@ -127,7 +127,9 @@ impl Server {
             ));
         }
         if cfg.batch.max_batch == 0 || cfg.batch.queue == 0 {
-            return Err(ServeError::Config("max batch and queue length must be positive".into()));
+            return Err(ServeError::Config(
+                "max batch and queue length must be positive".into(),
+            ));
         }
         let model_err = |msg: String| ServeError::Model {
             path: cfg.model_dir.display().to_string(),
@@ -315,8 +317,14 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/v2/models/{name}/ready", get(v2_model_ready))
         .route("/v2/models/{name}/infer", post(v2_infer))
         .route("/v2/models/{name}/versions/{version}", get(v2_model_v))
-        .route("/v2/models/{name}/versions/{version}/ready", get(v2_model_ready_v))
-        .route("/v2/models/{name}/versions/{version}/infer", post(v2_infer_v))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2_model_ready_v),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2_infer_v),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
@@ -350,7 +358,10 @@ async fn auth(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Resp
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                });
             let ok = given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), tok.as_bytes()));
             if !ok {
                 let msg = if given.is_some() {
@@ -377,8 +388,12 @@ async fn record(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Re
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let resp = next.run(req).await;
-    st.metrics
-        .record_request(method.as_str(), &route, resp.status().as_u16(), t0.elapsed());
+    st.metrics.record_request(
+        method.as_str(),
+        &route,
+        resp.status().as_u16(),
+        t0.elapsed(),
+    );
     resp
 }
 
@@ -408,9 +423,15 @@ fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError>
     body.map_err(|r| {
         let status = r.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "request body is larger than the limit (--max-body-mb)")
+            ApiError::new(
+                status,
+                "request body is larger than the limit (--max-body-mb)",
+            )
         } else {
-            ApiError::new(status, format!("cannot read the request body: {}", r.body_text()))
+            ApiError::new(
+                status,
+                format!("cannot read the request body: {}", r.body_text()),
+            )
         }
     })
 }
@@ -515,9 +536,10 @@ async fn predict(
     let info = st.batcher.info();
     let limits = st.limits;
     let names = info.clone();
-    let windows =
-        parse_off_executor(body, move |b| parse_predict(b, &names.feature_names, &limits))
-            .await?;
+    let windows = parse_off_executor(body, move |b| {
+        parse_predict(b, &names.feature_names, &limits)
+    })
+    .await?;
     let keys: Vec<(Option<String>, usize)> = windows.iter().map(|w| (w.id.clone(), w.t)).collect();
     let preds = st.batcher.predict(windows, info.n_features()).await?;
     let info = st.batcher.info();
@@ -567,9 +589,9 @@ async fn tenant(
     let live = live_or_404(&st)?;
     let info = st.batcher.info();
     let id = id.trim_start_matches('/');
-    let detail = live
-        .detail(id, &info.feature_names)
-        .ok_or_else(|| ApiError::not_found(format!("no live tenant {id:?} (see GET /v1/tenants)")))?;
+    let detail = live.detail(id, &info.feature_names).ok_or_else(|| {
+        ApiError::not_found(format!("no live tenant {id:?} (see GET /v1/tenants)"))
+    })?;
     let mut v = serde_json::to_value(detail)
         .map_err(|e| ApiError::internal(format!("cannot encode tenant: {e}")))?;
     if let Some(o) = v.as_object_mut() {
@@ -581,7 +603,11 @@ async fn tenant(
 
 // --- Open Inference Protocol (KServe v2)
 
-fn check_model(st: &AppState, name: &str, version: Option<&str>) -> Result<Arc<ModelInfo>, ApiError> {
+fn check_model(
+    st: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Arc<ModelInfo>, ApiError> {
     let info = st.batcher.info();
     if name != MODEL_NAME && name != info.model_id {
         return Err(ApiError::not_found(format!(
@@ -655,7 +681,11 @@ async fn v2_model_v(
     State(st): State<Arc<AppState>>,
     UrlPath((name, version)): UrlPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(model_metadata(&*check_model(&st, &name, Some(&version))?)))
+    Ok(Json(model_metadata(&*check_model(
+        &st,
+        &name,
+        Some(&version),
+    )?)))
 }
 
 async fn v2_model_ready(
@@ -685,8 +715,8 @@ async fn infer_common(
     let _guard = st.batcher.enter();
     let limits = st.limits;
     let names = info.clone();
-    let req = parse_off_executor(body, move |b| parse_infer(b, &names.feature_names, &limits))
-        .await?;
+    let req =
+        parse_off_executor(body, move |b| parse_infer(b, &names.feature_names, &limits)).await?;
     let b = req.windows.len();
     let preds = st.batcher.predict(req.windows, info.n_features()).await?;
     let info = st.batcher.info();
@@ -726,4 +756,3 @@ async fn v2_infer_v(
 ) -> Result<Json<Value>, ApiError> {
     infer_common(st, name, Some(version), body).await
 }
-

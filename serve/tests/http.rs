@@ -27,7 +27,11 @@ fn predict_v2_metadata_metrics_and_openapi() {
     write_engine_dir(dir.path(), "lin-a", F, 0.5, false);
     let (addr, stop, h) = start(test_config(dir.path()));
 
-    let r = post_json(addr, "/v1/predict", &json!({"windows": [window("vm1", &[1.0, 2.0, 3.0]), window("vm2", &[4.0])]}));
+    let r = post_json(
+        addr,
+        "/v1/predict",
+        &json!({"windows": [window("vm1", &[1.0, 2.0, 3.0]), window("vm2", &[4.0])]}),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["model_id"], "lin-a");
@@ -55,8 +59,14 @@ fn predict_v2_metadata_metrics_and_openapi() {
     assert_eq!(m["inputs"][0]["shape"], json!([-1, -1, F]));
     assert_eq!(m["versions"], json!(["lin-a"]));
     assert_eq!(get(addr, "/v2/models/lin-a/ready").json()["ready"], true);
-    assert_eq!(get(addr, "/v2/models/cloudformer/versions/lin-a").status, 200);
-    assert_eq!(get(addr, "/v2/models/cloudformer/versions/old/ready").status, 404);
+    assert_eq!(
+        get(addr, "/v2/models/cloudformer/versions/lin-a").status,
+        200
+    );
+    assert_eq!(
+        get(addr, "/v2/models/cloudformer/versions/old/ready").status,
+        404
+    );
     assert_eq!(get(addr, "/v2/models/resnet").status, 404);
 
     // OIP infer answers the same P̂ as /v1/predict: 2 windows padded to T=3, lengths [3, 1]
@@ -97,9 +107,16 @@ fn predict_v2_metadata_metrics_and_openapi() {
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text();
     assert!(text.contains("cloudformer_http_requests_total{method=\"POST\",route=\"/v1/predict\",status=\"200\"} 2"), "{text}");
-    assert!(text.contains("cloudformer_http_request_duration_seconds_count{route=\"/v1/predict\"} 2"));
-    assert!(text.contains("cloudformer_windows_predicted_total 5"), "{text}");
-    assert!(text.contains("cloudformer_model_info{model_id=\"lin-a\",catalogue_hash=\"testhash\"} 1"));
+    assert!(
+        text.contains("cloudformer_http_request_duration_seconds_count{route=\"/v1/predict\"} 2")
+    );
+    assert!(
+        text.contains("cloudformer_windows_predicted_total 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cloudformer_model_info{model_id=\"lin-a\",catalogue_hash=\"testhash\"} 1")
+    );
 
     // every route in the OpenAPI document is served (answers something other than "no route")
     let doc = get(addr, "/openapi.json").json();
@@ -120,7 +137,10 @@ fn predict_v2_metadata_metrics_and_openapi() {
     // live routes say live mode is off
     let r = get(addr, "/v1/tenants");
     assert_eq!(r.status, 404);
-    assert!(r.json()["error"].as_str().unwrap().contains("live mode is off"));
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("live mode is off"));
 
     stop.send(()).unwrap();
     h.join().unwrap();
@@ -132,47 +152,168 @@ fn bad_inputs_get_named_4xx_json_errors_and_the_server_keeps_serving() {
     write_engine_dir(dir.path(), "lin-a", F, 0.5, false);
     let mut cfg = test_config(dir.path());
     cfg.max_body_bytes = 64 * 1024;
-    cfg.limits = serve::Limits { max_windows: 4, max_t: 100 };
+    cfg.limits = serve::Limits {
+        max_windows: 4,
+        max_t: 100,
+    };
     let (addr, stop, h) = start(cfg);
 
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("malformed", b"{\"windows\": [".to_vec(), 400, "malformed JSON"),
+        (
+            "malformed",
+            b"{\"windows\": [".to_vec(),
+            400,
+            "malformed JSON",
+        ),
         ("not an object", b"[1,2]".to_vec(), 400, "invalid request"),
         ("empty body", b"".to_vec(), 400, "empty request body"),
         ("no windows", b"{}".to_vec(), 400, "no \"windows\""),
-        ("empty windows", br#"{"windows": []}"#.to_vec(), 400, "\"windows\" is empty"),
-        ("empty window", br#"{"windows": [{"metrics": {"m0.value": []}}]}"#.to_vec(), 400, "is empty"),
-        ("no metrics", br#"{"windows": [{"metrics": {}}]}"#.to_vec(), 400, "\"metrics\" is empty"),
-        ("unknown metric", br#"{"windows": [{"metrics": {"cpu.bogus": [1]}}]}"#.to_vec(), 400, "unknown metric name \"cpu.bogus\""),
-        ("ragged", br#"{"windows": [{"metrics": {"m0.value": [1], "m1.value": [1, 2]}}]}"#.to_vec(), 400, "same number of seconds"),
-        ("NaN literal", br#"{"windows": [{"metrics": {"m0.value": [NaN]}}]}"#.to_vec(), 400, "malformed JSON"),
-        ("inf", br#"{"windows": [{"metrics": {"m0.value": [1e39]}}]}"#.to_vec(), 400, "not a finite"),
-        ("string value", br#"{"windows": [{"metrics": {"m0.value": ["1"]}}]}"#.to_vec(), 400, "invalid type"),
-        ("matrix width", br#"{"windows": [{"matrix": [[1, 2]]}]}"#.to_vec(), 400, "row 0 has 2 values"),
-        ("both forms", br#"{"windows": [{"matrix": [[1,2,3,4,5,6]], "metrics": {"m0.value": [1]}}]}"#.to_vec(), 400, "both"),
-        ("too many windows", format!("{{\"windows\": [{}]}}", vec![r#"{"metrics":{"m0.value":[1]}}"#; 5].join(",")).into_bytes(), 413, "5 windows"),
-        ("too long", format!("{{\"metrics\": {{\"m0.value\": [{}]}}}}", vec!["1"; 101].join(",")).into_bytes(), 413, "101 seconds"),
-        ("huge body", format!("{{\"metrics\": {{\"m0.value\": [{}]}}}}", vec!["1.0"; 40_000].join(",")).into_bytes(), 413, "larger than the limit"),
+        (
+            "empty windows",
+            br#"{"windows": []}"#.to_vec(),
+            400,
+            "\"windows\" is empty",
+        ),
+        (
+            "empty window",
+            br#"{"windows": [{"metrics": {"m0.value": []}}]}"#.to_vec(),
+            400,
+            "is empty",
+        ),
+        (
+            "no metrics",
+            br#"{"windows": [{"metrics": {}}]}"#.to_vec(),
+            400,
+            "\"metrics\" is empty",
+        ),
+        (
+            "unknown metric",
+            br#"{"windows": [{"metrics": {"cpu.bogus": [1]}}]}"#.to_vec(),
+            400,
+            "unknown metric name \"cpu.bogus\"",
+        ),
+        (
+            "ragged",
+            br#"{"windows": [{"metrics": {"m0.value": [1], "m1.value": [1, 2]}}]}"#.to_vec(),
+            400,
+            "same number of seconds",
+        ),
+        (
+            "NaN literal",
+            br#"{"windows": [{"metrics": {"m0.value": [NaN]}}]}"#.to_vec(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            "inf",
+            br#"{"windows": [{"metrics": {"m0.value": [1e39]}}]}"#.to_vec(),
+            400,
+            "not a finite",
+        ),
+        (
+            "string value",
+            br#"{"windows": [{"metrics": {"m0.value": ["1"]}}]}"#.to_vec(),
+            400,
+            "invalid type",
+        ),
+        (
+            "matrix width",
+            br#"{"windows": [{"matrix": [[1, 2]]}]}"#.to_vec(),
+            400,
+            "row 0 has 2 values",
+        ),
+        (
+            "both forms",
+            br#"{"windows": [{"matrix": [[1,2,3,4,5,6]], "metrics": {"m0.value": [1]}}]}"#.to_vec(),
+            400,
+            "both",
+        ),
+        (
+            "too many windows",
+            format!(
+                "{{\"windows\": [{}]}}",
+                vec![r#"{"metrics":{"m0.value":[1]}}"#; 5].join(",")
+            )
+            .into_bytes(),
+            413,
+            "5 windows",
+        ),
+        (
+            "too long",
+            format!(
+                "{{\"metrics\": {{\"m0.value\": [{}]}}}}",
+                vec!["1"; 101].join(",")
+            )
+            .into_bytes(),
+            413,
+            "101 seconds",
+        ),
+        (
+            "huge body",
+            format!(
+                "{{\"metrics\": {{\"m0.value\": [{}]}}}}",
+                vec!["1.0"; 40_000].join(",")
+            )
+            .into_bytes(),
+            413,
+            "larger than the limit",
+        ),
     ];
     for (name, body, status, needle) in &cases {
-        let r = http(addr, "POST", "/v1/predict", &[("content-type", "application/json")], body);
+        let r = http(
+            addr,
+            "POST",
+            "/v1/predict",
+            &[("content-type", "application/json")],
+            body,
+        );
         assert_eq!(r.status, *status, "{name}: {}", r.text());
         let err = r.json()["error"].as_str().unwrap_or_default().to_string();
-        assert!(err.contains(needle), "{name}: error {err:?} should contain {needle:?}");
+        assert!(
+            err.contains(needle),
+            "{name}: error {err:?} should contain {needle:?}"
+        );
     }
     let infer_cases: Vec<(&str, serde_json::Value, &str)> = vec![
-        ("no inputs", json!({"inputs": []}), "missing input \"metrics\""),
-        ("wrong F", json!({"inputs": [{"name": "metrics", "shape": [1, 1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}), "expects 6"),
-        ("short data", json!({"inputs": [{"name": "metrics", "shape": [1, 2, F], "datatype": "FP32", "data": [1, 2, 3]}]}), "needs 12"),
-        ("bad length", json!({"inputs": [{"name": "metrics", "shape": [1, 1, F], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}, {"name": "lengths", "shape": [1], "datatype": "INT32", "data": [5]}]}), "lengths"),
-        ("bad datatype", json!({"inputs": [{"name": "metrics", "shape": [1, 1, F], "datatype": "BYTES", "data": ["a"]}]}), "datatype"),
-        ("unknown output", json!({"inputs": [{"name": "metrics", "shape": [1, F], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}], "outputs": [{"name": "logits"}]}), "unknown output"),
+        (
+            "no inputs",
+            json!({"inputs": []}),
+            "missing input \"metrics\"",
+        ),
+        (
+            "wrong F",
+            json!({"inputs": [{"name": "metrics", "shape": [1, 1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}),
+            "expects 6",
+        ),
+        (
+            "short data",
+            json!({"inputs": [{"name": "metrics", "shape": [1, 2, F], "datatype": "FP32", "data": [1, 2, 3]}]}),
+            "needs 12",
+        ),
+        (
+            "bad length",
+            json!({"inputs": [{"name": "metrics", "shape": [1, 1, F], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}, {"name": "lengths", "shape": [1], "datatype": "INT32", "data": [5]}]}),
+            "lengths",
+        ),
+        (
+            "bad datatype",
+            json!({"inputs": [{"name": "metrics", "shape": [1, 1, F], "datatype": "BYTES", "data": ["a"]}]}),
+            "datatype",
+        ),
+        (
+            "unknown output",
+            json!({"inputs": [{"name": "metrics", "shape": [1, F], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}], "outputs": [{"name": "logits"}]}),
+            "unknown output",
+        ),
     ];
     for (name, body, needle) in &infer_cases {
         let r = post_json(addr, "/v2/models/cloudformer/infer", body);
         assert_eq!(r.status, 400, "{name}: {}", r.text());
         let err = r.json()["error"].as_str().unwrap_or_default().to_string();
-        assert!(err.contains(needle), "{name}: error {err:?} should contain {needle:?}");
+        assert!(
+            err.contains(needle),
+            "{name}: error {err:?} should contain {needle:?}"
+        );
     }
     // unknown route / wrong method: JSON too
     let r = get(addr, "/v1/nope");
@@ -186,7 +327,11 @@ fn bad_inputs_get_named_4xx_json_errors_and_the_server_keeps_serving() {
     assert_eq!(r.status, 400);
 
     // still serving
-    let r = post_json(addr, "/v1/predict", &json!({"windows": [window("ok", &[1.0])]}));
+    let r = post_json(
+        addr,
+        "/v1/predict",
+        &json!({"windows": [window("ok", &[1.0])]}),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     stop.send(()).unwrap();
     h.join().unwrap();
@@ -207,14 +352,35 @@ fn bearer_token_auth_and_bind_policy() {
     let r = http(addr, "POST", "/v1/predict", &[], body.as_bytes());
     assert_eq!(r.status, 401);
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
-    assert!(r.json()["error"].as_str().unwrap().contains("missing bearer token"));
-    let r = http(addr, "POST", "/v1/predict", &[("authorization", "Bearer wrong")], body.as_bytes());
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("missing bearer token"));
+    let r = http(
+        addr,
+        "POST",
+        "/v1/predict",
+        &[("authorization", "Bearer wrong")],
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 401);
-    assert!(r.json()["error"].as_str().unwrap().contains("invalid bearer token"));
-    let r = http(addr, "POST", "/v1/predict", &[("authorization", "Bearer s3cret-token")], body.as_bytes());
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("invalid bearer token"));
+    let r = http(
+        addr,
+        "POST",
+        "/v1/predict",
+        &[("authorization", "Bearer s3cret-token")],
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(http(addr, "GET", "/metrics", &[], b"").status, 401);
-    assert_eq!(http(addr, "GET", "/v2/models/cloudformer", &[], b"").status, 401);
+    assert_eq!(
+        http(addr, "GET", "/v2/models/cloudformer", &[], b"").status,
+        401
+    );
     // probes stay open
     assert_eq!(get(addr, "/healthz").status, 200);
     assert_eq!(get(addr, "/readyz").status, 200);
@@ -225,17 +391,29 @@ fn bearer_token_auth_and_bind_policy() {
     // Non-loopback without a token is refused; --insecure allows it.
     let mut cfg = test_config(dir.path());
     cfg.listen = "0.0.0.0:0".parse().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let err = rt.block_on(serve::Server::bind(cfg.clone())).err().expect("must refuse");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(serve::Server::bind(cfg.clone()))
+        .err()
+        .expect("must refuse");
     assert!(err.to_string().contains("--token-file"), "{err}");
     cfg.insecure = true;
     assert!(rt.block_on(serve::Server::bind(cfg)).is_ok());
     // empty token files are rejected
     std::fs::write(&tok_path, "  \n").unwrap();
-    assert!(serve::read_token_file(&tok_path).unwrap_err().to_string().contains("empty"));
+    assert!(serve::read_token_file(&tok_path)
+        .unwrap_err()
+        .to_string()
+        .contains("empty"));
     // a missing model directory is a clear startup error
     let cfg = test_config(&dir.path().join("nope"));
-    let err = rt.block_on(serve::Server::bind(cfg)).err().expect("must fail");
+    let err = rt
+        .block_on(serve::Server::bind(cfg))
+        .err()
+        .expect("must fail");
     assert!(err.to_string().contains("nope"), "{err}");
 }
 
@@ -258,7 +436,12 @@ fn reload_on_change_rejects_bad_models_and_keeps_serving() {
     cfg.reload_poll = Some(Duration::from_millis(200));
     let (addr, stop, h) = start(cfg);
     let model_id = || {
-        post_json(addr, "/v1/predict", &json!({"windows": [window("vm", &[2.0])]})).json()["model_id"]
+        post_json(
+            addr,
+            "/v1/predict",
+            &json!({"windows": [window("vm", &[2.0])]}),
+        )
+        .json()["model_id"]
             .as_str()
             .unwrap_or_default()
             .to_string()
@@ -268,29 +451,45 @@ fn reload_on_change_rejects_bad_models_and_keeps_serving() {
     // a good new model is picked up
     std::thread::sleep(Duration::from_millis(20));
     write_engine_dir(dir.path(), "lin-b", F, 2.0, false);
-    assert!(wait_for(Duration::from_secs(10), || model_id() == "lin-b"), "lin-b never served");
-    let p = post_json(addr, "/v1/predict", &json!({"windows": [window("vm", &[2.0])]})).json()["predictions"][0]["p"]
+    assert!(
+        wait_for(Duration::from_secs(10), || model_id() == "lin-b"),
+        "lin-b never served"
+    );
+    let p = post_json(
+        addr,
+        "/v1/predict",
+        &json!({"windows": [window("vm", &[2.0])]}),
+    )
+    .json()["predictions"][0]["p"]
         .as_f64()
         .unwrap();
     assert!((p - expected_p(&[2.0], 2.0)).abs() < 1e-6);
 
     // a model that answers NaN is rejected; lin-b keeps serving; /readyz says why
     write_engine_dir(dir.path(), "lin-broken", F, 1.0, true);
-    assert!(wait_for(Duration::from_secs(10), || !get(addr, "/readyz").json()["reload_error"].is_null()));
+    assert!(wait_for(Duration::from_secs(10), || !get(addr, "/readyz")
+        .json()["reload_error"]
+        .is_null()));
     let ready = get(addr, "/readyz").json();
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["model_id"], "lin-b");
     let err = ready["reload_error"].as_str().unwrap();
-    assert!(err.contains("still serving the previous model") && err.contains("P̂ = NaN"), "{err}");
+    assert!(
+        err.contains("still serving the previous model") && err.contains("P̂ = NaN"),
+        "{err}"
+    );
     assert_eq!(model_id(), "lin-b");
 
     // an unreadable model file too
     std::fs::write(dir.path().join("engine.json"), "{not json").unwrap();
-    assert!(wait_for(Duration::from_secs(10), || get(addr, "/readyz").json()["reload_error"]
+    assert!(wait_for(Duration::from_secs(10), || get(addr, "/readyz")
+        .json()["reload_error"]
         .as_str()
         .is_some_and(|e| e.contains("engine.json"))));
     assert_eq!(model_id(), "lin-b");
-    assert!(get(addr, "/metrics").text().contains("cloudformer_model_reloads_total{result=\"failed\"} 2"));
+    assert!(get(addr, "/metrics")
+        .text()
+        .contains("cloudformer_model_reloads_total{result=\"failed\"} 2"));
 
     // fixed → served, error cleared
     write_engine_dir(dir.path(), "lin-c", F, 1.0, false);
@@ -311,7 +510,11 @@ fn concurrent_requests_are_micro_batched() {
         .map(|i| {
             std::thread::spawn(move || {
                 let v = [i as f64, 1.0];
-                let r = post_json(addr, "/v1/predict", &json!({"windows": [window(&format!("vm{i}"), &v)]}));
+                let r = post_json(
+                    addr,
+                    "/v1/predict",
+                    &json!({"windows": [window(&format!("vm{i}"), &v)]}),
+                );
                 (i, r.status, r.json())
             })
         })
@@ -322,7 +525,10 @@ fn concurrent_requests_are_micro_batched() {
         // each answer is for its own window
         assert_eq!(v["predictions"][0]["id"], format!("vm{i}"));
         let p = v["predictions"][0]["p"].as_f64().unwrap();
-        assert!((p - expected_p(&[i as f64, 1.0], 0.5)).abs() < 1e-6, "vm{i}: {p}");
+        assert!(
+            (p - expected_p(&[i as f64, 1.0], 0.5)).abs() < 1e-6,
+            "vm{i}: {p}"
+        );
     }
     let text = get(addr, "/metrics").text();
     let passes: u64 = text
@@ -330,8 +536,14 @@ fn concurrent_requests_are_micro_batched() {
         .find_map(|l| l.strip_prefix("cloudformer_batch_windows_count "))
         .and_then(|v| v.trim().parse().ok())
         .expect("batch histogram");
-    assert!(text.contains(&format!("cloudformer_windows_predicted_total {}", n)), "{text}");
-    assert!(passes < n as u64, "{n} requests took {passes} forward passes: no batching");
+    assert!(
+        text.contains(&format!("cloudformer_windows_predicted_total {}", n)),
+        "{text}"
+    );
+    assert!(
+        passes < n as u64,
+        "{n} requests took {passes} forward passes: no batching"
+    );
     stop.send(()).unwrap();
     h.join().unwrap();
 }
@@ -341,20 +553,37 @@ fn full_queue_answers_503_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     write_engine_dir_delay(dir.path(), "lin-slow", F, 0.5, false, 300);
     let mut cfg = test_config(dir.path());
-    cfg.batch = serve::BatchConfig { max_batch: 1, max_wait: Duration::from_millis(1), queue: 1 };
+    cfg.batch = serve::BatchConfig {
+        max_batch: 1,
+        max_wait: Duration::from_millis(1),
+        queue: 1,
+    };
     let (addr, stop, h) = start(cfg);
     let handles: Vec<_> = (0..8)
         .map(|i| {
-            std::thread::spawn(move || post_json(addr, "/v1/predict", &json!({"windows": [window(&format!("vm{i}"), &[1.0])]})))
+            std::thread::spawn(move || {
+                post_json(
+                    addr,
+                    "/v1/predict",
+                    &json!({"windows": [window(&format!("vm{i}"), &[1.0])]}),
+                )
+            })
         })
         .collect();
     let rs: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let busy: Vec<_> = rs.iter().filter(|r| r.status == 503).collect();
     assert!(rs.iter().any(|r| r.status == 200));
-    assert!(!busy.is_empty(), "statuses: {:?}", rs.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert!(
+        !busy.is_empty(),
+        "statuses: {:?}",
+        rs.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     for r in busy {
         assert_eq!(r.header("retry-after"), Some("1"));
-        assert!(r.json()["error"].as_str().unwrap().contains("queue is full"));
+        assert!(r.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("queue is full"));
     }
     assert!(rs.iter().all(|r| r.status == 200 || r.status == 503));
     stop.send(()).unwrap();

@@ -7,10 +7,15 @@ use rand_chacha::ChaCha8Rng;
 use serve::parse::{parse_infer, parse_predict, Limits};
 
 fn names() -> Vec<String> {
-    let mut v: Vec<String> = ["cpu.usage_pct", "mem.rss_bytes", "io.read_bytes_per_s", "net.rx_bytes_per_s"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut v: Vec<String> = [
+        "cpu.usage_pct",
+        "mem.rss_bytes",
+        "io.read_bytes_per_s",
+        "net.rx_bytes_per_s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let nbr: Vec<String> = v.iter().map(|n| format!("nbr.{n}")).collect();
     v.extend(nbr);
     v
@@ -29,10 +34,44 @@ const INFER_SEEDS: &[&str] = &[
 ];
 
 const TOKENS: &[&str] = &[
-    "null", "NaN", "Infinity", "-", "1e999", "1e39", "-1e39", "0", "-0", "[", "]", "{", "}", "\"", ",", ":",
-    "\"windows\"", "\"metrics\"", "\"matrix\"", "\"id\"", "\"cpu.usage_pct\"", "\"nbr.cpu.usage_pct\"",
-    "\"unknown.metric\"", "true", "[]", "{}", "[[]]", "\"shape\"", "\"data\"", "\"inputs\"", "[-1]",
-    "18446744073709551616", "1.5", "\"\\u0000\"", "\u{00e9}", "\\", "[[[[[[[[", "]]]]]]]]",
+    "null",
+    "NaN",
+    "Infinity",
+    "-",
+    "1e999",
+    "1e39",
+    "-1e39",
+    "0",
+    "-0",
+    "[",
+    "]",
+    "{",
+    "}",
+    "\"",
+    ",",
+    ":",
+    "\"windows\"",
+    "\"metrics\"",
+    "\"matrix\"",
+    "\"id\"",
+    "\"cpu.usage_pct\"",
+    "\"nbr.cpu.usage_pct\"",
+    "\"unknown.metric\"",
+    "true",
+    "[]",
+    "{}",
+    "[[]]",
+    "\"shape\"",
+    "\"data\"",
+    "\"inputs\"",
+    "[-1]",
+    "18446744073709551616",
+    "1.5",
+    "\"\\u0000\"",
+    "\u{00e9}",
+    "\\",
+    "[[[[[[[[",
+    "]]]]]]]]",
 ];
 
 fn mutate(rng: &mut ChaCha8Rng, base: &[u8]) -> Vec<u8> {
@@ -111,11 +150,28 @@ fn random_json(rng: &mut ChaCha8Rng, depth: u32) -> serde_json::Value {
             Value::Array((0..n).map(|_| random_json(rng, depth + 1)).collect())
         }
         1 => {
-            let keys = ["windows", "metrics", "matrix", "id", "cpu.usage_pct", "nbr.cpu.usage_pct", "inputs", "name", "shape", "datatype", "data", "outputs", "zzz"];
+            let keys = [
+                "windows",
+                "metrics",
+                "matrix",
+                "id",
+                "cpu.usage_pct",
+                "nbr.cpu.usage_pct",
+                "inputs",
+                "name",
+                "shape",
+                "datatype",
+                "data",
+                "outputs",
+                "zzz",
+            ];
             let n = rng.random_range(0..5);
             let mut m = serde_json::Map::new();
             for _ in 0..n {
-                m.insert(keys[rng.random_range(0..keys.len())].to_string(), random_json(rng, depth + 1));
+                m.insert(
+                    keys[rng.random_range(0..keys.len())].to_string(),
+                    random_json(rng, depth + 1),
+                );
             }
             Value::Object(m)
         }
@@ -136,7 +192,12 @@ fn random_json(rng: &mut ChaCha8Rng, depth: u32) -> serde_json::Value {
 
 fn check_predict(body: &[u8], names: &[String], limits: &Limits, ok: &mut usize, err: &mut usize) {
     let r = std::panic::catch_unwind(|| parse_predict(body, names, limits));
-    let r = r.unwrap_or_else(|_| panic!("parse_predict panicked on {:?}", String::from_utf8_lossy(body)));
+    let r = r.unwrap_or_else(|_| {
+        panic!(
+            "parse_predict panicked on {:?}",
+            String::from_utf8_lossy(body)
+        )
+    });
     match r {
         Ok(ws) => {
             *ok += 1;
@@ -149,7 +210,11 @@ fn check_predict(body: &[u8], names: &[String], limits: &Limits, ok: &mut usize,
         }
         Err(e) => {
             *err += 1;
-            assert!(e.status.is_client_error(), "{e} for {:?}", String::from_utf8_lossy(body));
+            assert!(
+                e.status.is_client_error(),
+                "{e} for {:?}",
+                String::from_utf8_lossy(body)
+            );
             assert!(!e.message.is_empty());
         }
     }
@@ -157,7 +222,12 @@ fn check_predict(body: &[u8], names: &[String], limits: &Limits, ok: &mut usize,
 
 fn check_infer(body: &[u8], names: &[String], limits: &Limits, ok: &mut usize, err: &mut usize) {
     let r = std::panic::catch_unwind(|| parse_infer(body, names, limits));
-    let r = r.unwrap_or_else(|_| panic!("parse_infer panicked on {:?}", String::from_utf8_lossy(body)));
+    let r = r.unwrap_or_else(|_| {
+        panic!(
+            "parse_infer panicked on {:?}",
+            String::from_utf8_lossy(body)
+        )
+    });
     match r {
         Ok(req) => {
             *ok += 1;
@@ -170,7 +240,11 @@ fn check_infer(body: &[u8], names: &[String], limits: &Limits, ok: &mut usize, e
         }
         Err(e) => {
             *err += 1;
-            assert!(e.status.is_client_error(), "{e} for {:?}", String::from_utf8_lossy(body));
+            assert!(
+                e.status.is_client_error(),
+                "{e} for {:?}",
+                String::from_utf8_lossy(body)
+            );
             assert!(!e.message.is_empty());
         }
     }
@@ -179,7 +253,10 @@ fn check_infer(body: &[u8], names: &[String], limits: &Limits, ok: &mut usize, e
 #[test]
 fn mutated_and_random_bodies_never_panic() {
     let names = names();
-    let limits = Limits { max_windows: 8, max_t: 16 };
+    let limits = Limits {
+        max_windows: 8,
+        max_t: 16,
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(0xC10D_F0A3);
     let (mut ok, mut err) = (0usize, 0usize);
     for s in SEEDS {
@@ -219,7 +296,11 @@ fn mutated_and_random_bodies_never_panic() {
 fn deep_nesting_and_huge_bodies_are_4xx() {
     let names = names();
     let limits = Limits::default();
-    let deep = format!("{{\"windows\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        "{{\"windows\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     let e = parse_predict(deep.as_bytes(), &names, &limits).unwrap_err();
     assert!(e.status.is_client_error(), "{e}");
     let deep = format!(

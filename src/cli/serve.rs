@@ -101,7 +101,9 @@ pub fn config(
     cfg.reload_poll = (net.reload_poll_s > 0).then(|| Duration::from_secs(net.reload_poll_s));
     if let Some((globs, l)) = live {
         if globs.is_empty() {
-            anyhow::bail!("live mode needs at least one --tenants GLOB (e.g. 'machine.slice/machine-qemu*')");
+            anyhow::bail!(
+                "live mode needs at least one --tenants GLOB (e.g. 'machine.slice/machine-qemu*')"
+            );
         }
         if l.window_s == 0 || l.min_window_s == 0 || l.min_window_s > l.window_s {
             anyhow::bail!(
@@ -178,6 +180,9 @@ pub fn run(args: ServeArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
     let cfg = config(&args.model, &args.net, live)?;
     serve_blocking(cfg, |addr, info, _| {
         // Always printed (tests and scripts read this line): the bound address, even with port 0.
-        println!("cloudformer serve: listening on http://{addr} (model {} from {})", info.model_id, info.dir);
+        println!(
+            "cloudformer serve: listening on http://{addr} (model {} from {})",
+            info.model_id, info.dir
+        );
     })
 }

@@ -72,7 +72,10 @@ pub fn run(args: UpArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
             None => "",
         };
         println!("cloudformer up: serving http://{addr}");
-        println!("  model {} (catalogue {}) from {}", info.model_id, info.catalogue_hash, info.dir);
+        println!(
+            "  model {} (catalogue {}) from {}",
+            info.model_id, info.catalogue_hash, info.dir
+        );
         println!("  tenants: {}", tenants.join(" "));
         println!("  try:  curl -s{auth} http://{addr}/v1/tenants");
         println!("  docs: http://{addr}/openapi.json   metrics: http://{addr}/metrics");

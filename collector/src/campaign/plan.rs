@@ -52,6 +52,8 @@ struct RawPlan {
     scenarios: Vec<String>,
     #[serde(default = "d_steps")]
     trace_steps: u32,
+    #[serde(default = "d_random_traces")]
+    random_traces: u32,
     colocated_runs: u32,
     #[serde(default)]
     apps: Vec<String>,
@@ -83,6 +85,9 @@ fn d_scenarios() -> Vec<String> {
 }
 fn d_steps() -> u32 {
     5
+}
+fn d_random_traces() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -170,6 +175,8 @@ pub struct Plan {
     pub placements: Vec<String>,
     pub scenarios: Vec<String>,
     pub trace_steps: u32,
+    /// How many distinct seeded traces the `random` scenario draws from.
+    pub random_traces: u32,
     pub colocated_runs: u32,
     pub work_dir: PathBuf,
     pub apps: Vec<App>,
@@ -617,6 +624,7 @@ impl Plan {
             placements: raw.placements,
             scenarios: raw.scenarios,
             trace_steps: raw.trace_steps,
+            random_traces: raw.random_traces.max(1),
             colocated_runs: raw.colocated_runs,
             work_dir: raw
                 .work_dir

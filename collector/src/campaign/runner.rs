@@ -145,7 +145,7 @@ pub fn schedule(plan: &Plan) -> Vec<ColocatedRun> {
                     let (trace, mult) = match scenario.as_str() {
                         "static" => ("static".to_string(), vec![1.0]),
                         "random" => {
-                            let v = rng.random_range(0..3u64);
+                            let v = rng.random_range(0..plan.random_traces.max(1) as u64);
                             (
                                 format!("random-{v}"),
                                 trace_multipliers(

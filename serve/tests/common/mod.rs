@@ -19,7 +19,11 @@ pub struct Resp {
 impl Resp {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("status {} body is not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body))
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
         })
     }
     pub fn text(&self) -> String {
@@ -34,10 +38,19 @@ impl Resp {
 }
 
 /// One request on a fresh connection (`Connection: close`), blocking.
-pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -58,9 +71,16 @@ fn parse_response(raw: &[u8]) -> Resp {
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
-    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     let mut body = raw[split + 4..].to_vec();
     let chunked = headers
@@ -70,8 +90,11 @@ fn parse_response(raw: &[u8]) -> Resp {
         let mut out = Vec::new();
         let mut rest = &body[..];
         loop {
-            let Some(p) = rest.windows(2).position(|w| w == b"\r\n") else { break };
-            let n = usize::from_str_radix(String::from_utf8_lossy(&rest[..p]).trim(), 16).unwrap_or(0);
+            let Some(p) = rest.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
+            let n =
+                usize::from_str_radix(String::from_utf8_lossy(&rest[..p]).trim(), 16).unwrap_or(0);
             if n == 0 {
                 break;
             }
@@ -80,11 +103,21 @@ fn parse_response(raw: &[u8]) -> Resp {
         }
         body = out;
     }
-    Resp { status, headers, body }
+    Resp {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Resp {
-    http(addr, "POST", path, &[("content-type", "application/json")], body.to_string().as_bytes())
+    http(
+        addr,
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    )
 }
 
 pub fn get(addr: SocketAddr, path: &str) -> Resp {
@@ -114,9 +147,20 @@ impl Engine for LinearEngine {
         Ok(windows
             .iter()
             .map(|w| {
-                let col: Vec<f32> = (0..w.t).map(|r| w.data[r * f]).filter(|v| v.is_finite()).collect();
-                let mean = if col.is_empty() { 0.0 } else { col.iter().sum::<f32>() / col.len() as f32 };
-                let p = if self.broken { f32::NAN } else { 1.0 / (1.0 + mean.abs() * self.scale) };
+                let col: Vec<f32> = (0..w.t)
+                    .map(|r| w.data[r * f])
+                    .filter(|v| v.is_finite())
+                    .collect();
+                let mean = if col.is_empty() {
+                    0.0
+                } else {
+                    col.iter().sum::<f32>() / col.len() as f32
+                };
+                let p = if self.broken {
+                    f32::NAN
+                } else {
+                    1.0 / (1.0 + mean.abs() * self.scale)
+                };
                 Pred {
                     p,
                     std: 0.01 / (w.t as f32).sqrt(),
@@ -138,7 +182,14 @@ pub fn write_engine_dir(dir: &Path, model_id: &str, n_features: usize, scale: f3
     write_engine_dir_delay(dir, model_id, n_features, scale, broken, 0)
 }
 
-pub fn write_engine_dir_delay(dir: &Path, model_id: &str, n_features: usize, scale: f32, broken: bool, delay_ms: u64) {
+pub fn write_engine_dir_delay(
+    dir: &Path,
+    model_id: &str,
+    n_features: usize,
+    scale: f32,
+    broken: bool,
+    delay_ms: u64,
+) {
     std::fs::create_dir_all(dir).unwrap();
     let j = serde_json::json!({"model_id": model_id, "n_features": n_features, "scale": scale, "broken": broken, "delay_ms": delay_ms});
     std::fs::write(dir.join("engine.json"), j.to_string()).unwrap();
@@ -146,12 +197,19 @@ pub fn write_engine_dir_delay(dir: &Path, model_id: &str, n_features: usize, sca
 
 pub fn linear_loader() -> Loader {
     Arc::new(|dir: &Path| {
-        let text = std::fs::read_to_string(dir.join("engine.json")).map_err(|e| format!("engine.json: {e}"))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("engine.json: {e}"))?;
-        let n = v["n_features"].as_u64().ok_or("engine.json: no n_features")? as usize;
+        let text = std::fs::read_to_string(dir.join("engine.json"))
+            .map_err(|e| format!("engine.json: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("engine.json: {e}"))?;
+        let n = v["n_features"]
+            .as_u64()
+            .ok_or("engine.json: no n_features")? as usize;
         let engine = LinearEngine {
             info: ModelInfo {
-                model_id: v["model_id"].as_str().ok_or("engine.json: no model_id")?.to_string(),
+                model_id: v["model_id"]
+                    .as_str()
+                    .ok_or("engine.json: no model_id")?
+                    .to_string(),
                 catalogue_hash: "testhash".into(),
                 feature_names: feature_names(n),
                 dir: dir.display().to_string(),
@@ -165,11 +223,21 @@ pub fn linear_loader() -> Loader {
 }
 
 /// Starts an in-process server on a free loopback port; returns its address and a shutdown handle.
-pub fn start(cfg: serve::ServeConfig) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
+pub fn start(
+    cfg: serve::ServeConfig,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let h = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let server = match serve::Server::bind(cfg).await {
                 Ok(s) => s,
@@ -187,7 +255,10 @@ pub fn start(cfg: serve::ServeConfig) -> (SocketAddr, tokio::sync::oneshot::Send
                 .unwrap();
         });
     });
-    let addr = addr_rx.recv().unwrap().unwrap_or_else(|e| panic!("server failed to start: {e}"));
+    let addr = addr_rx
+        .recv()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("server failed to start: {e}"));
     (addr, stop_tx, h)
 }
 

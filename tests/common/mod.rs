@@ -1,0 +1,208 @@
+//! Shared helpers of the root end-to-end tests: real cgroup tenants running real processes,
+//! the skip rule, the binary under test and a minimal HTTP/1.1 client.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+pub fn skip_reason() -> Option<String> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root to create cgroups".into());
+    }
+    if Command::new("stress-ng").arg("--version").output().is_err() {
+        return Some("stress-ng is not installed (apt-get install stress-ng)".into());
+    }
+    if hierarchies().is_empty() {
+        return Some(format!("no writable cgroup hierarchy under {ROOT}"));
+    }
+    None
+}
+
+/// Every hierarchy a tenant should be created in: v2 (root or `unified`) and the v1 controllers.
+pub fn hierarchies() -> Vec<PathBuf> {
+    let root = Path::new(ROOT);
+    if root.join("cgroup.controllers").exists() {
+        return vec![root.to_path_buf()];
+    }
+    let mut v = Vec::new();
+    if root.join("unified/cgroup.controllers").exists() {
+        v.push(root.join("unified"));
+    }
+    for c in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
+        if root.join(c).join("cgroup.procs").exists() {
+            v.push(root.join(c));
+        }
+    }
+    v
+}
+
+/// Tenant cgroups with a load in each; removed (and the load killed) on drop.
+pub struct Tenants {
+    prefix: String,
+    pub names: Vec<String>,
+    kids: Vec<Child>,
+}
+
+impl Tenants {
+    pub fn start(prefix: &str, loads: &[(&str, &str)]) -> Tenants {
+        let mut t = Tenants {
+            prefix: prefix.to_string(),
+            names: vec![],
+            kids: vec![],
+        };
+        for (name, cmd) in loads {
+            t.add(name, cmd);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        t
+    }
+
+    /// Creates one more tenant `<prefix>/<name>` in every hierarchy and starts `cmd` in it.
+    pub fn add(&mut self, name: &str, cmd: &str) {
+        let t = self;
+        let prefix = t.prefix.clone();
+        {
+            let rel = format!("{prefix}/{name}");
+            let mut procs = Vec::new();
+            for h in hierarchies() {
+                let d = h.join(&rel);
+                std::fs::create_dir_all(&d)
+                    .unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+                procs.push(d.join("cgroup.procs").display().to_string());
+            }
+            let script = format!(
+                "for f in {}; do echo $$ > $f; done; exec {cmd}",
+                procs.join(" ")
+            );
+            let child = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn load");
+            t.kids.push(child);
+            t.names.push(rel);
+        }
+    }
+}
+
+impl Drop for Tenants {
+    fn drop(&mut self) {
+        for k in &mut self.kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        // stress-ng forks workers: kill whatever is left in the groups.
+        for h in hierarchies() {
+            for n in &self.names {
+                if let Ok(s) = std::fs::read_to_string(h.join(n).join("cgroup.procs")) {
+                    for pid in s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for h in hierarchies() {
+            for n in &self.names {
+                let _ = std::fs::remove_dir(h.join(n));
+            }
+            let _ = std::fs::remove_dir(h.join(&self.prefix));
+        }
+    }
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cloudformer"))
+}
+
+/// A parsed HTTP response.
+pub struct Resp {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; the whole response read back.
+pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Resp { status, body }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Starts `cloudformer` with `args`, waits for its "listening on http://ADDR" line on stdout.
+pub fn spawn_server(args: &[&str]) -> (Child, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn cloudformer");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = match lines.next() {
+            Some(Ok(l)) => l,
+            _ => {
+                let st = child.wait();
+                panic!("the server exited before listening: {st:?}");
+            }
+        };
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let a = rest.split_whitespace().next().unwrap_or("");
+            break a
+                .parse()
+                .unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
