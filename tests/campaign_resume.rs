@@ -3,6 +3,8 @@
 //! every run exactly once, no duplicate row, no sample row of a killed attempt.
 //! Skips (with a printed reason) when not root, without cgroups, or without sysbench/stress-ng.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -10,30 +12,6 @@ use std::time::{Duration, Instant};
 
 use dataset::runs::{read_runs, runs_path};
 
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root: campaigns create cgroups".into());
-    }
-    if !Path::new("/sys/fs/cgroup/cpu/cgroup.procs").exists() {
-        return Some("no cgroup v1 cpu hierarchy".into());
-    }
-    for b in ["sysbench", "stress-ng"] {
-        if !have(b) {
-            return Some(format!("`{b}` is not installed (scripts/setup.sh)"));
-        }
-    }
-    None
-}
 
 fn start(out: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cloudformer"))
@@ -55,7 +33,7 @@ fn cg(pid: u32) -> PathBuf {
 
 #[test]
 fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = common::campaign_skip_reason() {
         eprintln!("SKIPPED campaign_resume: {why}");
         return;
     }

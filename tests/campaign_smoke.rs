@@ -3,6 +3,8 @@
 //! checked against the applications' own reported numbers, re-read here from their logs.
 //! Skips (with a printed reason) when not root, without cgroups, or without sysbench/stress-ng.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,32 +14,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn skip_reason() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root: campaigns create cgroups".into());
-    }
-    if !Path::new("/sys/fs/cgroup/cpu/cgroup.procs").exists()
-        && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-    {
-        return Some("no cgroup hierarchy".into());
-    }
-    for b in ["sysbench", "stress-ng"] {
-        if !have(b) {
-            return Some(format!("`{b}` is not installed (scripts/setup.sh)"));
-        }
-    }
-    None
-}
 
 /// The application's own number, parsed here independently of the plan's regexes.
 fn own_number(app: &str, log: &str) -> Option<f64> {
@@ -68,7 +44,7 @@ fn log_of(out: &Path, r: &RunRecord) -> String {
 
 #[test]
 fn smoke_campaign_labels_match_the_applications_own_numbers() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = common::campaign_skip_reason() {
         eprintln!("SKIPPED campaign_smoke: {why}");
         return;
     }

@@ -161,6 +161,7 @@ fn train_predict_eval_report_on_a_small_real_dataset() {
         "curve.csv",
         "train.json",
         "last/state.json",
+        "last/optimizer.safetensors",
     ] {
         assert!(model.join(f).exists(), "{f} missing");
     }

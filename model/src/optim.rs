@@ -1,11 +1,27 @@
 //! Adam (AdamW with weight decay 0 by default), the paper's learning-rate schedule (linear
 //! warm-up then cosine decay) and gradient clipping by global norm.
+//!
+//! The update is candle-nn's `AdamW` step, written out here so that its moments can be saved
+//! and restored: a resumed training continues with the same first and second moments and step
+//! count instead of restarting them at zero (which would jolt the weights on the first steps).
+
+use std::collections::HashMap;
+use std::path::Path;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use crate::ModelError;
+
+/// Adam hyper-parameters (PyTorch / candle defaults).
+#[derive(Debug, Clone, Copy)]
+struct AdamParams {
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+}
 
 /// Linear warm-up from 0 to `peak` over `warmup_steps`, then cosine decay to `min_lr` at
 /// `total_steps` (and `min_lr` afterwards).
@@ -33,25 +49,100 @@ impl LrSchedule {
 }
 
 pub struct Adam {
-    inner: AdamW,
+    params: AdamParams,
     vars: Vec<Var>,
+    /// First and second moments, one pair per var.
+    m: Vec<Var>,
+    v: Vec<Var>,
     schedule: Option<LrSchedule>,
     step: usize,
 }
 
 impl Adam {
     pub fn new(vars: Vec<Var>, lr: f64, weight_decay: f64) -> Result<Self, ModelError> {
-        let params = ParamsAdamW {
-            lr,
-            weight_decay,
-            ..ParamsAdamW::default()
-        };
+        let vars: Vec<Var> = vars.into_iter().filter(|v| v.dtype().is_float()).collect();
+        let zeros = |v: &Var| Var::zeros(v.shape(), v.dtype(), v.device());
+        let m = vars.iter().map(zeros).collect::<Result<Vec<_>, _>>()?;
+        let v = vars.iter().map(zeros).collect::<Result<Vec<_>, _>>()?;
         Ok(Adam {
-            inner: AdamW::new(vars.clone(), params)?,
+            params: AdamParams {
+                lr,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay,
+            },
             vars,
+            m,
+            v,
             schedule: None,
             step: 0,
         })
+    }
+
+    /// Saves the moments and the step count (safetensors: `m.<i>`, `v.<i>`, `step`).
+    pub fn save_state(&self, path: &Path) -> Result<(), ModelError> {
+        let mut map: HashMap<String, Tensor> = HashMap::new();
+        for (i, (m, v)) in self.m.iter().zip(&self.v).enumerate() {
+            map.insert(format!("m.{i}"), m.as_tensor().clone());
+            map.insert(format!("v.{i}"), v.as_tensor().clone());
+        }
+        let dev = self
+            .vars
+            .first()
+            .map(|v| v.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
+        map.insert("step".into(), Tensor::new(&[self.step as f64], &dev)?);
+        let tmp = path.with_extension("partial");
+        candle_core::safetensors::save(&map, &tmp)?;
+        std::fs::rename(&tmp, path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Restores what [`Adam::save_state`] wrote, for the same vars in the same order; a file of
+    /// another model (count or shapes differ) is an error naming the first mismatch.
+    pub fn load_state(&mut self, path: &Path) -> Result<(), ModelError> {
+        let bad = |msg: String| ModelError::Checkpoint {
+            path: path.to_path_buf(),
+            msg,
+        };
+        let dev = self
+            .vars
+            .first()
+            .map(|v| v.device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
+        let map = candle_core::safetensors::load(path, &dev)
+            .map_err(|e| bad(format!("cannot read the optimiser state: {e}")))?;
+        let n = map.keys().filter(|k| k.starts_with("m.")).count();
+        if n != self.vars.len() {
+            return Err(bad(format!(
+                "optimiser state has {n} parameter tensors, the model {}",
+                self.vars.len()
+            )));
+        }
+        for (i, var) in self.vars.iter().enumerate() {
+            for (name, slot) in [("m", &self.m[i]), ("v", &self.v[i])] {
+                let t = map
+                    .get(&format!("{name}.{i}"))
+                    .ok_or_else(|| bad(format!("optimiser state lacks {name}.{i}")))?;
+                if t.dims() != var.dims() {
+                    return Err(bad(format!(
+                        "{name}.{i} has shape {:?}, the parameter {:?}",
+                        t.dims(),
+                        var.dims()
+                    )));
+                }
+                slot.set(&t.to_dtype(var.dtype())?)?;
+            }
+        }
+        let step = map
+            .get("step")
+            .ok_or_else(|| bad("optimiser state lacks its step count".into()))?
+            .to_vec1::<f64>()?;
+        self.step = step.first().copied().unwrap_or(0.0).max(0.0) as usize;
+        Ok(())
     }
 
     /// Plain Adam (weight decay 0), as in the paper.
@@ -72,11 +163,11 @@ impl Adam {
     }
 
     pub fn set_lr(&mut self, lr: f64) {
-        self.inner.set_learning_rate(lr);
+        self.params.lr = lr;
     }
 
     pub fn lr(&self) -> f64 {
-        self.inner.learning_rate()
+        self.params.lr
     }
 
     /// Backward of `loss`, optional clipping of the global gradient norm, one update.
@@ -98,9 +189,38 @@ impl Adam {
                 self.step
             )));
         }
-        self.inner.step(grads)?;
         self.step += 1;
+        self.update(grads)?;
         Ok(norm)
+    }
+
+    /// One AdamW step (candle-nn's formula) at step count `self.step` (1-based).
+    fn update(&self, grads: &GradStore) -> Result<(), ModelError> {
+        let AdamParams {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } = self.params;
+        let scale_m = 1.0 / (1.0 - beta1.powi(self.step as i32));
+        let scale_v = 1.0 / (1.0 - beta2.powi(self.step as i32));
+        for ((theta, m), v) in self.vars.iter().zip(&self.m).zip(&self.v) {
+            let Some(g) = grads.get(theta.as_tensor()) else {
+                continue;
+            };
+            let next_m = ((m.as_tensor() * beta1)? + (g * (1.0 - beta1))?)?;
+            let next_v = ((v.as_tensor() * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+            let m_hat = (&next_m * scale_m)?;
+            let v_hat = (&next_v * scale_v)?;
+            let decayed = (theta.as_tensor() * (1.0 - lr * weight_decay))?;
+            let adjusted = (m_hat / (v_hat.sqrt()? + eps)?)?;
+            let next_theta = (decayed - (adjusted * lr)?)?;
+            m.set(&next_m)?;
+            v.set(&next_v)?;
+            theta.set(&next_theta)?;
+        }
+        Ok(())
     }
 }
 

@@ -490,3 +490,72 @@ fn all_null_columns_survive_a_checkpoint_round_trip() {
     assert!(back.normalizer.min[1].is_nan() && back.normalizer.max[1].is_nan());
     assert_eq!(back.normalizer.min[0], norm.min[0]);
 }
+
+/// Weights of `m` after `steps` Adam steps on fixed batches, starting at step `from` of the
+/// stream; dropout off so the comparison is exact.
+fn adam_steps(m: &CloudFormer, opt: &mut Adam, from: u64, steps: u64) {
+    let dev = Device::Cpu;
+    let mask = Tensor::ones((8, 6), model::DType::F32, &dev).unwrap();
+    for s in from..from + steps {
+        let mut rng = ChaCha8Rng::seed_from_u64(100 + s);
+        let x = Tensor::from_vec(randn(&mut rng, 8 * 6 * 4), (8, 6, 4), &dev).unwrap();
+        let y = Tensor::from_vec((0..8).map(|i| 0.2 + 0.08 * i as f32).collect(), 8, &dev).unwrap();
+        let loss = log_cosh(&m.forward(&x, &mask, false).unwrap(), &y).unwrap();
+        opt.backward_step(&loss, Some(1.0)).unwrap();
+    }
+}
+
+fn flat_weights(m: &CloudFormer) -> Vec<f32> {
+    m.vars()
+        .iter()
+        .flat_map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .collect()
+}
+
+#[test]
+fn adam_state_round_trip_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        dropout: 0.0,
+        head_dropout: 0.0,
+        ..small(4)
+    };
+    let dev = Device::Cpu;
+    // Reference: 6 uninterrupted steps.
+    let full = CloudFormer::new(&cfg, 51, &dev).unwrap();
+    let mut o_full = Adam::new(full.vars(), 1e-2, 0.0).unwrap();
+    adam_steps(&full, &mut o_full, 0, 6);
+    // Interrupted after 3 steps: weights and optimiser state saved, then a fresh process resumes.
+    let first = CloudFormer::new(&cfg, 51, &dev).unwrap();
+    let mut o_first = Adam::new(first.vars(), 1e-2, 0.0).unwrap();
+    adam_steps(&first, &mut o_first, 0, 3);
+    let (wpath, opath) = (dir.path().join("w.safetensors"), dir.path().join("opt.safetensors"));
+    first.params().save(&wpath).unwrap();
+    o_first.save_state(&opath).unwrap();
+    let resume = |with_state: bool| {
+        let mut m = CloudFormer::new(&cfg, 99, &dev).unwrap();
+        m.params_mut().load(&wpath).unwrap();
+        let mut o = Adam::new(m.vars(), 1e-2, 0.0).unwrap();
+        if with_state {
+            o.load_state(&opath).unwrap();
+            assert_eq!(o.steps(), 3);
+        }
+        adam_steps(&m, &mut o, 3, 3);
+        flat_weights(&m)
+    };
+    let want = flat_weights(&full);
+    let diff = |w: &[f32]| w.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let resumed = diff(&resume(true));
+    let restarted = diff(&resume(false));
+    println!("max |Δw| vs uninterrupted: resumed {resumed:e}, moments reset {restarted:e}");
+    assert!(resumed < 1e-6, "resumed training diverged by {resumed}");
+    assert!(restarted > 1e-4, "resetting the moments should change the weights ({restarted})");
+
+    // A state file of another model is a clear error.
+    let other = CloudFormer::new(&small(5), 1, &dev).unwrap();
+    let mut o = Adam::new(other.vars(), 1e-2, 0.0).unwrap();
+    let err = o.load_state(&opath).unwrap_err().to_string();
+    assert!(err.contains("shape") || err.contains("tensors"), "{err}");
+    std::fs::write(&opath, b"not safetensors").unwrap();
+    assert!(o.load_state(&opath).is_err());
+}

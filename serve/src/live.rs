@@ -61,6 +61,8 @@ pub struct LiveState {
     tenants: RwLock<BTreeMap<String, TenantState>>,
     pub ticks: AtomicU64,
     pub rows_dropped: AtomicU64,
+    /// Agent ticks skipped because a prediction round was still running.
+    pub ticks_skipped: AtomicU64,
     pub predict_errors: AtomicU64,
     pub last_tick_ts_ns: AtomicI64,
     pub agent_error: RwLock<Option<String>>,
@@ -97,6 +99,7 @@ impl LiveState {
             tenants: RwLock::new(BTreeMap::new()),
             ticks: AtomicU64::new(0),
             rows_dropped: AtomicU64::new(0),
+            ticks_skipped: AtomicU64::new(0),
             predict_errors: AtomicU64::new(0),
             last_tick_ts_ns: AtomicI64::new(0),
             agent_error: RwLock::new(None),
@@ -255,11 +258,13 @@ impl LiveState {
             "# HELP cloudformer_agent_ticks_total Agent ticks received by the server.\n# TYPE cloudformer_agent_ticks_total counter\ncloudformer_agent_ticks_total {}\n\
              # HELP cloudformer_agent_tenants Tenants with rows in the ring buffer.\n# TYPE cloudformer_agent_tenants gauge\ncloudformer_agent_tenants {}\n\
              # HELP cloudformer_agent_rows_dropped_total Agent rows dropped (feature count differs from the model's).\n# TYPE cloudformer_agent_rows_dropped_total counter\ncloudformer_agent_rows_dropped_total {}\n\
+             # HELP cloudformer_live_ticks_skipped_total Agent ticks skipped while a live prediction round was still running.\n# TYPE cloudformer_live_ticks_skipped_total counter\ncloudformer_live_ticks_skipped_total {}\n\
              # HELP cloudformer_live_predict_errors_total Live prediction rounds that failed.\n# TYPE cloudformer_live_predict_errors_total counter\ncloudformer_live_predict_errors_total {}\n\
              # HELP cloudformer_agent_last_tick_age_seconds Seconds since the last agent tick.\n# TYPE cloudformer_agent_last_tick_age_seconds gauge\ncloudformer_agent_last_tick_age_seconds {}\n",
             self.ticks.load(Ordering::Relaxed),
             summaries.len(),
             self.rows_dropped.load(Ordering::Relaxed),
+            self.ticks_skipped.load(Ordering::Relaxed),
             self.predict_errors.load(Ordering::Relaxed),
             if last > 0 { (now_ns - last) as f64 / 1e9 } else { f64::NAN },
         );
@@ -432,7 +437,7 @@ pub fn spawn_agent(
                 }
                 // A slow prediction round: skip the ticks we missed, keep going.
                 Err(RecvError::Lagged(n)) => {
-                    live.rows_dropped.fetch_add(n, Ordering::Relaxed);
+                    live.ticks_skipped.fetch_add(n, Ordering::Relaxed);
                     tracing::warn!(missed = n, "live predictions fell behind the agent");
                 }
                 Err(RecvError::Closed) => break,

@@ -21,18 +21,28 @@ pub struct ReloadStatus {
     pub reloads_failed: u64,
 }
 
-/// A cheap fingerprint of a directory: (name, size, mtime) of every file, one level deep.
+/// A cheap fingerprint of a model directory: (name, size, mtime) of its model files, one level
+/// deep: `*.json` and `*.safetensors` (symlinks followed), except `train.json`. Other files a
+/// training run writes there (`curve.csv`, `train.json`, `last/`) do not trigger a reload.
 pub fn fingerprint(dir: &Path) -> Option<Vec<(String, u64, SystemTime)>> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir).ok()? {
-        let e = e.ok()?;
-        let md = e.metadata().ok()?;
-        if md.is_file() {
-            v.push((
-                e.file_name().to_string_lossy().into_owned(),
-                md.len(),
-                md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            ));
+        let Ok(e) = e else { continue };
+        let name = e.file_name().to_string_lossy().into_owned();
+        let model_file = (name.ends_with(".json") || name.ends_with(".safetensors"))
+            && name != "train.json";
+        if !model_file {
+            continue;
+        }
+        // std::fs::metadata follows symlinks (a model linked into place is watched too).
+        if let Ok(md) = std::fs::metadata(e.path()) {
+            if md.is_file() {
+                v.push((
+                    name,
+                    md.len(),
+                    md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                ));
+            }
         }
     }
     v.sort();

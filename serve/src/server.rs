@@ -578,6 +578,7 @@ async fn tenants(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiErro
         "model_id": info.model_id,
         "catalogue_hash": info.catalogue_hash,
         "window_s": live.sizes.window_s,
+        "agent_error": live.agent_error.read().ok().and_then(|e| e.clone()),
         "tenants": live.summaries(),
     })))
 }

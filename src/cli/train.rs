@@ -42,6 +42,13 @@ pub struct CfFlags {
     /// Override the model's encoder blocks per branch (0 = the model's default, the paper's 4).
     #[arg(long, default_value_t = 0)]
     pub blocks: usize,
+    /// Sliding-window training: learn from every W-second window of each run, labelled with the
+    /// mean per-second P over the window (run P where the application reports none); 0 = whole runs.
+    #[arg(long, default_value_t = 0, value_name = "W")]
+    pub window_s: usize,
+    /// Seconds between sliding-window starts (0 = W / 2).
+    #[arg(long, default_value_t = 0)]
+    pub window_stride: usize,
 }
 
 impl CfFlags {
@@ -62,6 +69,8 @@ impl CfFlags {
             seed,
             quiet,
             val_apps: Vec::new(),
+            window_s: self.window_s,
+            window_stride: self.window_stride,
         }
     }
 }

@@ -206,3 +206,32 @@ pub fn spawn_server(args: &[&str]) -> (Child, SocketAddr) {
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
 }
+
+/// Whether `bin` is on the PATH.
+pub fn have(bin: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Why a real campaign (campaigns/smoke.toml: sysbench + stress-ng) cannot run here, if it cannot.
+pub fn campaign_skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root: campaigns create cgroups".into());
+    }
+    if !Path::new("/sys/fs/cgroup/cpu/cgroup.procs").exists()
+        && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    {
+        return Some("no cgroup hierarchy".into());
+    }
+    for b in ["sysbench", "stress-ng"] {
+        if !have(b) {
+            return Some(format!("`{b}` is not installed (scripts/setup.sh)"));
+        }
+    }
+    None
+}

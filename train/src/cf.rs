@@ -43,6 +43,14 @@ pub struct TrainOptions {
     pub seed: u64,
     pub quiet: bool,
     pub val_apps: Vec<String>,
+    /// Sliding-window training: train (and validate) on every `window_s`-second window of each
+    /// run, labelled with the mean per-second P over the window where the application reports
+    /// one (the run's P otherwise). 0 = whole runs (the paper).
+    #[serde(default)]
+    pub window_s: usize,
+    /// Seconds between window starts (0 = `window_s / 2`).
+    #[serde(default)]
+    pub window_stride: usize,
 }
 
 impl Default for TrainOptions {
@@ -63,6 +71,8 @@ impl Default for TrainOptions {
             seed: 42,
             quiet: true,
             val_apps: Vec::new(),
+            window_s: 0,
+            window_stride: 0,
         }
     }
 }
@@ -93,6 +103,9 @@ pub struct TrainSummary {
 }
 
 /// The model configuration of a variant name.
+/// Adam's moments and step count in `last/`, so that `--resume` continues the same optimiser.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+
 pub fn variant_config(variant: &str, n_features: usize, opts: &TrainOptions) -> Result<Config> {
     let mut c = Config::with_features(n_features);
     match variant {
@@ -216,6 +229,28 @@ pub fn train_on(
             opts.lr, opts.warmup
         )));
     }
+    // Sliding windows on per-second labels, when asked for.
+    let (tr_w, va_w);
+    let (train, val): (Vec<&Run>, Vec<&Run>) = if opts.window_s > 0 {
+        tr_w = crate::data::sliding_windows(train, opts.window_s, opts.window_stride);
+        va_w = crate::data::sliding_windows(val, opts.window_s, opts.window_stride);
+        if tr_w.is_empty() {
+            return Err(TrainError::Invalid(format!(
+                "--window-s {}: no training run is that long",
+                opts.window_s
+            )));
+        }
+        tracing::info!(
+            windows = tr_w.len(),
+            val_windows = va_w.len(),
+            window_s = opts.window_s,
+            "sliding-window training"
+        );
+        (tr_w.iter().collect(), va_w.iter().collect())
+    } else {
+        (train.to_vec(), val.to_vec())
+    };
+    let (train, val) = (&train[..], &val[..]);
     let cfg = variant_config(&opts.variant, f, opts)?;
     let norm = fit_normalizer(train)?;
     let device = model::default_device();
@@ -274,6 +309,17 @@ pub fn train_on(
         floor: 0.01,
     };
     let mut opt = model::Adam::new(net.vars(), opts.lr, opts.weight_decay).map_err(merr)?;
+    let opt_path = last_dir.join(OPTIMIZER_FILE);
+    if resume {
+        if opt_path.exists() {
+            opt.load_state(&opt_path).map_err(merr)?;
+        } else {
+            tracing::warn!(
+                path = %opt_path.display(),
+                "--resume: no optimiser state (older run); Adam's moments restart at zero"
+            );
+        }
+    }
     let clip = if opts.clip > 0.0 {
         Some(opts.clip)
     } else {
@@ -358,6 +404,7 @@ pub fn train_on(
         state.epoch = epoch;
         // validation MAE (points), eval mode
         ck.save(&last_dir, &net).map_err(merr)?;
+        opt.save_state(&opt_path).map_err(merr)?;
         let val_mae = if has_val {
             let mut pr = Predictor::load(&last_dir).map_err(merr)?;
             pr.set_mc_samples(0);

@@ -47,6 +47,59 @@ impl Run {
     }
 }
 
+/// Every `w`-second window of each run (start every `stride` seconds; 0 = `w / 2`), as runs of
+/// their own: label = the mean per-second P over the window where the run has a per-second
+/// series covering it, the run's P otherwise. Runs shorter than `w` are left out. Window ids are
+/// `<run_id>@<start>`; application and scenario are kept (splits stay leave-applications-out).
+pub fn sliding_windows(runs: &[&Run], w: usize, stride: usize) -> Vec<Run> {
+    let stride = if stride == 0 { (w / 2).max(1) } else { stride };
+    let mut out = Vec::new();
+    if w == 0 {
+        return out;
+    }
+    for r in runs {
+        if r.t < w {
+            continue;
+        }
+        let mut start = 0;
+        while start + w <= r.t {
+            let p = r
+                .p_per_second
+                .as_ref()
+                .filter(|ps| ps.len() >= start + w)
+                .map(|ps| {
+                    let win: Vec<f32> = ps[start..start + w]
+                        .iter()
+                        .copied()
+                        .filter(|v| v.is_finite() && *v > 0.0)
+                        .collect();
+                    if win.is_empty() {
+                        r.p
+                    } else {
+                        (win.iter().sum::<f32>() / win.len() as f32).clamp(1e-3, 1.0)
+                    }
+                })
+                .unwrap_or(r.p);
+            out.push(Run {
+                run_id: format!("{}@{start}", r.run_id),
+                tenant: r.tenant.clone(),
+                app: r.app.clone(),
+                scenario: r.scenario.clone(),
+                t: w,
+                f: r.f,
+                x: r.x[start * r.f..(start + w) * r.f].to_vec(),
+                p,
+                p_per_second: r.p_per_second.as_ref().and_then(|ps| {
+                    (ps.len() >= start + w).then(|| ps[start..start + w].to_vec())
+                }),
+                label_noise: r.label_noise,
+            });
+            start += stride;
+        }
+    }
+    out
+}
+
 /// A scenario is static when it is named `static` (or empty / `constant`); `increasing`,
 /// `decreasing`, `periodic`, `random`, … are dynamic.
 pub fn is_dynamic_scenario(s: &str) -> bool {
@@ -156,4 +209,45 @@ pub fn load(dir: &std::path::Path) -> Result<Vec<Run>> {
         )));
     }
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(t: usize, p_ps: Option<Vec<f32>>) -> Run {
+        Run {
+            run_id: "c1".into(),
+            tenant: "t0".into(),
+            app: "a".into(),
+            scenario: "static".into(),
+            t,
+            f: 2,
+            x: (0..t * 2).map(|i| i as f32).collect(),
+            p: 0.5,
+            p_per_second: p_ps,
+            label_noise: 0.01,
+        }
+    }
+
+    #[test]
+    fn sliding_windows_slice_rows_and_average_per_second_labels() {
+        let with = run(6, Some(vec![1.0, 0.8, 0.6, 0.4, 0.2, 0.2]));
+        let without = run(5, None);
+        let short = run(2, None);
+        let w = sliding_windows(&[&with, &without, &short], 4, 2);
+        // 6 s → starts 0, 2; 5 s → start 0; 2 s → none.
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[0].run_id, "c1@0");
+        assert_eq!(w[1].run_id, "c1@2");
+        assert_eq!(w[1].t, 4);
+        assert_eq!(w[1].x, (4..12).map(|i| i as f32).collect::<Vec<_>>());
+        assert!((w[0].p - 0.7).abs() < 1e-6, "{}", w[0].p);
+        assert!((w[1].p - 0.35).abs() < 1e-6, "{}", w[1].p);
+        assert_eq!(w[2].p, 0.5, "no per-second series: the run's P");
+        assert_eq!(w[1].p_per_second.as_deref(), Some(&[0.6, 0.4, 0.2, 0.2][..]));
+        // default stride = w / 2; w = 0 gives nothing
+        assert_eq!(sliding_windows(&[&with], 4, 0).len(), 2);
+        assert!(sliding_windows(&[&with], 0, 0).is_empty());
+    }
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Rebuilds the bundled default model (models/default) from the repo dataset (dataset/data) with
+# our own `cloudformer train`: every application trains it except the validation application
+# chosen by the seed (early stopping). Hyper-parameters: see models/default/README.md.
+#   bash scripts/train-default-model.sh            # ~2 min on 2 cores
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${CLOUDFORMER_BIN:-target/debug/cloudformer}
+[ -x "$BIN" ] || cargo build --locked --bin cloudformer
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-1}"
+rm -rf models/default.new
+"$BIN" train --data dataset/data --out models/default.new --seed 42 \
+  --lr "${LR:-1e-3}" --epochs "${EPOCHS:-80}" --patience "${PATIENCE:-15}" "$@"
+rm -rf models/default.new/last
+rm -rf models/default.old
+[ -d models/default ] && mv models/default models/default.old
+mv models/default.new models/default
+[ -f models/default.old/README.md ] && cp models/default.old/README.md models/default/
+rm -rf models/default.old
+echo "models/default: $(jq -r .model_id models/default/config.json 2>/dev/null || echo written)"
