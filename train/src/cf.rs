@@ -546,6 +546,7 @@ impl SeqTrainer for CfTrainer {
             for p in [
                 out.join(model::WEIGHTS_FILE),
                 out.join("last").join(model::WEIGHTS_FILE),
+                out.join("last").join(OPTIMIZER_FILE),
             ] {
                 let _ = std::fs::remove_file(p);
             }
