@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use dataset::runs::{read_runs, runs_path};
 
-
 fn start(out: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cloudformer"))
         .args(["--quiet", "campaign", "run", "--plan"])

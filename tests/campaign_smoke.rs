@@ -14,7 +14,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-
 /// The application's own number, parsed here independently of the plan's regexes.
 fn own_number(app: &str, log: &str) -> Option<f64> {
     match app {

@@ -44,7 +44,11 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
         .iter()
         .map(|v| {
             (
-                format!("{}/{}", v["run_id"].as_str().unwrap(), v["tenant"].as_str().unwrap()),
+                format!(
+                    "{}/{}",
+                    v["run_id"].as_str().unwrap(),
+                    v["tenant"].as_str().unwrap()
+                ),
                 v["p"].as_f64().unwrap(),
             )
         })
@@ -52,16 +56,19 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
 
     // The same runs, as the server's clients would send them (null = missing value).
     let runs = train::data::load(&data).expect("load the repo dataset");
-    assert_eq!(runs.len(), cli.len(), "predict covers every labelled tenant-run");
+    assert_eq!(
+        runs.len(),
+        cli.len(),
+        "predict covers every labelled tenant-run"
+    );
     let picked: Vec<&train::data::Run> = runs.iter().step_by((runs.len() / 24).max(1)).collect();
     let windows: Vec<serde_json::Value> = picked
         .iter()
         .map(|r| {
-            let matrix: Vec<Vec<Option<f32>>> = r
-                .x
-                .chunks(r.f)
-                .map(|row| row.iter().map(|v| v.is_finite().then_some(*v)).collect())
-                .collect();
+            let matrix: Vec<Vec<Option<f32>>> =
+                r.x.chunks(r.f)
+                    .map(|row| row.iter().map(|v| v.is_finite().then_some(*v)).collect())
+                    .collect();
             serde_json::json!({"id": r.key(), "matrix": matrix})
         })
         .collect();
@@ -103,8 +110,10 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
         picked.len()
     );
     let ck: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
     assert_eq!(v["model_id"], ck["model_id"]);
-    assert_eq!(v["catalogue_hash"], dataset::catalogue::Catalogue::builtin().hash());
+    assert_eq!(
+        v["catalogue_hash"],
+        dataset::catalogue::Catalogue::builtin().hash()
+    );
 }

@@ -508,7 +508,13 @@ fn adam_steps(m: &CloudFormer, opt: &mut Adam, from: u64, steps: u64) {
 fn flat_weights(m: &CloudFormer) -> Vec<f32> {
     m.vars()
         .iter()
-        .flat_map(|v| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .flat_map(|v| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -529,7 +535,10 @@ fn adam_state_round_trip_resumes_exactly() {
     let first = CloudFormer::new(&cfg, 51, &dev).unwrap();
     let mut o_first = Adam::new(first.vars(), 1e-2, 0.0).unwrap();
     adam_steps(&first, &mut o_first, 0, 3);
-    let (wpath, opath) = (dir.path().join("w.safetensors"), dir.path().join("opt.safetensors"));
+    let (wpath, opath) = (
+        dir.path().join("w.safetensors"),
+        dir.path().join("opt.safetensors"),
+    );
     first.params().save(&wpath).unwrap();
     o_first.save_state(&opath).unwrap();
     let resume = |with_state: bool| {
@@ -544,12 +553,20 @@ fn adam_state_round_trip_resumes_exactly() {
         flat_weights(&m)
     };
     let want = flat_weights(&full);
-    let diff = |w: &[f32]| w.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let diff = |w: &[f32]| {
+        w.iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max)
+    };
     let resumed = diff(&resume(true));
     let restarted = diff(&resume(false));
     println!("max |Δw| vs uninterrupted: resumed {resumed:e}, moments reset {restarted:e}");
     assert!(resumed < 1e-6, "resumed training diverged by {resumed}");
-    assert!(restarted > 1e-4, "resetting the moments should change the weights ({restarted})");
+    assert!(
+        restarted > 1e-4,
+        "resetting the moments should change the weights ({restarted})"
+    );
 
     // A state file of another model is a clear error.
     let other = CloudFormer::new(&small(5), 1, &dev).unwrap();

@@ -29,8 +29,8 @@ pub fn fingerprint(dir: &Path) -> Option<Vec<(String, u64, SystemTime)>> {
     for e in std::fs::read_dir(dir).ok()? {
         let Ok(e) = e else { continue };
         let name = e.file_name().to_string_lossy().into_owned();
-        let model_file = (name.ends_with(".json") || name.ends_with(".safetensors"))
-            && name != "train.json";
+        let model_file =
+            (name.ends_with(".json") || name.ends_with(".safetensors")) && name != "train.json";
         if !model_file {
             continue;
         }

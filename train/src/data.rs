@@ -89,9 +89,10 @@ pub fn sliding_windows(runs: &[&Run], w: usize, stride: usize) -> Vec<Run> {
                 f: r.f,
                 x: r.x[start * r.f..(start + w) * r.f].to_vec(),
                 p,
-                p_per_second: r.p_per_second.as_ref().and_then(|ps| {
-                    (ps.len() >= start + w).then(|| ps[start..start + w].to_vec())
-                }),
+                p_per_second: r
+                    .p_per_second
+                    .as_ref()
+                    .and_then(|ps| (ps.len() >= start + w).then(|| ps[start..start + w].to_vec())),
                 label_noise: r.label_noise,
             });
             start += stride;
@@ -245,7 +246,10 @@ mod tests {
         assert!((w[0].p - 0.7).abs() < 1e-6, "{}", w[0].p);
         assert!((w[1].p - 0.35).abs() < 1e-6, "{}", w[1].p);
         assert_eq!(w[2].p, 0.5, "no per-second series: the run's P");
-        assert_eq!(w[1].p_per_second.as_deref(), Some(&[0.6, 0.4, 0.2, 0.2][..]));
+        assert_eq!(
+            w[1].p_per_second.as_deref(),
+            Some(&[0.6, 0.4, 0.2, 0.2][..])
+        );
         // default stride = w / 2; w = 0 gives nothing
         assert_eq!(sliding_windows(&[&with], 4, 0).len(), 2);
         assert!(sliding_windows(&[&with], 0, 0).is_empty());
