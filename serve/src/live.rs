@@ -298,60 +298,6 @@ pub async fn live_round(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ring_buffer_bounds_and_forgets() {
-        let live = LiveState::new(LiveSizes {
-            window_s: 3,
-            min_window_s: 2,
-            history: 2,
-            forget_after_ticks: 1,
-        });
-        let row = |v: f32| vec![v, v + 1.0];
-        let w = live.ingest(1, &[("a".into(), row(1.0))], 2);
-        assert!(w.is_empty(), "one second is below min_window_s");
-        let w = live.ingest(2, &[("a".into(), row(2.0)), ("b".into(), vec![1.0])], 2);
-        assert_eq!(w.len(), 1);
-        assert_eq!(w[0].t, 2);
-        assert_eq!(live.rows_dropped.load(Ordering::Relaxed), 1);
-        for ts in 3..6 {
-            let w = live.ingest(ts, &[("a".into(), row(ts as f32))], 2);
-            assert_eq!(w[0].t, 3);
-            assert_eq!(
-                w[0].data,
-                vec![
-                    ts as f32 - 2.0,
-                    ts as f32 - 1.0,
-                    ts as f32 - 1.0,
-                    ts as f32,
-                    ts as f32,
-                    ts as f32 + 1.0
-                ]
-            );
-            let p = Pred {
-                p: 0.5,
-                std: 0.1,
-                out_of_distribution: false,
-            };
-            live.record(ts, &[("a".into(), 3)], &[p]);
-        }
-        let d = live.detail("a", &["x".into(), "y".into()]).unwrap();
-        assert_eq!(d.history.len(), 2);
-        assert_eq!(d.window.ts_ns, vec![3, 4, 5]);
-        assert_eq!(d.window.metrics["y"], vec![Some(4.0), Some(5.0), Some(6.0)]);
-        assert!(live
-            .render_metrics()
-            .contains("cloudformer_tenant_p{tenant=\"a\"} 0.5"));
-        // absent for two ticks → forgotten
-        live.ingest(6, &[], 2);
-        live.ingest(7, &[], 2);
-        assert!(live.summaries().is_empty());
-    }
-}
-
 /// The feature order of the agent's rows (the catalogue's `feature_names()`).
 pub fn agent_feature_names() -> Vec<String> {
     dataset::catalogue::Catalogue::builtin().feature_names()
@@ -450,5 +396,59 @@ pub fn spawn_agent(
 fn set_agent_error(live: &LiveState, msg: String) {
     if let Ok(mut e) = live.agent_error.write() {
         *e = Some(msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_buffer_bounds_and_forgets() {
+        let live = LiveState::new(LiveSizes {
+            window_s: 3,
+            min_window_s: 2,
+            history: 2,
+            forget_after_ticks: 1,
+        });
+        let row = |v: f32| vec![v, v + 1.0];
+        let w = live.ingest(1, &[("a".into(), row(1.0))], 2);
+        assert!(w.is_empty(), "one second is below min_window_s");
+        let w = live.ingest(2, &[("a".into(), row(2.0)), ("b".into(), vec![1.0])], 2);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].t, 2);
+        assert_eq!(live.rows_dropped.load(Ordering::Relaxed), 1);
+        for ts in 3..6 {
+            let w = live.ingest(ts, &[("a".into(), row(ts as f32))], 2);
+            assert_eq!(w[0].t, 3);
+            assert_eq!(
+                w[0].data,
+                vec![
+                    ts as f32 - 2.0,
+                    ts as f32 - 1.0,
+                    ts as f32 - 1.0,
+                    ts as f32,
+                    ts as f32,
+                    ts as f32 + 1.0
+                ]
+            );
+            let p = Pred {
+                p: 0.5,
+                std: 0.1,
+                out_of_distribution: false,
+            };
+            live.record(ts, &[("a".into(), 3)], &[p]);
+        }
+        let d = live.detail("a", &["x".into(), "y".into()]).unwrap();
+        assert_eq!(d.history.len(), 2);
+        assert_eq!(d.window.ts_ns, vec![3, 4, 5]);
+        assert_eq!(d.window.metrics["y"], vec![Some(4.0), Some(5.0), Some(6.0)]);
+        assert!(live
+            .render_metrics()
+            .contains("cloudformer_tenant_p{tenant=\"a\"} 0.5"));
+        // absent for two ticks → forgotten
+        live.ingest(6, &[], 2);
+        live.ingest(7, &[], 2);
+        assert!(live.summaries().is_empty());
     }
 }

@@ -74,7 +74,7 @@ fn predict_v2_metadata_metrics_and_openapi() {
     for (vals, t) in [(&[1.0, 2.0, 3.0][..], 3), (&[4.0][..], 1)] {
         for r in 0..3 {
             let mut row = vec![0.0f64; F];
-            row[0] = if r < t { vals[r] } else { 99.0 };
+            row[0] = vals.get(r).copied().filter(|_| r < t).unwrap_or(99.0);
             row[F / 2 + 1] = 1.0;
             data.extend(row);
         }
@@ -232,7 +232,7 @@ fn bad_inputs_get_named_4xx_json_errors_and_the_server_keeps_serving() {
             "too many windows",
             format!(
                 "{{\"windows\": [{}]}}",
-                vec![r#"{"metrics":{"m0.value":[1]}}"#; 5].join(",")
+                [r#"{"metrics":{"m0.value":[1]}}"#; 5].join(",")
             )
             .into_bytes(),
             413,

@@ -223,7 +223,8 @@ pub fn train_on(
             "--batch-size and --epochs must be at least 1".into(),
         ));
     }
-    if !(opts.lr > 0.0 && opts.lr.is_finite()) || !(0.0..1.0).contains(&opts.warmup) {
+    let lr_ok = opts.lr.is_finite() && opts.lr > 0.0;
+    if !lr_ok || !(0.0..1.0).contains(&opts.warmup) {
         return Err(TrainError::Invalid(format!(
             "bad --lr {} or --warmup {}",
             opts.lr, opts.warmup

@@ -151,6 +151,14 @@ pub fn evaluate_with_bar(
 /// Progress callback: (done, total, message).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &str);
 
+/// Per model: metrics per split, metrics per early-prediction k, descriptions, fit seconds.
+type ModelAcc = (
+    Vec<Metrics>,
+    BTreeMap<usize, Vec<Metrics>>,
+    Vec<String>,
+    f64,
+);
+
 /// Runs the comparison. `seq` trains the CloudFormer variants (required when `options.models`
 /// has any). `scratch` holds per-split checkpoints.
 pub fn evaluate(
@@ -184,15 +192,7 @@ pub fn evaluate(
     }
     let total = splits.len() * options.models.len();
     let mut done = 0;
-    let mut per_model: BTreeMap<
-        String,
-        (
-            Vec<Metrics>,
-            BTreeMap<usize, Vec<Metrics>>,
-            Vec<String>,
-            f64,
-        ),
-    > = BTreeMap::new();
+    let mut per_model: BTreeMap<String, ModelAcc> = BTreeMap::new();
     let mut predictions = Vec::new();
     let mut all_test_preds: Vec<Pred> = Vec::new();
     for split in &splits {

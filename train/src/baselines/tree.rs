@@ -183,6 +183,7 @@ impl Builder<'_> {
 
 impl Tree {
     /// Fits on the rows `idx` (may repeat, for bootstrap samples) of pre-binned data.
+    #[allow(clippy::too_many_arguments)]
     fn fit(
         binner: &Binner,
         bins: &[u8],
