@@ -46,9 +46,20 @@ pub trait Engine: Send + 'static {
 /// Loads an engine from a model directory. The default is [`load_predictor`].
 pub type Loader = Arc<dyn Fn(&Path) -> Result<Box<dyn Engine>, String> + Send + Sync>;
 
-/// The default loader: `model::Predictor::load(dir)`.
+/// The default loader: `model::Predictor::load(dir)` (16 MC-dropout passes for `std`).
 pub fn default_loader() -> Loader {
     Arc::new(|dir: &Path| load_predictor(dir).map(|e| Box::new(e) as Box<dyn Engine>))
+}
+
+/// Like [`default_loader`] with `mc_samples` MC-dropout passes per window for the uncertainty
+/// (`std`); 0 = one deterministic pass and `std` 0, the fastest.
+pub fn loader_with_mc_samples(mc_samples: usize) -> Loader {
+    Arc::new(move |dir: &Path| {
+        load_predictor(dir).map(|mut e| {
+            e.predictor.set_mc_samples(mc_samples);
+            Box::new(e) as Box<dyn Engine>
+        })
+    })
 }
 
 /// `model::Predictor` as an [`Engine`].

@@ -54,6 +54,10 @@ pub struct NetArgs {
     /// Requests that may wait for the inference worker before new ones get 503.
     #[arg(long, default_value_t = 256)]
     pub queue: usize,
+    /// MC-dropout passes per window for the uncertainty `std` (0 = deterministic only, `std` 0;
+    /// each pass costs about one more forward pass).
+    #[arg(long, default_value_t = 16)]
+    pub mc_samples: usize,
     /// Check the model directory for changes every this many seconds (0 = only on SIGHUP).
     #[arg(long, default_value_t = 2)]
     pub reload_poll_s: u64,
@@ -89,6 +93,7 @@ pub fn config(
         None => None,
     };
     cfg.insecure = net.insecure;
+    cfg.loader = serve::engine::loader_with_mc_samples(net.mc_samples);
     cfg.max_body_bytes = net.max_body_mb.saturating_mul(1 << 20);
     cfg.limits = serve::Limits {
         max_windows: net.max_windows,
