@@ -80,6 +80,14 @@ impl Adam {
         })
     }
 
+    /// The device of the parameters (CPU when there are none).
+    fn device(&self) -> candle_core::Device {
+        self.vars
+            .first()
+            .map(|v| v.device().clone())
+            .unwrap_or(candle_core::Device::Cpu)
+    }
+
     /// Saves the moments and the step count (safetensors: `m.<i>`, `v.<i>`, `step`).
     pub fn save_state(&self, path: &Path) -> Result<(), ModelError> {
         let mut map: HashMap<String, Tensor> = HashMap::new();
@@ -87,11 +95,7 @@ impl Adam {
             map.insert(format!("m.{i}"), m.as_tensor().clone());
             map.insert(format!("v.{i}"), v.as_tensor().clone());
         }
-        let dev = self
-            .vars
-            .first()
-            .map(|v| v.device().clone())
-            .unwrap_or(candle_core::Device::Cpu);
+        let dev = self.device();
         map.insert("step".into(), Tensor::new(&[self.step as f64], &dev)?);
         let tmp = path.with_extension("partial");
         candle_core::safetensors::save(&map, &tmp)?;
@@ -108,11 +112,7 @@ impl Adam {
             path: path.to_path_buf(),
             msg,
         };
-        let dev = self
-            .vars
-            .first()
-            .map(|v| v.device().clone())
-            .unwrap_or(candle_core::Device::Cpu);
+        let dev = self.device();
         let map = candle_core::safetensors::load(path, &dev)
             .map_err(|e| bad(format!("cannot read the optimiser state: {e}")))?;
         let n = map.keys().filter(|k| k.starts_with("m.")).count();

@@ -111,7 +111,7 @@ impl LiveState {
     pub fn ingest(
         &self,
         ts_ns: i64,
-        rows: &[(String, Vec<f32>)],
+        rows: &[(&str, &[f32])],
         n_features: usize,
     ) -> Vec<WindowData> {
         let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
@@ -120,14 +120,14 @@ impl LiveState {
         let Ok(mut map) = self.tenants.write() else {
             return out;
         };
-        for (tenant, features) in rows {
+        for &(tenant, features) in rows {
             if features.len() != n_features {
                 self.rows_dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let st = map.entry(tenant.clone()).or_default();
+            let st = map.entry(tenant.to_string()).or_default();
             st.last_seen_tick = tick;
-            st.rows.push_back((ts_ns, features.clone()));
+            st.rows.push_back((ts_ns, features.to_vec()));
             while st.rows.len() > self.sizes.window_s.max(1) {
                 st.rows.pop_front();
             }
@@ -273,12 +273,7 @@ impl LiveState {
 }
 
 /// One live round: ingest a tick, predict every ready tenant through the batcher, record.
-pub async fn live_round(
-    live: &LiveState,
-    batcher: &Batcher,
-    ts_ns: i64,
-    rows: &[(String, Vec<f32>)],
-) {
+pub async fn live_round(live: &LiveState, batcher: &Batcher, ts_ns: i64, rows: &[(&str, &[f32])]) {
     let info = batcher.info();
     let f = info.n_features();
     let windows = live.ingest(ts_ns, rows, f);
@@ -374,10 +369,11 @@ pub fn spawn_agent(
             };
             match tick {
                 Ok(tick) => {
-                    let rows: Vec<(String, Vec<f32>)> = tick
+                    // Borrowed from the tick: the ring buffer copies each row once.
+                    let rows: Vec<(&str, &[f32])> = tick
                         .rows
                         .iter()
-                        .map(|r| (r.tenant.clone(), r.features.clone()))
+                        .map(|r| (r.tenant.as_str(), r.features.as_slice()))
                         .collect();
                     live_round(&live, &batcher, tick.ts_ns, &rows).await;
                 }
@@ -412,14 +408,14 @@ mod tests {
             forget_after_ticks: 1,
         });
         let row = |v: f32| vec![v, v + 1.0];
-        let w = live.ingest(1, &[("a".into(), row(1.0))], 2);
+        let w = live.ingest(1, &[("a", &row(1.0))], 2);
         assert!(w.is_empty(), "one second is below min_window_s");
-        let w = live.ingest(2, &[("a".into(), row(2.0)), ("b".into(), vec![1.0])], 2);
+        let w = live.ingest(2, &[("a", &row(2.0)), ("b", &[1.0])], 2);
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].t, 2);
         assert_eq!(live.rows_dropped.load(Ordering::Relaxed), 1);
         for ts in 3..6 {
-            let w = live.ingest(ts, &[("a".into(), row(ts as f32))], 2);
+            let w = live.ingest(ts, &[("a", &row(ts as f32))], 2);
             assert_eq!(w[0].t, 3);
             assert_eq!(
                 w[0].data,
