@@ -35,6 +35,9 @@ for name, key, higher in metrics:
         else:
             ratios.append(f"{(cv / v if higher else v / cv):.2f}x")
     print(f"| {name} | {cv} | " + " | ".join(str(v) for v in vals) + " | " + " | ".join(ratios) + " |")
+for key, what in (("graph_infer1_ms_p50", "1 window"), ("graph_infer64_ms_p50", "64 windows")):
+    if med(c, key) is not None:
+        print(f"candle graph (autograd tensors, before the slice path) infer {what}: {med(c, key)} ms p50")
 for key in ("predictor1_ms_p50", "predictor64_ms_p50"):
     if med(c, key) is not None:
         print(f"candle Predictor ({key}): {med(c, key)} ms (normalise + forward + 16 MC-dropout head passes + OOD)")

@@ -135,17 +135,8 @@ fn softmax_rows(s: &[f32], m: usize, scale: f32, bias: Option<(&[f32], usize)>) 
                 }
             }
         }
-        let mx = dst.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for d in dst.iter_mut() {
-            *d = (*d - mx).exp();
-            sum += *d;
-        }
-        let inv = 1.0 / sum;
-        for d in dst.iter_mut() {
-            *d *= inv;
-        }
     }
+    crate::kernels::softmax_rows_inplace(&mut out, m, 1.0);
     out
 }
 
@@ -282,13 +273,6 @@ struct LayerNormOp {
 }
 
 /// Per row: (mean, 1/std).
-fn ln_stats(row: &[f32], eps: f32) -> (f32, f32) {
-    let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    (mean, 1.0 / (var + eps).sqrt())
-}
-
 impl CustomOp3 for LayerNormOp {
     fn name(&self) -> &'static str {
         "cf-layer-norm"
@@ -309,7 +293,7 @@ impl CustomOp3 for LayerNormOp {
         let d = last_dim(l1);
         let mut out = vec![0f32; x.len()];
         for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let (mean, rstd) = ln_stats(row, self.eps);
+            let (mean, rstd) = crate::kernels::ln_stats(row, self.eps);
             for (((o, v), gm), bt) in o.iter_mut().zip(row).zip(g).zip(b) {
                 *o = (v - mean) * rstd * gm + bt;
             }
@@ -364,7 +348,7 @@ impl CustomOp3 for LayerNormBwdX {
             .zip(g.chunks_exact(d))
             .zip(out.chunks_exact_mut(d))
         {
-            let (mean, rstd) = ln_stats(row, self.eps);
+            let (mean, rstd) = crate::kernels::ln_stats(row, self.eps);
             let (mut s_g, mut s_gx) = (0f32, 0f32);
             for ((h, gv), (gm, v)) in gh.iter_mut().zip(gr).zip(gamma.iter().zip(row)) {
                 *h = gv * gm;
@@ -403,7 +387,7 @@ impl CustomOp2 for LayerNormBwdParams {
         let mut out = vec![0f32; 2 * d];
         let (dg, db) = out.split_at_mut(d);
         for (row, gr) in x.chunks_exact(d).zip(g.chunks_exact(d)) {
-            let (mean, rstd) = ln_stats(row, self.eps);
+            let (mean, rstd) = crate::kernels::ln_stats(row, self.eps);
             for (((a, c), v), gv) in dg.iter_mut().zip(db.iter_mut()).zip(row).zip(gr) {
                 *a += gv * (v - mean) * rstd;
                 *c += gv;

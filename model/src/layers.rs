@@ -177,8 +177,8 @@ impl EncoderBlock {
     }
 }
 
-/// Sinusoidal positional encoding, [n, d].
-pub fn sinusoidal(n: usize, d: usize, device: &candle_core::Device) -> R<Tensor> {
+/// Sinusoidal positional encoding, [n, d], row-major.
+pub fn sinusoidal_vec(n: usize, d: usize) -> Vec<f32> {
     let mut pe = vec![0f32; n * d];
     for pos in 0..n {
         for i in 0..d / 2 {
@@ -187,5 +187,10 @@ pub fn sinusoidal(n: usize, d: usize, device: &candle_core::Device) -> R<Tensor>
             pe[pos * d + 2 * i + 1] = angle.cos() as f32;
         }
     }
-    Ok(Tensor::from_vec(pe, (n, d), device)?)
+    pe
+}
+
+/// Sinusoidal positional encoding, [n, d].
+pub fn sinusoidal(n: usize, d: usize, device: &candle_core::Device) -> R<Tensor> {
+    Ok(Tensor::from_vec(sinusoidal_vec(n, d), (n, d), device)?)
 }

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use crate::{batch_tensors, default_device, Checkpoint, CloudFormer, ModelError};
+use crate::{
+    batch_tensors, default_device, Checkpoint, CloudFormer, FastBranches, ModelError, Tensor,
+};
 
 /// One raw (un-normalised) window: row-major T×F, NaN for null values.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +36,9 @@ pub struct Predictor {
     model: CloudFormer,
     mc_samples: usize,
     norm_buf: Vec<Vec<f32>>,
+    /// The inference-only branches on plain slices (CPU); `None` runs the candle graph.
+    fast: Option<FastBranches>,
+    feat_buf: Vec<f32>,
 }
 
 impl Predictor {
@@ -61,12 +66,27 @@ impl Predictor {
     }
 
     pub fn from_parts(ckpt: Checkpoint, model: CloudFormer) -> Predictor {
+        let fast = match FastBranches::from_model(&model) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("fast inference path unavailable ({e}); using the candle graph");
+                None
+            }
+        };
         Predictor {
             ckpt,
             model,
             mc_samples: 16,
             norm_buf: Vec::new(),
+            fast,
+            feat_buf: Vec::new(),
         }
+    }
+
+    /// Runs the branches through the candle graph instead of the plain-slice inference path
+    /// (for comparisons; both give the same P̂ to ~1e-6).
+    pub fn use_candle_graph(&mut self) {
+        self.fast = None;
     }
 
     pub fn feature_names(&self) -> &[String] {
@@ -122,6 +142,23 @@ impl Predictor {
     }
 
     fn predict_chunk(&mut self, windows: &[Window<'_>]) -> Result<Vec<Prediction>, ModelError> {
+        let feats = match &self.fast {
+            Some(fast) => {
+                let items: Vec<(&[f32], usize)> = windows.iter().map(|w| (w.data, w.t)).collect();
+                fast.features(&items, Some(&self.ckpt.normalizer), &mut self.feat_buf)?;
+                Tensor::from_slice(
+                    &self.feat_buf,
+                    (windows.len(), fast.out_dim()),
+                    self.model.device(),
+                )?
+            }
+            None => self.candle_features(windows)?,
+        };
+        self.finish(windows, &feats)
+    }
+
+    /// The branches through the candle graph (normalise, pad, forward in eval mode).
+    fn candle_features(&mut self, windows: &[Window<'_>]) -> Result<Tensor, ModelError> {
         let f = self.n_features();
         if self.norm_buf.len() < windows.len() {
             self.norm_buf.resize_with(windows.len(), Vec::new);
@@ -135,10 +172,17 @@ impl Predictor {
             .map(|(w, b)| (b.as_slice(), w.t))
             .collect();
         let (x, mask) = batch_tensors(&items, f, self.model.device())?;
-        // Branches once (eval mode); P̂ from the deterministic head; the uncertainty from
-        // Monte-Carlo dropout in the head only (its 0.4 dropout), so it costs almost nothing.
-        let feats = self.model.features(&x, &mask, false)?;
-        let p: Vec<f32> = self.model.head(&feats, false)?.to_vec1()?;
+        self.model.features(&x, &mask, false)
+    }
+
+    /// P̂ from the deterministic head; the uncertainty from Monte-Carlo dropout in the head only
+    /// (its 0.4 dropout), so it costs almost nothing.
+    fn finish(
+        &mut self,
+        windows: &[Window<'_>],
+        feats: &Tensor,
+    ) -> Result<Vec<Prediction>, ModelError> {
+        let p: Vec<f32> = self.model.head(feats, false)?.to_vec1()?;
         let b = windows.len();
         let std = if self.mc_samples > 0 {
             let k = self.mc_samples;

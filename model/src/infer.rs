@@ -1,0 +1,411 @@
+//! An inference-only forward pass of the two branches on plain slices (CPU): the same
+//! arithmetic as the candle graph in eval mode, without its per-op allocations and without the
+//! padding of a batch.
+//!
+//! What makes it faster than the candle graph (see `model/README.md`, "Speed"):
+//! - each window runs at its own length (no padded seconds to compute and mask), windows of a
+//!   batch in parallel (rayon), one thread per window;
+//! - scratch buffers live per thread and are reused: no page faults from fresh large outputs;
+//! - softmax uses the vectorised `exp` of `kernels.rs`;
+//! - the last block of each branch only computes what its CLS output needs: keys and values of
+//!   every token, but the query, attention, projection and feed-forward of the CLS row alone.
+//!
+//! One difference from the batched candle graph: with `max_len`, the pooling stride comes from
+//! the window's own length (the candle graph uses the longest window of the batch), so a
+//! window's answer never depends on the other windows it was batched with.
+
+use std::cell::RefCell;
+
+use candle_core::Device;
+use rayon::prelude::*;
+
+use crate::kernels::{self, Mat};
+use crate::layers::sinusoidal_vec;
+use crate::{CloudFormer, Config, ModelError, Normalizer};
+
+type R<T> = Result<T, ModelError>;
+
+struct Lin {
+    /// [out, in], row-major (the stored layout).
+    w: Vec<f32>,
+    b: Vec<f32>,
+    inp: usize,
+    out: usize,
+}
+
+impl Lin {
+    /// `y[rows, out] = x[rows, in] · Wᵀ + b`.
+    fn forward(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
+        y.clear();
+        for _ in 0..rows {
+            y.extend_from_slice(&self.b);
+        }
+        kernels::matmul(
+            y,
+            self.out,
+            Mat::rows(&x[..rows * self.inp], rows, self.inp),
+            Mat::transposed(&self.w, self.out, self.inp),
+            true,
+        );
+    }
+}
+
+struct Norm {
+    g: Vec<f32>,
+    b: Vec<f32>,
+}
+
+struct Block {
+    qkv: Lin,
+    proj: Lin,
+    ln1: Norm,
+    ff1: Lin,
+    ff2: Lin,
+    ln2: Norm,
+}
+
+struct TemporalW {
+    input: Lin,
+    cls: Vec<f32>,
+    blocks: Vec<Block>,
+}
+
+struct SystemW {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    emb: Option<Vec<f32>>,
+    cls: Vec<f32>,
+    blocks: Vec<Block>,
+}
+
+/// Per-thread working memory, grown on demand and reused.
+#[derive(Default)]
+struct Scratch {
+    norm: Vec<f32>,
+    x: Vec<f32>,
+    h: Vec<f32>,
+    qkv: Vec<f32>,
+    scores: Vec<f32>,
+    att: Vec<f32>,
+    tmp: Vec<f32>,
+    ff: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Positions precomputed for the temporal branch; longer windows compute theirs on the fly.
+const PE_ROWS: usize = 1024;
+
+/// The branches' weights copied out of a [`CloudFormer`] into plain vectors.
+pub struct FastBranches {
+    d: usize,
+    heads: usize,
+    n_features: usize,
+    max_len: usize,
+    temporal: Option<TemporalW>,
+    system: Option<SystemW>,
+    pe: Vec<f32>,
+}
+
+impl FastBranches {
+    /// Copies the weights of `model`. `None` when the model is not on the CPU (the candle graph
+    /// then runs instead).
+    pub fn from_model(model: &CloudFormer) -> R<Option<FastBranches>> {
+        if !matches!(model.device(), Device::Cpu) {
+            return Ok(None);
+        }
+        let cfg: &Config = model.config();
+        let get = |name: &str| -> R<Vec<f32>> {
+            let v = model
+                .params()
+                .named()
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| ModelError::Config(format!("parameter {name} is missing")))?;
+            Ok(v.1.as_tensor().flatten_all()?.to_vec1::<f32>()?)
+        };
+        let lin = |name: &str, inp: usize, out: usize| -> R<Lin> {
+            Ok(Lin {
+                w: get(&format!("{name}.weight"))?,
+                b: get(&format!("{name}.bias"))?,
+                inp,
+                out,
+            })
+        };
+        let norm = |name: &str| -> R<Norm> {
+            Ok(Norm {
+                g: get(&format!("{name}.weight"))?,
+                b: get(&format!("{name}.bias"))?,
+            })
+        };
+        let d = cfg.d_model;
+        let blocks = |prefix: &str, n: usize| -> R<Vec<Block>> {
+            (0..n)
+                .map(|i| {
+                    let p = format!("{prefix}.block{i}");
+                    Ok(Block {
+                        qkv: lin(&format!("{p}.attn.qkv"), d, 3 * d)?,
+                        proj: lin(&format!("{p}.attn.out"), d, d)?,
+                        ln1: norm(&format!("{p}.ln1"))?,
+                        ff1: lin(&format!("{p}.ff1"), d, cfg.d_ff)?,
+                        ff2: lin(&format!("{p}.ff2"), cfg.d_ff, d)?,
+                        ln2: norm(&format!("{p}.ln2"))?,
+                    })
+                })
+                .collect()
+        };
+        let temporal = if cfg.uses_temporal() {
+            Some(TemporalW {
+                input: lin("temporal.input", cfg.n_features, d)?,
+                cls: get("temporal.cls")?,
+                blocks: blocks("temporal", cfg.temporal_blocks)?,
+            })
+        } else {
+            None
+        };
+        let system = if cfg.uses_system() {
+            Some(SystemW {
+                w: get("system.conv.weight")?,
+                b: get("system.conv.bias")?,
+                emb: if cfg.metric_embedding {
+                    Some(get("system.metric_emb")?)
+                } else {
+                    None
+                },
+                cls: get("system.cls")?,
+                blocks: blocks("system", cfg.system_blocks)?,
+            })
+        } else {
+            None
+        };
+        let pe_rows = if cfg.max_len > 0 {
+            cfg.max_len + 1
+        } else {
+            PE_ROWS
+        };
+        Ok(Some(FastBranches {
+            d,
+            heads: cfg.n_heads,
+            n_features: cfg.n_features,
+            max_len: cfg.max_len,
+            temporal,
+            system,
+            pe: sinusoidal_vec(pe_rows, d),
+        }))
+    }
+
+    /// Width of the concatenated branch outputs (the head's input).
+    pub fn out_dim(&self) -> usize {
+        self.d * (usize::from(self.temporal.is_some()) + usize::from(self.system.is_some()))
+    }
+
+    /// The branch outputs of windows (row-major T×F each, T ≥ 1), written to `out` as
+    /// [B, out_dim]. With `normalizer` the windows are raw (NaN = null) and normalised here, per
+    /// thread; without, they must already be normalised (no NaN). Windows run in parallel when
+    /// there are several.
+    pub fn features(
+        &self,
+        windows: &[(&[f32], usize)],
+        normalizer: Option<&Normalizer>,
+        out: &mut Vec<f32>,
+    ) -> R<()> {
+        let f = self.n_features;
+        for (i, (data, t)) in windows.iter().enumerate() {
+            if *t == 0 || data.len() != t * f {
+                return Err(ModelError::Shape(format!(
+                    "window {i}: {} values, expected T×F = {t}×{f} with T ≥ 1",
+                    data.len()
+                )));
+            }
+        }
+        let w = self.out_dim();
+        out.clear();
+        out.resize(windows.len() * w, 0.0);
+        if windows.len() == 1 {
+            self.window(windows[0].0, windows[0].1, normalizer, out);
+        } else {
+            out.par_chunks_mut(w)
+                .zip(windows.par_iter())
+                .for_each(|(o, (data, t))| self.window(data, *t, normalizer, o));
+        }
+        Ok(())
+    }
+
+    fn window(&self, x: &[f32], t: usize, normalizer: Option<&Normalizer>, out: &mut [f32]) {
+        SCRATCH.with(|s| {
+            let s = &mut *s.borrow_mut();
+            let mut norm = std::mem::take(&mut s.norm);
+            let x = match normalizer {
+                Some(nz) => {
+                    nz.apply_into(x, &mut norm);
+                    &norm[..]
+                }
+                None => x,
+            };
+            self.branches(x, t, s, out);
+            s.norm = norm;
+        })
+    }
+
+    fn branches(&self, x: &[f32], t: usize, s: &mut Scratch, out: &mut [f32]) {
+        {
+            let d = self.d;
+            let mut at = 0;
+            if let Some(tw) = &self.temporal {
+                self.temporal_branch(tw, x, t, s);
+                out[..d].copy_from_slice(&s.h[..d]);
+                at = d;
+            }
+            if let Some(sw) = &self.system {
+                self.system_branch(sw, x, t, s);
+                out[at..at + d].copy_from_slice(&s.h[..d]);
+            }
+        }
+    }
+
+    fn temporal_branch(&self, tw: &TemporalW, x: &[f32], t: usize, s: &mut Scratch) {
+        let (d, f) = (self.d, self.n_features);
+        // Mean-pool the time axis to at most max_len steps (stride ⌈T / max_len⌉).
+        let (xs, tp): (&[f32], usize) = if self.max_len > 0 && t > self.max_len {
+            let stride = t.div_ceil(self.max_len);
+            let tp = t.div_ceil(stride);
+            s.x.clear();
+            s.x.resize(tp * f, 0.0);
+            for (g, row) in s.x.chunks_exact_mut(f).enumerate() {
+                let lo = g * stride;
+                let hi = (lo + stride).min(t);
+                for src in x[lo * f..hi * f].chunks_exact(f) {
+                    for (a, v) in row.iter_mut().zip(src) {
+                        *a += v;
+                    }
+                }
+                let inv = 1.0 / (hi - lo) as f32;
+                for a in row.iter_mut() {
+                    *a *= inv;
+                }
+            }
+            (&s.x, tp)
+        } else {
+            (x, t)
+        };
+        // Tokens: CLS, then ReLU(Dense(x)) per second; plus the sinusoidal positions.
+        tw.input.forward(xs, tp, &mut s.tmp);
+        let n = tp + 1;
+        s.h.clear();
+        s.h.extend_from_slice(&tw.cls);
+        s.h.extend(s.tmp.iter().map(|v| v.max(0.0)));
+        if n <= self.pe.len() / d {
+            for (v, p) in s.h.iter_mut().zip(&self.pe) {
+                *v += p;
+            }
+        } else {
+            let pe = sinusoidal_vec(n, d);
+            for (v, p) in s.h.iter_mut().zip(&pe) {
+                *v += p;
+            }
+        }
+        self.blocks(&tw.blocks, n, s);
+    }
+
+    fn system_branch(&self, sw: &SystemW, x: &[f32], t: usize, s: &mut Scratch) {
+        let (d, f) = (self.d, self.n_features);
+        // Mean over the window's seconds, one token w·mean + b (+ the metric's embedding) each.
+        s.x.clear();
+        s.x.resize(f, 0.0);
+        for row in x[..t * f].chunks_exact(f) {
+            for (a, v) in s.x.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+        let inv = 1.0 / t as f32;
+        s.h.clear();
+        s.h.extend_from_slice(&sw.cls);
+        for (j, m) in s.x.iter().enumerate() {
+            let m = m * inv;
+            let base = s.h.len();
+            s.h.extend(sw.w.iter().zip(&sw.b).map(|(w, b)| m * w + b));
+            if let Some(e) = &sw.emb {
+                for (v, ev) in s.h[base..].iter_mut().zip(&e[j * d..(j + 1) * d]) {
+                    *v += ev;
+                }
+            }
+        }
+        self.blocks(&sw.blocks, f + 1, s);
+    }
+
+    /// Runs the encoder blocks over `s.h` ([n, d]); afterwards `s.h[..d]` is the CLS output.
+    fn blocks(&self, blocks: &[Block], n: usize, s: &mut Scratch) {
+        for (i, blk) in blocks.iter().enumerate() {
+            let last = i + 1 == blocks.len();
+            self.block(blk, n, if last { 1 } else { n }, s);
+        }
+    }
+
+    /// One post-LN encoder block over `s.h` ([n, d]); only the first `nq` rows are computed
+    /// (all n tokens still serve as keys and values), and `s.h` becomes [nq, d].
+    fn block(&self, blk: &Block, n: usize, nq: usize, s: &mut Scratch) {
+        let d = self.d;
+        let dh = d / self.heads;
+        let scale = 1.0 / (dh as f32).sqrt();
+        let Scratch {
+            h,
+            qkv,
+            scores,
+            att,
+            tmp,
+            ff,
+            ..
+        } = s;
+        // Keys and values of every token; queries of the first nq (computed for all: the
+        // projection is one matmul either way, and only the first nq rows are read).
+        blk.qkv.forward(h, n, qkv);
+        att.clear();
+        att.resize(nq * d, 0.0);
+        scores.clear();
+        scores.resize(nq * n, 0.0);
+        let w3 = 3 * d;
+        for hd in 0..self.heads {
+            let q = Mat {
+                data: &qkv[hd * dh..],
+                rows: nq,
+                cols: dh,
+                rs: w3,
+                cs: 1,
+            };
+            let kt = Mat {
+                data: &qkv[d + hd * dh..],
+                rows: dh,
+                cols: n,
+                rs: 1,
+                cs: w3,
+            };
+            kernels::matmul(scores, n, q, kt, false);
+            kernels::softmax_rows_inplace(scores, n, scale);
+            let v = Mat {
+                data: &qkv[2 * d + hd * dh..],
+                rows: n,
+                cols: dh,
+                rs: w3,
+                cs: 1,
+            };
+            kernels::matmul(&mut att[hd * dh..], d, Mat::rows(scores, nq, n), v, false);
+        }
+        blk.proj.forward(att, nq, tmp);
+        h.truncate(nq * d);
+        for (a, b) in h.iter_mut().zip(tmp.iter()) {
+            *a += b;
+        }
+        kernels::layer_norm_rows_inplace(h, &blk.ln1.g, &blk.ln1.b, 1e-5);
+        blk.ff1.forward(h, nq, ff);
+        for v in ff.iter_mut() {
+            *v = v.max(0.0);
+        }
+        blk.ff2.forward(ff, nq, tmp);
+        for (a, b) in h.iter_mut().zip(tmp.iter()) {
+            *a += b;
+        }
+        kernels::layer_norm_rows_inplace(h, &blk.ln2.g, &blk.ln2.b, 1e-5);
+    }
+}

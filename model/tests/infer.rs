@@ -1,0 +1,220 @@
+//! The plain-slice inference path (`FastBranches`, `kernels`) against the candle graph: the same
+//! branch outputs for every variant, block count, embedding option, pooled and unpooled lengths,
+//! and batches of windows of different lengths; and the kernels against plain formulas.
+
+use model::kernels::{
+    exp_inplace, portable_exp_inplace, portable_softmax_rows_inplace, softmax_rows_inplace,
+};
+use model::{
+    batch_tensors, Checkpoint, CloudFormer, Config, Device, FastBranches, Normalizer, Predictor,
+    Variant, Window,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn cfg(f: usize) -> Config {
+    Config {
+        n_features: f,
+        d_model: 16,
+        n_heads: 4,
+        d_ff: 32,
+        temporal_blocks: 2,
+        system_blocks: 2,
+        dropout: 0.1,
+        head_hidden: 16,
+        head_dropout: 0.4,
+        ..Config::default()
+    }
+}
+
+fn randn(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
+}
+
+/// Branch outputs of both paths for windows of the given lengths; returns the largest
+/// absolute difference.
+fn compare(cfg: &Config, lens: &[usize], seed: u64) -> f32 {
+    let f = cfg.n_features;
+    let m = CloudFormer::new(cfg, seed, &Device::Cpu).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+    let data: Vec<Vec<f32>> = lens.iter().map(|t| randn(&mut rng, t * f)).collect();
+    let items: Vec<(&[f32], usize)> = data.iter().zip(lens).map(|(d, t)| (&d[..], *t)).collect();
+    let (x, mask) = batch_tensors(&items, f, &Device::Cpu).unwrap();
+    let want: Vec<f32> = m
+        .features(&x, &mask, false)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let fast = FastBranches::from_model(&m).unwrap().expect("CPU model");
+    let mut got = Vec::new();
+    fast.features(&items, None, &mut got).unwrap();
+    assert_eq!(got.len(), want.len(), "output sizes differ");
+    assert!(got.iter().all(|v| v.is_finite()));
+    got.iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn fast_branches_equal_the_candle_graph() {
+    let base = cfg(7);
+    let cases: Vec<(&str, Config, Vec<usize>)> = vec![
+        ("full, one window", base.clone(), vec![9]),
+        ("full, equal lengths", base.clone(), vec![5, 5, 5]),
+        (
+            "full, mixed lengths (padding)",
+            base.clone(),
+            vec![3, 11, 1, 6],
+        ),
+        (
+            "temporal only",
+            Config {
+                variant: Variant::TemporalOnly,
+                ..base.clone()
+            },
+            vec![4, 8],
+        ),
+        (
+            "system only",
+            Config {
+                variant: Variant::SystemOnly,
+                ..base.clone()
+            },
+            vec![4, 8],
+        ),
+        (
+            "metric embedding, 3 + 1 blocks",
+            Config {
+                metric_embedding: true,
+                temporal_blocks: 3,
+                system_blocks: 1,
+                ..base.clone()
+            },
+            vec![6, 2],
+        ),
+        (
+            "pooled to max_len (equal lengths)",
+            Config {
+                max_len: 4,
+                ..base.clone()
+            },
+            vec![13, 13],
+        ),
+    ];
+    for (i, (name, c, lens)) in cases.iter().enumerate() {
+        let diff = compare(c, lens, 100 + i as u64);
+        assert!(diff < 1e-4, "{name}: fast and candle differ by {diff}");
+    }
+}
+
+#[test]
+fn fast_window_does_not_depend_on_its_batch() {
+    let c = Config {
+        max_len: 4,
+        ..cfg(5)
+    };
+    let m = CloudFormer::new(&c, 7, &Device::Cpu).unwrap();
+    let fast = FastBranches::from_model(&m).unwrap().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let a = randn(&mut rng, 10 * 5);
+    let b = randn(&mut rng, 30 * 5);
+    let (mut alone, mut batched) = (Vec::new(), Vec::new());
+    fast.features(&[(&a, 10)], None, &mut alone).unwrap();
+    fast.features(&[(&a, 10), (&b, 30)], None, &mut batched)
+        .unwrap();
+    assert_eq!(alone[..], batched[..alone.len()]);
+}
+
+#[test]
+fn fast_branches_reject_bad_shapes() {
+    let m = CloudFormer::new(&cfg(3), 1, &Device::Cpu).unwrap();
+    let fast = FastBranches::from_model(&m).unwrap().unwrap();
+    let mut out = Vec::new();
+    let e = fast
+        .features(&[(&[0.0; 5], 2)], None, &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("window 0") && e.contains("2×3"), "{e}");
+    assert!(fast.features(&[(&[], 0)], None, &mut out).is_err());
+}
+
+#[test]
+fn predictor_gives_the_same_answer_on_both_paths() {
+    let f = 6;
+    let c = cfg(f);
+    let m = CloudFormer::new(&c, 3, &Device::Cpu).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let rows: Vec<Vec<f32>> = (0..40).map(|_| randn(&mut rng, f)).collect();
+    let norm = Normalizer::fit(vec![false; f], rows.iter().map(|r| r.as_slice())).unwrap();
+    let names = (0..f).map(|i| format!("m{i}")).collect();
+    let mut ck = Checkpoint::new(c.clone(), norm, "cat", names);
+    let dir = tempfile::tempdir().unwrap();
+    ck.save(dir.path(), &m).unwrap();
+    let mut w1 = randn(&mut rng, 7 * f);
+    w1[3] = f32::NAN; // a null value
+    let w2 = randn(&mut rng, 7 * f);
+    let windows = [Window { data: &w1, t: 7 }, Window { data: &w2, t: 7 }];
+    let mut fast = Predictor::load(dir.path()).unwrap();
+    let mut slow = Predictor::load(dir.path()).unwrap();
+    slow.use_candle_graph();
+    let a = fast.predict(&windows).unwrap();
+    let b = slow.predict(&windows).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x.p - y.p).abs() < 1e-5 && (x.std - y.std).abs() < 1e-5,
+            "{x:?} vs {y:?}"
+        );
+        assert_eq!(x.out_of_distribution, y.out_of_distribution);
+    }
+}
+
+#[test]
+fn vector_exp_matches_libm() {
+    let mut xs: Vec<f32> = (0..20_000).map(|i| -100.0 + i as f32 * 0.0094).collect();
+    xs.extend([0.0, -0.0, 1.0, -1e9, -87.0, 88.0, f32::MIN]);
+    let mut vector = xs.clone();
+    exp_inplace(&mut vector);
+    let mut portable = xs.clone();
+    portable_exp_inplace(&mut portable);
+    for (x, g) in xs.iter().zip(&vector).chain(xs.iter().zip(&portable)) {
+        let want = (*x as f64).exp();
+        if *x < -88.0 {
+            assert_eq!(*g, 0.0, "exp({x})");
+        } else if *x < -87.0 {
+            // The bottom of the normal range: absolute error only.
+            assert!(
+                (*g as f64 - want).abs() < 2e-38,
+                "exp({x}) = {g}, want {want}"
+            );
+        } else {
+            let rel = ((*g as f64 - want) / want).abs();
+            assert!(rel < 5e-7, "exp({x}) = {g}, want {want} (rel {rel:e})");
+        }
+    }
+}
+
+#[test]
+fn softmax_rows_sum_to_one_and_match_the_formula() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for m in [1usize, 3, 8, 17, 208] {
+        let xs: Vec<f32> = (0..3 * m)
+            .map(|_| rng.random_range(-30.0f32..30.0))
+            .collect();
+        let mut vector = xs.clone();
+        softmax_rows_inplace(&mut vector, m, 0.5);
+        let mut portable = xs.clone();
+        portable_softmax_rows_inplace(&mut portable, m, 0.5);
+        let rows = vector.chunks(m).chain(portable.chunks(m));
+        for (src, row) in xs.chunks(m).cycle().zip(rows) {
+            let mx = src.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64 * 0.5;
+            let z: f64 = src.iter().map(|v| (*v as f64 * 0.5 - mx).exp()).sum();
+            for (v, g) in src.iter().zip(row) {
+                let want = (*v as f64 * 0.5 - mx).exp() / z;
+                assert!((*g as f64 - want).abs() < 1e-6, "m={m}: {g} vs {want}");
+            }
+        }
+    }
+}
