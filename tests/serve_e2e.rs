@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{bin, http, spawn_server};
+use common::{bin, http, spawn_serve};
 
 #[test]
 fn served_predictions_match_the_cli_on_the_repo_dataset() {
@@ -74,16 +74,7 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
         .collect();
     let body = serde_json::json!({ "windows": windows }).to_string();
 
-    let (mut server, addr) = spawn_server(&[
-        "--quiet",
-        "serve",
-        "--model",
-        model.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--reload-poll-s",
-        "0",
-    ]);
+    let (mut server, addr) = spawn_serve(&model, &[]);
     let resp = http(addr, "POST", "/v1/predict", Some(&body));
     let _ = server.kill();
     let _ = server.wait();
@@ -116,4 +107,77 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
         v["catalogue_hash"],
         dataset::catalogue::Catalogue::builtin().hash()
     );
+}
+
+/// Polls `/readyz` until `done` accepts it (10 s at most).
+fn wait_readyz(
+    addr: std::net::SocketAddr,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let v = http(addr, "GET", "/readyz", None).json();
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 10,
+            "/readyz never reached the expected state: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sighup_reloads_the_model_and_a_bad_one_is_rejected() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for f in [model::CONFIG_FILE, model::WEIGHTS_FILE] {
+        std::fs::copy(root.join("models/default").join(f), model.join(f)).unwrap();
+    }
+    let (mut server, addr) = spawn_serve(&model, &[]);
+    let hup = |server: &std::process::Child| {
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill -HUP failed");
+    };
+    let first = wait_readyz(addr, |v| v["ready"] == true);
+    let old_id = first["model_id"].as_str().unwrap().to_string();
+    let f = first["n_features"].as_u64().unwrap() as usize;
+    let body =
+        serde_json::json!({"windows": [{"id": "w", "matrix": vec![vec![0.0; f]; 5]}]}).to_string();
+
+    // A new model id in config.json (same weights): SIGHUP switches to it.
+    let cfg_path = model.join(model::CONFIG_FILE);
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["model_id"] = serde_json::json!("cf-reloaded-by-sighup");
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    hup(&server);
+    let v = wait_readyz(addr, |v| v["reloads_ok"] == 1);
+    assert_eq!(v["model_id"], "cf-reloaded-by-sighup", "{v}");
+    let r = http(addr, "POST", "/v1/predict", Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["model_id"], "cf-reloaded-by-sighup");
+
+    // Truncated weights: SIGHUP is rejected, the error is on /readyz, the old model serves on.
+    let w = model.join(model::WEIGHTS_FILE);
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    hup(&server);
+    let v = wait_readyz(addr, |v| v["reloads_failed"] == 1);
+    let err = v["reload_error"].as_str().unwrap_or_default().to_string();
+    let r = http(addr, "POST", "/v1/predict", Some(&body));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        err.contains("rejected") && err.contains(model::WEIGHTS_FILE),
+        "reload error does not name the bad file: {err}"
+    );
+    assert_eq!(v["model_id"], "cf-reloaded-by-sighup");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["model_id"], "cf-reloaded-by-sighup");
+    assert_ne!(old_id, "cf-reloaded-by-sighup");
 }

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{http, skip_reason, spawn_server, Tenants};
+use common::{http, skip_reason, spawn_serve, Tenants};
 use dataset::catalogue::{Catalogue, NBR_PREFIX};
 use model::{Checkpoint, CloudFormer, Config, Device, Normalizer};
 
@@ -108,23 +108,18 @@ fn live_predictions_for_two_real_tenants_change_when_a_neighbour_starts() {
         ],
     );
     let glob = format!("{prefix}/*");
-    let (mut server, addr) = spawn_server(&[
-        "--quiet",
-        "serve",
-        "--model",
-        model.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--reload-poll-s",
-        "0",
-        "--live",
-        "--tenants",
-        &glob,
-        "--window-s",
-        "8",
-        "--min-window-s",
-        "2",
-    ]);
+    let (mut server, addr) = spawn_serve(
+        &model,
+        &[
+            "--live",
+            "--tenants",
+            &glob,
+            "--window-s",
+            "8",
+            "--min-window-s",
+            "2",
+        ],
+    );
     let a = format!("{prefix}/a");
     let b = format!("{prefix}/b");
 

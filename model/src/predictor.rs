@@ -24,7 +24,8 @@ pub struct Prediction {
     pub out_of_distribution: bool,
 }
 
-/// Windows per forward pass; larger requests are split.
+/// Windows per forward pass of the candle graph (its padded batch tensors grow with the batch);
+/// larger requests are split. The slice path runs any number of windows at once.
 const CHUNK: usize = 64;
 /// Share of out-of-range values above which a window is flagged out of distribution.
 const OOD_FRACTION: f32 = 0.05;
@@ -133,6 +134,9 @@ impl Predictor {
                     "window {i} contains an infinite value"
                 )));
             }
+        }
+        if self.fast.is_some() {
+            return self.predict_chunk(windows);
         }
         let mut out = Vec::with_capacity(windows.len());
         for chunk in windows.chunks(CHUNK) {

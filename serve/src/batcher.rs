@@ -36,7 +36,24 @@ impl Default for BatchConfig {
     }
 }
 
-type Reply = oneshot::Sender<Result<Vec<Pred>, ApiError>>;
+/// Predictions with the model that computed them (a reload can switch models between a
+/// request's parsing and its forward pass).
+#[derive(Debug)]
+pub struct Answer {
+    pub preds: Vec<Pred>,
+    pub info: Arc<ModelInfo>,
+}
+
+type Reply = oneshot::Sender<Result<Answer, ApiError>>;
+
+enum Msg {
+    Job(Job),
+    /// A model is waiting in `pending`: switch now if idle.
+    Wake,
+}
+
+/// A validated engine handed to the worker, and who to tell once it serves.
+type Pending = Option<(Box<dyn Engine>, oneshot::Sender<Arc<ModelInfo>>)>;
 
 struct Job {
     windows: Vec<WindowData>,
@@ -49,8 +66,9 @@ struct Job {
 /// Handle to the inference worker. Cheap to clone.
 #[derive(Clone)]
 pub struct Batcher {
-    tx: SyncSender<Job>,
-    pending_engine: Arc<Mutex<Option<Box<dyn Engine>>>>,
+    tx: SyncSender<Msg>,
+    pending_engine: Arc<Mutex<Pending>>,
+    /// The model the worker runs now (published by the worker when it switches).
     info: Arc<RwLock<Arc<ModelInfo>>>,
     /// Requests currently between "body received" and "answered" (the worker waits for more
     /// company only while more requests are in flight than it has collected).
@@ -74,13 +92,16 @@ impl Batcher {
         cfg: BatchConfig,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Batcher> {
-        let (tx, rx) = sync_channel::<Job>(cfg.queue.max(1));
-        let info = Arc::new(RwLock::new(Arc::new(engine.info().clone())));
-        let pending_engine: Arc<Mutex<Option<Box<dyn Engine>>>> = Arc::new(Mutex::new(None));
+        let (tx, rx) = sync_channel::<Msg>(cfg.queue.max(1));
+        let current = Arc::new(engine.info().clone());
+        let info = Arc::new(RwLock::new(current.clone()));
+        let pending_engine: Arc<Mutex<Pending>> = Arc::new(Mutex::new(None));
         let inflight = Arc::new(AtomicUsize::new(0));
         let w = Worker {
             rx,
             engine,
+            current,
+            shared_info: info.clone(),
             pending: pending_engine.clone(),
             inflight: inflight.clone(),
             cfg,
@@ -112,17 +133,20 @@ impl Batcher {
         InflightGuard(self.inflight.clone())
     }
 
-    /// Replaces the model; requests already queued run on the new one (their feature count is
-    /// checked). The caller validates the engine first.
-    pub fn swap(&self, engine: Box<dyn Engine>) {
-        let info = Arc::new(engine.info().clone());
-        if let Ok(mut p) = self.pending_engine.lock() {
-            *p = Some(engine);
+    /// Hands a new model to the worker, which switches between two forward passes (requests
+    /// already queued run on the new one; their feature count is checked) and only then publishes
+    /// its info. The receiver resolves with that info once the new model serves. The caller
+    /// validates the engine first.
+    pub fn swap(&self, engine: Box<dyn Engine>) -> oneshot::Receiver<Arc<ModelInfo>> {
+        let (ack, rx) = oneshot::channel();
+        match self.pending_engine.lock() {
+            Ok(mut p) => *p = Some((engine, ack)),
+            Err(p) => *p.into_inner() = Some((engine, ack)),
         }
-        match self.info.write() {
-            Ok(mut g) => *g = info,
-            Err(p) => *p.into_inner() = info,
-        }
+        // Wake an idle worker; when the queue is full the worker is busy and switches after
+        // its current batch anyway.
+        let _ = self.tx.try_send(Msg::Wake);
+        rx
     }
 
     /// Queues windows for prediction and waits for the answer.
@@ -130,9 +154,12 @@ impl Batcher {
         &self,
         windows: Vec<WindowData>,
         n_features: usize,
-    ) -> Result<Vec<Pred>, ApiError> {
+    ) -> Result<Answer, ApiError> {
         if windows.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Answer {
+                preds: Vec::new(),
+                info: self.info(),
+            });
         }
         let (reply, rx) = oneshot::channel();
         let job = Job {
@@ -141,7 +168,7 @@ impl Batcher {
             reply,
             enqueued: Instant::now(),
         };
-        match self.tx.try_send(job) {
+        match self.tx.try_send(Msg::Job(job)) {
             Ok(()) => {
                 self.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
             }
@@ -161,9 +188,12 @@ impl Batcher {
 }
 
 struct Worker {
-    rx: Receiver<Job>,
+    rx: Receiver<Msg>,
     engine: Box<dyn Engine>,
-    pending: Arc<Mutex<Option<Box<dyn Engine>>>>,
+    /// `engine`'s info, shared with the answers it computes.
+    current: Arc<ModelInfo>,
+    shared_info: Arc<RwLock<Arc<ModelInfo>>>,
+    pending: Arc<Mutex<Pending>>,
     inflight: Arc<AtomicUsize>,
     cfg: BatchConfig,
     metrics: Arc<Metrics>,
@@ -171,11 +201,30 @@ struct Worker {
 
 impl Worker {
     fn take_pending(&mut self) {
-        if let Ok(mut p) = self.pending.lock() {
-            if let Some(e) = p.take() {
-                tracing::info!(model_id = %e.info().model_id, "inference worker switched model");
-                self.engine = e;
+        let next = match self.pending.lock() {
+            Ok(mut p) => p.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some((e, ack)) = next {
+            tracing::info!(model_id = %e.info().model_id, "inference worker switched model");
+            self.engine = e;
+            self.current = Arc::new(self.engine.info().clone());
+            match self.shared_info.write() {
+                Ok(mut g) => *g = self.current.clone(),
+                Err(p) => *p.into_inner() = self.current.clone(),
             }
+            let _ = ack.send(self.current.clone());
+        }
+    }
+
+    /// The next job, or `None` for a wake-up (or nothing within the poll interval).
+    fn job(&self, msg: Msg) -> Option<Job> {
+        match msg {
+            Msg::Job(j) => {
+                self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                Some(j)
+            }
+            Msg::Wake => None,
         }
     }
 
@@ -183,19 +232,21 @@ impl Worker {
         loop {
             self.take_pending();
             let first = match self.rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(j) => j,
+                Ok(m) => match self.job(m) {
+                    Some(j) => j,
+                    None => continue,
+                },
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
             let mut n = first.windows.len();
             let mut jobs = vec![first];
             let deadline = Instant::now() + self.cfg.max_wait;
             while n < self.cfg.max_batch {
                 // Take what is already queued; wait only while more requests are in flight
                 // than we have collected (so a lone request never waits).
-                let job = match self.rx.try_recv() {
-                    Ok(j) => j,
+                let msg = match self.rx.try_recv() {
+                    Ok(m) => m,
                     Err(TryRecvError::Disconnected) => break,
                     Err(TryRecvError::Empty) => {
                         let now = Instant::now();
@@ -206,12 +257,12 @@ impl Worker {
                             .rx
                             .recv_timeout((deadline - now).min(Duration::from_micros(200)))
                         {
-                            Ok(j) => j,
+                            Ok(m) => m,
                             Err(_) => continue,
                         }
                     }
                 };
-                self.metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                let Some(job) = self.job(msg) else { continue };
                 n += job.windows.len();
                 jobs.push(job);
             }
@@ -286,7 +337,10 @@ impl Worker {
         let mut it = preds.into_iter();
         for j in ok_jobs {
             let mine: Vec<Pred> = it.by_ref().take(j.windows.len()).collect();
-            let _ = j.reply.send(Ok(mine));
+            let _ = j.reply.send(Ok(Answer {
+                preds: mine,
+                info: self.current.clone(),
+            }));
         }
     }
 }

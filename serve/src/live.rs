@@ -285,7 +285,7 @@ pub async fn live_round(live: &LiveState, batcher: &Batcher, ts_ns: i64, rows: &
         .map(|w| (w.id.clone().unwrap_or_default(), w.t))
         .collect();
     match batcher.predict(windows, f).await {
-        Ok(preds) => live.record(ts_ns, &keys, &preds),
+        Ok(answer) => live.record(ts_ns, &keys, &answer.preds),
         Err(e) => {
             live.predict_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e.message, "live prediction round failed");

@@ -451,7 +451,7 @@ pub fn parse_infer(
     })?;
     if !matches!(m.datatype.as_str(), "FP32" | "FP64") {
         return Err(ApiError::bad_request(format!(
-            "input \"metrics\" has datatype {:?}; expected \"FP32\"",
+            "input \"metrics\" has datatype {:?}; expected \"FP32\" or \"FP64\"",
             m.datatype
         )));
     }
@@ -504,7 +504,7 @@ pub fn parse_infer(
         Some(l) => {
             if !matches!(l.datatype.as_str(), "INT32" | "INT64" | "UINT32" | "UINT64") {
                 return Err(ApiError::bad_request(format!(
-                    "input \"lengths\" has datatype {:?}; expected \"INT32\"",
+                    "input \"lengths\" has datatype {:?}; expected an integer type (\"INT32\", \"INT64\", \"UINT32\" or \"UINT64\")",
                     l.datatype
                 )));
             }

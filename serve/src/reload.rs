@@ -91,8 +91,10 @@ pub async fn reload(
     match result {
         Ok(engine) => {
             let old = batcher.info();
-            batcher.swap(engine);
-            let info = batcher.info();
+            let info = batcher
+                .swap(engine)
+                .await
+                .map_err(|_| "the inference worker stopped before switching models".to_string())?;
             metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut s) = status.write() {
                 s.last_error = None;

@@ -541,8 +541,8 @@ async fn predict(
     })
     .await?;
     let keys: Vec<(Option<String>, usize)> = windows.iter().map(|w| (w.id.clone(), w.t)).collect();
-    let preds = st.batcher.predict(windows, info.n_features()).await?;
-    let info = st.batcher.info();
+    let answer = st.batcher.predict(windows, info.n_features()).await?;
+    let (preds, info) = (answer.preds, answer.info);
     let predictions: Vec<Value> = keys
         .into_iter()
         .zip(preds)
@@ -719,8 +719,8 @@ async fn infer_common(
     let req =
         parse_off_executor(body, move |b| parse_infer(b, &names.feature_names, &limits)).await?;
     let b = req.windows.len();
-    let preds = st.batcher.predict(req.windows, info.n_features()).await?;
-    let info = st.batcher.info();
+    let answer = st.batcher.predict(req.windows, info.n_features()).await?;
+    let (preds, info) = (answer.preds, answer.info);
     let mut outputs = Vec::new();
     for o in &req.outputs {
         let t = match o.as_str() {

@@ -207,6 +207,25 @@ pub fn spawn_server(args: &[&str]) -> (Child, SocketAddr) {
     (child, addr)
 }
 
+/// `cloudformer --quiet serve --model MODEL --listen 127.0.0.1:0 --reload-poll-s 0 EXTRA…`
+/// (reload on SIGHUP only), started and listening.
+#[allow(dead_code)]
+pub fn spawn_serve(model: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr) {
+    let model = model.to_str().expect("model path is UTF-8");
+    let mut args = vec![
+        "--quiet",
+        "serve",
+        "--model",
+        model,
+        "--listen",
+        "127.0.0.1:0",
+        "--reload-poll-s",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    spawn_server(&args)
+}
+
 /// Whether `bin` is on the PATH.
 pub fn have(bin: &str) -> bool {
     Command::new("sh")
