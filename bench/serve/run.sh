@@ -43,8 +43,9 @@ WRK_TIMEOUT=${WRK_TIMEOUT:-30s}
 STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-120}
 WINDOW_S=30
 MANY=16
-# connections:windows-per-request
-RUNS=("1:1" "8:1" "64:1" "8:$MANY")
+# connections:windows-per-request[:pause ms] — with a pause, each connection waits that long
+# after every answer (wrk's delay()): 4 connections pausing 15 ms offer about 200 requests/s.
+RUNS=("1:1" "4:1:15" "8:1" "64:1" "8:$MANY")
 read -r -a EXTRA <<<"${SERVE_ARGS:-}"
 
 die() { echo "bench/serve: $*" >&2; exit 1; }
@@ -195,6 +196,14 @@ wrk.body = f:read("*a")
 f:close()
 LUA
 done
+for r in "${RUNS[@]}"; do
+  IFS=: read -r _ w d <<<"$r"
+  if [ -n "${d:-}" ]; then
+    { cat "$WORK/post$w.lua"; printf 'function delay()\n  return %d\n end\n' "$d"; } >"$WORK/post${w}_d$d.lua"
+  fi
+done
+# resident memory of the server in MB
+rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo n/a; }
 BODY1_BYTES=$(wc -c <"$WORK/body1.json")
 BODYN_BYTES=$(wc -c <"$WORK/body$MANY.json")
 
@@ -219,25 +228,29 @@ echo "bench/serve: warm-up 3 s" >&2
 wrk -t2 -c8 -d3s --timeout "$WRK_TIMEOUT" -s "$WORK/post1.lua" "$BASE/v1/predict" >"$WORK/wrk.txt" 2>&1 \
   || { cat "$WORK/wrk.txt" >&2; die "wrk warm-up failed"; }
 
-HEADER="| connections | windows/request | requests/s | windows/s | p50 ms | p99 ms | non-2xx | socket errors | windows/forward pass |"
-RULE="|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+HEADER="| connections | windows/request | pause ms | requests/s | windows/s | p50 ms | p99 ms | non-2xx | socket errors | windows/forward pass | server RSS MB after |"
+RULE="|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 ROWS=()
 WRK_CMDS=()
 RAW=""
 ERRORS_SEEN=0
 QUEUE_FULL_TOTAL=0
+RSS_START=$(rss_mb)
+LOAD_T0=$SECONDS
 for r in "${RUNS[@]}"; do
-  c=${r%%:*}; w=${r##*:}
+  IFS=: read -r c w d <<<"$r"
+  script=post$w.lua
+  [ -n "${d:-}" ] && script=post${w}_d$d.lua
   t=2; ((c < t)) && t=$c   # wrk needs connections >= threads
-  cmd=(wrk "-t$t" "-c$c" "-d${DURATION}s" --timeout "$WRK_TIMEOUT" --latency -s "post$w.lua" "$BASE/v1/predict")
+  cmd=(wrk "-t$t" "-c$c" "-d${DURATION}s" --timeout "$WRK_TIMEOUT" --latency -s "$script" "$BASE/v1/predict")
   WRK_CMDS+=("${cmd[*]}")
   echo "bench/serve: ${cmd[*]}" >&2
   scrape "$WORK/m0.txt"
-  wrk "-t$t" "-c$c" "-d${DURATION}s" --timeout "$WRK_TIMEOUT" --latency -s "$WORK/post$w.lua" \
+  wrk "-t$t" "-c$c" "-d${DURATION}s" --timeout "$WRK_TIMEOUT" --latency -s "$WORK/$script" \
     "$BASE/v1/predict" >"$WORK/wrk.txt" 2>&1 || { cat "$WORK/wrk.txt" >&2; die "wrk failed"; }
   scrape "$WORK/m1.txt"
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.err" >&2; die "the server died during the run"; }
-  RAW+=$'\n'"### ${c} connections, ${w} windows/request"$'\n\n```\n'"$(cat "$WORK/wrk.txt")"$'\n```\n'
+  RAW+=$'\n'"### ${c} connections, ${w} windows/request${d:+, ${d} ms pause}"$'\n\n```\n'"$(cat "$WORK/wrk.txt")"$'\n```\n'
 
   rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.txt")
   total=$(awk '/ requests in / { print $1 }' "$WORK/wrk.txt")
@@ -258,8 +271,10 @@ for r in "${RUNS[@]}"; do
   qfull=$(awk -v a="$(metric cloudformer_queue_full_total "$WORK/m0.txt")" -v b="$(metric cloudformer_queue_full_total "$WORK/m1.txt")" 'BEGIN { print b - a }')
   QUEUE_FULL_TOTAL=$((QUEUE_FULL_TOTAL + qfull))
   ((non2xx > 0 || sockerr > 0)) && ERRORS_SEEN=1
-  ROWS+=("| $c | $w | $rps | $wps | $(to_ms "${p50:-n/a}") | $(to_ms "${p99:-n/a}") | $non2xx | $sockerr | $per_pass |")
+  ROWS+=("| $c | $w | ${d:--} | $rps | $wps | $(to_ms "${p50:-n/a}") | $(to_ms "${p99:-n/a}") | $non2xx | $sockerr | $per_pass | $(rss_mb) |")
 done
+LOAD_SECS=$((SECONDS - LOAD_T0))
+RSS_END=$(rss_mb)
 
 # --- report -----------------------------------------------------------------------------------
 CPU_MODEL=$(awk -F: '/^model name/ { sub(/^[ \t]+/, "", $2); print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
@@ -272,6 +287,8 @@ TABLE=$(printf '%s\n' "$HEADER" "$RULE" "${ROWS[@]}")
 NOTES="- requests/s: wrk's \`Requests/sec\` (all answers); windows/s: HTTP 200 answers × windows per request / duration.
 - p50/p99: wrk \`--latency\` percentiles of completed requests (requests past the ${WRK_TIMEOUT} timeout count as socket errors instead).
 - windows/forward pass: mean of the server's \`cloudformer_batch_windows\` histogram over the run (micro-batching).
+- pause ms: each connection waits this long after every answer (wrk \`delay()\`), a paced load instead of a saturating one.
+- memory: server RSS ${RSS_START} MB after the warm-up, ${RSS_END} MB after ${LOAD_SECS} s of load (VmRSS; the last column is the RSS after each row).
 - non-2xx: wrk's \`Non-2xx or 3xx responses\`; 503s from a full queue this session: ${QUEUE_FULL_TOTAL} (\`cloudformer_queue_full_total\`; --queue ${QUEUE}, at most ${MAX_CONN} requests in flight)."
 [ -n "$QUEUE_NOTE" ] && NOTES+=$'\n'"- $QUEUE_NOTE"
 ((ERRORS_SEEN)) && NOTES+=$'\n'"- **Some requests failed** (non-2xx or socket errors): the throughput of those rows is not comparable."

@@ -14,6 +14,8 @@
 //! the window's own length (the candle graph uses the longest window of the batch), so a
 //! window's answer never depends on the other windows it was batched with.
 
+mod rank1;
+
 use std::cell::RefCell;
 
 use candle_core::Device;
@@ -28,6 +30,9 @@ type R<T> = Result<T, ModelError>;
 struct Lin {
     /// [out, in], row-major (the stored layout).
     w: Vec<f32>,
+    /// The same weights transposed, [in, out] row-major: the matmul reads them as they lie
+    /// (column-major for the kernel), without repacking them on every call.
+    wt: Vec<f32>,
     b: Vec<f32>,
     inp: usize,
     out: usize,
@@ -44,7 +49,7 @@ impl Lin {
             y,
             self.out,
             Mat::rows(&x[..rows * self.inp], rows, self.inp),
-            Mat::transposed(&self.w, self.out, self.inp),
+            Mat::rows(&self.wt, self.inp, self.out),
             true,
         );
     }
@@ -76,6 +81,8 @@ struct SystemW {
     emb: Option<Vec<f32>>,
     cls: Vec<f32>,
     blocks: Vec<Block>,
+    /// The first block's attention in closed form (faithful tokens only; see `rank1.rs`).
+    rank1: Option<rank1::Rank1>,
 }
 
 /// Per-thread working memory, grown on demand and reused.
@@ -127,8 +134,16 @@ impl FastBranches {
             Ok(v.1.as_tensor().flatten_all()?.to_vec1::<f32>()?)
         };
         let lin = |name: &str, inp: usize, out: usize| -> R<Lin> {
+            let w = get(&format!("{name}.weight"))?;
+            let mut wt = vec![0f32; w.len()];
+            for (r, row) in w.chunks_exact(inp).enumerate() {
+                for (c, v) in row.iter().enumerate() {
+                    wt[c * out + r] = *v;
+                }
+            }
             Ok(Lin {
-                w: get(&format!("{name}.weight"))?,
+                w,
+                wt,
                 b: get(&format!("{name}.bias"))?,
                 inp,
                 out,
@@ -166,7 +181,7 @@ impl FastBranches {
             None
         };
         let system = if cfg.uses_system() {
-            Some(SystemW {
+            let mut sw = SystemW {
                 w: get("system.conv.weight")?,
                 b: get("system.conv.bias")?,
                 emb: if cfg.metric_embedding {
@@ -176,7 +191,21 @@ impl FastBranches {
                 },
                 cls: get("system.cls")?,
                 blocks: blocks("system", cfg.system_blocks)?,
-            })
+                rank1: None,
+            };
+            if sw.emb.is_none() {
+                if let Some(first) = sw.blocks.first() {
+                    sw.rank1 = Some(rank1::Rank1::new(
+                        &sw.w,
+                        &sw.b,
+                        &sw.cls,
+                        &first.qkv,
+                        &first.proj,
+                        cfg.n_heads,
+                    ));
+                }
+            }
+            Some(sw)
         } else {
             None
         };
@@ -320,10 +349,13 @@ impl FastBranches {
             }
         }
         let inv = 1.0 / t as f32;
+        for m in s.x.iter_mut() {
+            *m *= inv;
+        }
         s.h.clear();
         s.h.extend_from_slice(&sw.cls);
         for (j, m) in s.x.iter().enumerate() {
-            let m = m * inv;
+            let m = *m;
             let base = s.h.len();
             s.h.extend(sw.w.iter().zip(&sw.b).map(|(w, b)| m * w + b));
             if let Some(e) = &sw.emb {
@@ -332,7 +364,17 @@ impl FastBranches {
                 }
             }
         }
-        self.blocks(&sw.blocks, f + 1, s);
+        let n = f + 1;
+        match (&sw.rank1, sw.blocks.first()) {
+            (Some(r1), Some(first)) => {
+                let nq = if sw.blocks.len() == 1 { 1 } else { n };
+                let scale = 1.0 / ((d / self.heads) as f32).sqrt();
+                r1.attention(&s.x, nq, scale, &mut s.tmp);
+                self.finish_block(first, nq, s);
+                self.blocks(&sw.blocks[1..], n, s);
+            }
+            _ => self.blocks(&sw.blocks, n, s),
+        }
     }
 
     /// Runs the encoder blocks over `s.h` ([n, d]); afterwards `s.h[..d]` is the CLS output.
@@ -355,7 +397,6 @@ impl FastBranches {
             scores,
             att,
             tmp,
-            ff,
             ..
         } = s;
         // Keys and values of every token; queries of the first nq (computed for all: the
@@ -393,6 +434,14 @@ impl FastBranches {
             kernels::matmul(&mut att[hd * dh..], d, Mat::rows(scores, nq, n), v, false);
         }
         blk.proj.forward(att, nq, tmp);
+        self.finish_block(blk, nq, s);
+    }
+
+    /// The rest of a block once `s.tmp` holds its attention output ([nq, d], projected):
+    /// residual + LayerNorm, feed-forward, residual + LayerNorm; `s.h` becomes [nq, d].
+    fn finish_block(&self, blk: &Block, nq: usize, s: &mut Scratch) {
+        let d = self.d;
+        let Scratch { h, tmp, ff, .. } = s;
         h.truncate(nq * d);
         for (a, b) in h.iter_mut().zip(tmp.iter()) {
             *a += b;

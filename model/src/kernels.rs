@@ -222,6 +222,86 @@ mod avx2 {
             store_tail(tail, _mm256_mul_ps(te, inv));
         }
     }
+
+    /// (Σⱼ exp(a·mⱼ + c), Σⱼ exp(a·mⱼ + c)·mⱼ) in one pass, in registers.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn exp_affine_sums(m: &[f32], a: f32, c: f32) -> (f32, f32) {
+        let (av, cv) = (_mm256_set1_ps(a), _mm256_set1_ps(c));
+        let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let n8 = m.len() - m.len() % 8;
+        let (body, tail) = m.split_at(n8);
+        for ch in body.chunks_exact(8) {
+            let x = _mm256_loadu_ps(ch.as_ptr());
+            let e = exp8(_mm256_fmadd_ps(av, x, cv));
+            s0 = _mm256_add_ps(s0, e);
+            s1 = _mm256_fmadd_ps(e, x, s1);
+        }
+        if !tail.is_empty() {
+            // Padding lanes: m = 0 with exponent −∞ → e = 0, adding nothing.
+            let x = load_tail(tail, 0.0);
+            let arg = load_tail(&[], f32::NEG_INFINITY);
+            let mut buf = [0f32; 8];
+            _mm256_storeu_ps(buf.as_mut_ptr(), _mm256_fmadd_ps(av, x, cv));
+            let real = _mm256_loadu_ps(buf.as_ptr());
+            let mask = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                _mm256_set1_epi32(tail.len() as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            ));
+            let e = exp8(_mm256_blendv_ps(arg, real, mask));
+            s0 = _mm256_add_ps(s0, e);
+            s1 = _mm256_fmadd_ps(e, x, s1);
+        }
+        (hsum(s0), hsum(s1))
+    }
+
+    /// LayerNorm of every row, in place; the row length (gamma's) is a multiple of 8.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn layer_norm_rows(xs: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+        let d = gamma.len();
+        let inv_d = 1.0 / d as f32;
+        for row in xs.chunks_exact_mut(d) {
+            let p = row.as_mut_ptr();
+            let mut s = _mm256_setzero_ps();
+            for k in (0..d).step_by(8) {
+                s = _mm256_add_ps(s, _mm256_loadu_ps(p.add(k)));
+            }
+            let mean = _mm256_set1_ps(hsum(s) * inv_d);
+            let mut v = _mm256_setzero_ps();
+            for k in (0..d).step_by(8) {
+                let t = _mm256_sub_ps(_mm256_loadu_ps(p.add(k)), mean);
+                v = _mm256_fmadd_ps(t, t, v);
+            }
+            let rstd = _mm256_set1_ps(1.0 / (hsum(v) * inv_d + eps).sqrt());
+            for k in (0..d).step_by(8) {
+                let t = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p.add(k)), mean), rstd);
+                let y = _mm256_fmadd_ps(
+                    t,
+                    _mm256_loadu_ps(gamma.as_ptr().add(k)),
+                    _mm256_loadu_ps(beta.as_ptr().add(k)),
+                );
+                _mm256_storeu_ps(p.add(k), y);
+            }
+        }
+    }
+}
+
+/// (Σⱼ exp(a·mⱼ + c), Σⱼ exp(a·mⱼ + c)·mⱼ): the softmax mass and first moment of scores that
+/// are affine in mⱼ (the closed-form attention of `infer/rank1.rs`). The caller keeps
+/// a·mⱼ + c ≤ 0 for every j (subtracts the maximum) so nothing overflows.
+pub fn exp_affine_sums(m: &[f32], a: f32, c: f32) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+        return unsafe { avx2::exp_affine_sums(m, a, c) };
+    }
+    portable_exp_affine_sums(m, a, c)
+}
+
+#[doc(hidden)]
+pub fn portable_exp_affine_sums(m: &[f32], a: f32, c: f32) -> (f32, f32) {
+    let mut e: Vec<f32> = m.iter().map(|x| a * x + c).collect();
+    exp_body(&mut e);
+    (e.iter().sum(), e.iter().zip(m).map(|(p, x)| p * x).sum())
 }
 
 /// Row-wise softmax(scale·x) over rows of length `m`, in place (add any bias first).
@@ -275,6 +355,20 @@ pub fn ln_stats(row: &[f32], eps: f32) -> (f32, f32) {
 
 /// LayerNorm of every row of length `gamma.len()`, in place.
 pub fn layer_norm_rows_inplace(xs: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let d = gamma.len();
+    assert_eq!(beta.len(), d, "layer norm: gamma and beta differ in length");
+    #[cfg(target_arch = "x86_64")]
+    if d > 0 && d % 8 == 0 && has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked just above); rows are d long and
+        // gamma/beta hold d values (asserted).
+        unsafe { avx2::layer_norm_rows(xs, gamma, beta, eps) };
+        return;
+    }
+    portable_layer_norm_rows_inplace(xs, gamma, beta, eps)
+}
+
+#[doc(hidden)]
+pub fn portable_layer_norm_rows_inplace(xs: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
     let d = gamma.len();
     for row in xs.chunks_exact_mut(d) {
         let (mean, rstd) = ln_stats(row, eps);

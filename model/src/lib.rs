@@ -28,7 +28,7 @@ pub use error::ModelError;
 pub use infer::FastBranches;
 pub use loss::{log_cosh, mse};
 pub use net::{masked_mean, pool_time, BranchInputs, CloudFormer};
-pub use normalizer::Normalizer;
+pub use normalizer::{Normalizer, RawRanges};
 pub use optim::{clip_grad_norm, Adam, LrSchedule};
 pub use params::Params;
 pub use predictor::{Prediction, Predictor, Window};

@@ -140,21 +140,55 @@ impl Normalizer {
     /// Share of the non-null values of a raw T×F window that lie outside the training range
     /// (widened by a quarter of the range on each side). Columns never seen in training are skipped.
     pub fn out_of_range_fraction(&self, src: &[f32]) -> f32 {
-        let n = self.n_features();
+        RawRanges::of(self).out_of_range_fraction(src)
+    }
+}
+
+/// The training range of every feature (widened as [`Normalizer::out_of_range_fraction`]
+/// says) mapped back to raw values, so that checking a window costs two comparisons per value
+/// (no log1p). Build once per model.
+#[derive(Debug, Clone)]
+pub struct RawRanges {
+    /// (low, high) per feature; NaN for columns never seen in training.
+    bounds: Vec<(f32, f32)>,
+}
+
+impl RawRanges {
+    pub fn of(nz: &Normalizer) -> RawRanges {
+        let inv = |u: f32| u.signum() * u.abs().exp_m1();
+        let bounds = (0..nz.n_features())
+            .map(|j| {
+                let (lo, hi) = (nz.min[j], nz.max[j]);
+                if !lo.is_finite() || !hi.is_finite() {
+                    return (f32::NAN, f32::NAN);
+                }
+                let margin = (0.25 * (hi - lo))
+                    .max(1e-3 * (lo.abs() + hi.abs()))
+                    .max(1e-6);
+                let (a, b) = (lo - margin, hi + margin);
+                // signed log1p is increasing: the interval maps to an interval.
+                if nz.log1p[j] {
+                    (inv(a), inv(b))
+                } else {
+                    (a, b)
+                }
+            })
+            .collect();
+        RawRanges { bounds }
+    }
+
+    /// Share of the window's non-null values outside the ranges (0 when none is comparable).
+    pub fn out_of_range_fraction(&self, src: &[f32]) -> f32 {
         let (mut seen, mut out) = (0usize, 0usize);
-        for (i, &v) in src.iter().enumerate() {
-            let j = i % n;
-            if !v.is_finite() || !self.min[j].is_finite() {
-                continue;
-            }
-            let u = if self.log1p[j] { signed_log1p(v) } else { v };
-            let (lo, hi) = (self.min[j], self.max[j]);
-            let margin = (0.25 * (hi - lo))
-                .max(1e-3 * (lo.abs() + hi.abs()))
-                .max(1e-6);
-            seen += 1;
-            if u < lo - margin || u > hi + margin {
-                out += 1;
+        for row in src.chunks(self.bounds.len().max(1)) {
+            for (v, (lo, hi)) in row.iter().zip(&self.bounds) {
+                // Null values and columns never seen in training are skipped (an infinite
+                // bound is a real one: the range reaches past f32).
+                if !v.is_finite() || lo.is_nan() {
+                    continue;
+                }
+                seen += 1;
+                out += usize::from(*v < *lo || *v > *hi);
             }
         }
         if seen == 0 {

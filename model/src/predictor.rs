@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::RawRanges;
+
 use crate::{
     batch_tensors, default_device, Checkpoint, CloudFormer, FastBranches, ModelError, Tensor,
 };
@@ -40,6 +42,8 @@ pub struct Predictor {
     /// The inference-only branches on plain slices (CPU); `None` runs the candle graph.
     fast: Option<FastBranches>,
     feat_buf: Vec<f32>,
+    /// The training ranges in raw units, for the out-of-distribution flag.
+    ranges: RawRanges,
 }
 
 impl Predictor {
@@ -74,7 +78,9 @@ impl Predictor {
                 None
             }
         };
+        let ranges = RawRanges::of(&ckpt.normalizer);
         Predictor {
+            ranges,
             ckpt,
             model,
             mc_samples: 16,
@@ -211,8 +217,7 @@ impl Predictor {
             .map(|(i, w)| Prediction {
                 p: p[i],
                 std: std[i],
-                out_of_distribution: self.ckpt.normalizer.out_of_range_fraction(w.data)
-                    > OOD_FRACTION,
+                out_of_distribution: self.ranges.out_of_range_fraction(w.data) > OOD_FRACTION,
             })
             .collect())
     }

@@ -3,7 +3,9 @@
 //! and batches of windows of different lengths; and the kernels against plain formulas.
 
 use model::kernels::{
-    exp_inplace, portable_exp_inplace, portable_softmax_rows_inplace, softmax_rows_inplace,
+    exp_affine_sums, exp_inplace, layer_norm_rows_inplace, portable_exp_affine_sums,
+    portable_exp_inplace, portable_layer_norm_rows_inplace, portable_softmax_rows_inplace,
+    softmax_rows_inplace,
 };
 use model::{
     batch_tensors, Checkpoint, CloudFormer, Config, Device, FastBranches, Normalizer, Predictor,
@@ -94,6 +96,22 @@ fn fast_branches_equal_the_candle_graph() {
                 ..base.clone()
             },
             vec![6, 2],
+        ),
+        (
+            "closed-form first block as the only system block",
+            Config {
+                system_blocks: 1,
+                ..base.clone()
+            },
+            vec![5, 9],
+        ),
+        (
+            "closed-form first block, 3 system blocks",
+            Config {
+                system_blocks: 3,
+                ..base.clone()
+            },
+            vec![7],
         ),
         (
             "pooled to max_len (equal lengths)",
@@ -214,6 +232,63 @@ fn softmax_rows_sum_to_one_and_match_the_formula() {
             for (v, g) in src.iter().zip(row) {
                 let want = (*v as f64 * 0.5 - mx).exp() / z;
                 assert!((*g as f64 - want).abs() < 1e-6, "m={m}: {g} vs {want}");
+            }
+        }
+    }
+}
+
+#[test]
+fn exp_affine_sums_match_the_formula() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for n in [0usize, 1, 7, 8, 9, 206] {
+        let m: Vec<f32> = (0..n).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+        let (a, c) = (0.7f32, -2.5f32);
+        let mx = m
+            .iter()
+            .map(|x| a * x + c)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let c = if n > 0 { c - mx } else { c };
+        let z: f64 = m.iter().map(|x| ((a * x + c) as f64).exp()).sum();
+        let s1: f64 = m
+            .iter()
+            .map(|x| ((a * x + c) as f64).exp() * *x as f64)
+            .sum();
+        for (name, (gz, gs)) in [
+            ("vector", exp_affine_sums(&m, a, c)),
+            ("portable", portable_exp_affine_sums(&m, a, c)),
+        ] {
+            assert!(
+                (gz as f64 - z).abs() < 1e-5 * (1.0 + z),
+                "{name} n={n}: Σ {gz} vs {z}"
+            );
+            assert!(
+                (gs as f64 - s1).abs() < 1e-4 * (1.0 + z),
+                "{name} n={n}: Σm {gs} vs {s1}"
+            );
+        }
+    }
+}
+
+#[test]
+fn layer_norm_rows_match_the_formula() {
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for d in [8usize, 16, 64, 12] {
+        let xs: Vec<f32> = (0..3 * d).map(|_| rng.random_range(-5.0f32..5.0)).collect();
+        let g: Vec<f32> = (0..d).map(|_| rng.random_range(0.5f32..1.5)).collect();
+        let b: Vec<f32> = (0..d).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+        let mut vector = xs.clone();
+        layer_norm_rows_inplace(&mut vector, &g, &b, 1e-5);
+        let mut portable = xs.clone();
+        portable_layer_norm_rows_inplace(&mut portable, &g, &b, 1e-5);
+        for (r, src) in xs.chunks(d).enumerate() {
+            let mean = src.iter().map(|v| *v as f64).sum::<f64>() / d as f64;
+            let var = src.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
+            for k in 0..d {
+                let want = (src[k] as f64 - mean) / (var + 1e-5).sqrt() * g[k] as f64 + b[k] as f64;
+                for (name, got) in [("vector", &vector), ("portable", &portable)] {
+                    let v = got[r * d + k] as f64;
+                    assert!((v - want).abs() < 1e-5, "{name} d={d}: {v} vs {want}");
+                }
             }
         }
     }
