@@ -358,7 +358,7 @@ pub fn layer_norm_rows_inplace(xs: &mut [f32], gamma: &[f32], beta: &[f32], eps:
     let d = gamma.len();
     assert_eq!(beta.len(), d, "layer norm: gamma and beta differ in length");
     #[cfg(target_arch = "x86_64")]
-    if d > 0 && d % 8 == 0 && has_avx2() {
+    if d > 0 && d.is_multiple_of(8) && has_avx2() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above); rows are d long and
         // gamma/beta hold d values (asserted).
         unsafe { avx2::layer_norm_rows(xs, gamma, beta, eps) };
