@@ -55,6 +55,48 @@ impl Lin {
     }
 }
 
+impl Lin {
+    /// Like [`Lin::forward`] into `y` [rows, out], but only the first `head_rows` rows get all
+    /// `out` columns; the others get columns `skip..out` (the rest of their row is left 0).
+    /// For the last block: the query columns are needed for the CLS row only.
+    fn forward_rows_cols(
+        &self,
+        x: &[f32],
+        rows: usize,
+        head_rows: usize,
+        skip: usize,
+        y: &mut Vec<f32>,
+    ) {
+        y.clear();
+        y.resize(rows * self.out, 0.0);
+        for r in 0..rows {
+            let lo = if r < head_rows { 0 } else { skip };
+            y[r * self.out + lo..(r + 1) * self.out].copy_from_slice(&self.b[lo..]);
+        }
+        kernels::matmul(
+            y,
+            self.out,
+            Mat::rows(&x[..head_rows * self.inp], head_rows, self.inp),
+            Mat::rows(&self.wt, self.inp, self.out),
+            true,
+        );
+        let tail = rows - head_rows;
+        kernels::matmul(
+            &mut y[head_rows * self.out + skip..],
+            self.out,
+            Mat::rows(&x[head_rows * self.inp..rows * self.inp], tail, self.inp),
+            Mat {
+                data: &self.wt[skip..],
+                rows: self.inp,
+                cols: self.out - skip,
+                rs: self.out,
+                cs: 1,
+            },
+            true,
+        );
+    }
+}
+
 struct Norm {
     g: Vec<f32>,
     b: Vec<f32>,
@@ -399,9 +441,12 @@ impl FastBranches {
             tmp,
             ..
         } = s;
-        // Keys and values of every token; queries of the first nq (computed for all: the
-        // projection is one matmul either way, and only the first nq rows are read).
-        blk.qkv.forward(h, n, qkv);
+        // Keys and values of every token, queries of the first nq only.
+        if nq == n {
+            blk.qkv.forward(h, n, qkv);
+        } else {
+            blk.qkv.forward_rows_cols(h, n, nq, d, qkv);
+        }
         att.clear();
         att.resize(nq * d, 0.0);
         scores.clear();
