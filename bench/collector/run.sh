@@ -50,7 +50,8 @@ cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 hwm_kb() { awk '/VmHWM/{print $2}' /proc/$1/status; }
 
 # ours
-"$BIN" --quiet collect --out "$WORK/cf" --tenants "$PREFIX/*" >/dev/null 2>&1 &
+# (not --quiet: on SIGTERM it prints its summary with the tick lateness p99 to stderr)
+"$BIN" collect --out "$WORK/cf" --tenants "$PREFIX/*" >/dev/null 2>"$WORK/cf.err" &
 OURS=$!; PIDS+=($OURS)
 # node_exporter, scraped once a second
 if [ -n "$NE" ]; then
@@ -100,3 +101,12 @@ for name in OURS NEP CDP; do
   printf '%-32s %14s %16s %12s %10s\n' "$label" "${R[$name]}" "$us" "$rss" "$ratio"
 done
 echo "($N tenants, ${SECS}s, $(nproc) CPUs, $(uname -r); CPU ticks at ${HZ} Hz: resolution $((1000/HZ)) ms over the run)"
+# Our agent's own timing: stop it (SIGTERM = clean shutdown) and read its summary line.
+kill -TERM "$OURS" 2>/dev/null || true
+for _ in $(seq 1 50); do kill -0 "$OURS" 2>/dev/null || break; sleep 0.1; done
+summary=$(tr '\r' '\n' <"$WORK/cf.err" | grep 'collected .* ticks' | tail -n 1 || true)
+if [ -n "$summary" ]; then
+  echo "cloudformer collect: ${summary#*; }"
+else
+  echo "cloudformer collect: no summary line (stderr tail: $(tail -c 300 "$WORK/cf.err"))"
+fi

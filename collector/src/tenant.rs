@@ -55,13 +55,7 @@ pub fn discover(
     for h in hier {
         for g in globs {
             let g = g.trim_start_matches('/');
-            let pat = h.path.join(g);
-            let Some(pat) = pat.to_str() else { continue };
-            let Ok(paths) = glob::glob(pat) else { continue };
-            for p in paths.flatten() {
-                if !p.is_dir() {
-                    continue;
-                }
+            for p in glob_dirs(&h.path, g) {
                 let Ok(rel) = p.strip_prefix(&h.path) else {
                     continue;
                 };
@@ -76,6 +70,56 @@ pub fn discover(
         }
     }
     out
+}
+
+/// Directories under `root` matching the glob `pattern`, walked one path component at a time
+/// with `read_dir` and the entries' own file types (no `stat` per candidate: discovery runs
+/// every tick, and a `stat` of every cgroup under a wildcard was a quarter of the agent's
+/// CPU). Patterns with `**` use the glob crate's recursive walk.
+fn glob_dirs(root: &Path, pattern: &str) -> Vec<PathBuf> {
+    if pattern.split('/').any(|c| c == "**") {
+        let Some(pat) = root.join(pattern).to_str().map(str::to_string) else {
+            return Vec::new();
+        };
+        let Ok(paths) = glob::glob(&pat) else {
+            return Vec::new();
+        };
+        return paths.flatten().filter(|p| p.is_dir()).collect();
+    }
+    let mut level = vec![root.to_path_buf()];
+    // Whether the paths of `level` are known to be directories (from their entries' types).
+    let mut known_dirs = true;
+    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
+        let wild = comp.contains(['*', '?', '[']);
+        let mut next = Vec::new();
+        if wild {
+            let Ok(pat) = glob::Pattern::new(comp) else {
+                return Vec::new();
+            };
+            for dir in &level {
+                let Ok(rd) = std::fs::read_dir(dir) else { continue };
+                for e in rd.flatten() {
+                    let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                    if is_dir && e.file_name().to_str().is_some_and(|n| pat.matches(n)) {
+                        next.push(e.path());
+                    }
+                }
+            }
+            known_dirs = true;
+        } else {
+            next = level.iter().map(|d| d.join(comp)).collect();
+            known_dirs = false;
+        }
+        level = next;
+        if level.is_empty() {
+            break;
+        }
+    }
+    if !known_dirs {
+        level.retain(|p| p.is_dir());
+    }
+    level.sort();
+    level
 }
 
 /// Per-process files, kept open while the process lives.

@@ -89,6 +89,54 @@ fn reader(root: &Path, name: &str) -> TenantReader {
 }
 
 #[test]
+fn discovery_globs_match_like_the_glob_crate() {
+    // machine.slice/machine-qemu*.scope style patterns: wildcards in several components,
+    // literal components, files that match a wildcard (not tenants), `**`.
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    std::fs::write(r.join("cgroup.controllers"), "cpu memory").unwrap();
+    for dir in [
+        "machine.slice/machine-qemu\\x2d1\\x2dvm.scope",
+        "machine.slice/machine-qemu\\x2d2\\x2dvm.scope/libvirt",
+        "machine.slice/other.scope",
+        "system.slice/a.service",
+        "system.slice/b.service/nested",
+        "user.slice/u1/x.service",
+        "user.slice/u2/y.service",
+    ] {
+        std::fs::create_dir_all(r.join(dir)).unwrap();
+    }
+    std::fs::write(r.join("system.slice/c.service"), "a file, not a cgroup").unwrap();
+    let h = tenant::hierarchies(r);
+    let names = |globs: &[&str]| -> Vec<String> {
+        let g: Vec<String> = globs.iter().map(|s| s.to_string()).collect();
+        tenant::discover(&h, &g).into_keys().collect()
+    };
+    assert_eq!(
+        names(&["machine.slice/machine-qemu*.scope"]),
+        [
+            "machine.slice/machine-qemu\\x2d1\\x2dvm.scope",
+            "machine.slice/machine-qemu\\x2d2\\x2dvm.scope"
+        ]
+    );
+    assert_eq!(
+        names(&["system.slice/*.service"]),
+        ["system.slice/a.service", "system.slice/b.service"]
+    );
+    assert_eq!(
+        names(&["user.slice/*/?.service"]),
+        ["user.slice/u1/x.service", "user.slice/u2/y.service"]
+    );
+    assert_eq!(names(&["system.slice/b.service"]), ["system.slice/b.service"]);
+    assert!(names(&["system.slice/c.service"]).is_empty(), "a file is no tenant");
+    assert!(names(&["nowhere/*"]).is_empty());
+    assert_eq!(
+        names(&["system.slice/**/nested"]),
+        ["system.slice/b.service/nested"]
+    );
+}
+
+#[test]
 fn discovery_over_v1_and_v2_by_glob() {
     let d = fake_root();
     let h = tenant::hierarchies(d.path());
