@@ -8,6 +8,35 @@ mod cli;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+extern "C" {
+    fn getenv(name: *const std::ffi::c_char) -> *const std::ffi::c_char;
+    /// mimalloc's run-time option setter (in the statically linked mimalloc v3 that the
+    /// `mimalloc` crate builds; its Rust declaration sits behind a feature we do not need).
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_arena_eager_commit` in mimalloc v3's `mi_option_t` (include/mimalloc.h).
+const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+
+/// Commit arena memory only as it is used: with mimalloc's default (eager commit on
+/// overcommitting kernels) the agent's resident memory was 28 MB instead of 16 MB (measured with
+/// one tenant; `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment has the same effect). It must
+/// run before the first allocation reserves an arena, so it is an ELF constructor (before the
+/// Rust runtime starts); an explicit `MIMALLOC_ARENA_EAGER_COMMIT` in the environment wins.
+extern "C" fn lazy_commit() {
+    // SAFETY: getenv with a NUL-terminated name (no allocation: nothing may allocate before the
+    // option is set); mi_option_set sets an integer that mimalloc reads when it reserves an arena.
+    unsafe {
+        if getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
+            mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0)
+        }
+    }
+}
+
+#[used]
+#[cfg_attr(target_os = "linux", link_section = ".init_array")]
+static LAZY_COMMIT: extern "C" fn() = lazy_commit;
+
 #[derive(Parser)]
 #[command(name = "cloudformer", version, about, propagate_version = true)]
 struct Cli {
