@@ -13,7 +13,7 @@
 #   SERVE_ARGS='--max-batch 128 --max-wait-ms 1' bench/serve/run.sh    # extra `serve` flags
 #
 # Environment: CLOUDFORMER_BIN (target/debug/cloudformer), MODEL (models/default), DURATION
-# (seconds per level, 20), SERVE_ARGS (extra serve flags, split on spaces), WRK_TIMEOUT (30s: a
+# (seconds per level, 20), SOAK (seconds of steady load with RSS sampling at the end, 60; 0 = none), SERVE_ARGS (extra serve flags, split on spaces), WRK_TIMEOUT (30s: a
 # request slower than this counts as a wrk timeout), STARTUP_TIMEOUT (seconds, 120), OUT
 # (bench/results/serve.md). Relative paths are taken from the current directory.
 # Needs wrk, curl and python3. wrk and the server share this machine's CPUs: on a small machine
@@ -276,6 +276,25 @@ done
 LOAD_SECS=$((SECONDS - LOAD_T0))
 RSS_END=$(rss_mb)
 
+# --- soak: SOAK seconds at 8 connections, server RSS sampled every 5 s -------------------------
+SOAK=${SOAK:-60}
+SOAK_NOTE=""
+if ((SOAK > 0)); then
+  echo "bench/serve: soak ${SOAK}s at 8 connections, RSS every 5 s" >&2
+  wrk -t2 -c8 "-d${SOAK}s" --timeout "$WRK_TIMEOUT" -s "$WORK/post1.lua" "$BASE/v1/predict" \
+    >"$WORK/soak.txt" 2>&1 &
+  SOAK_PID=$!
+  SAMPLES=()
+  for ((i = 0; i * 5 <= SOAK; i++)); do
+    SAMPLES+=("$(rss_mb)")
+    sleep 5
+  done
+  wait "$SOAK_PID" || { cat "$WORK/soak.txt" >&2; die "wrk (soak) failed"; }
+  soak_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/soak.txt")
+  soak_non2xx=$(awk -F: '/Non-2xx or 3xx responses/ { gsub(/ /, "", $2); print $2 }' "$WORK/soak.txt")
+  SOAK_NOTE="- soak: ${SOAK} s at 8 connections, 1 window/request, ${soak_rps} requests/s, non-2xx ${soak_non2xx:-0}; server RSS every 5 s (MB): ${SAMPLES[*]}"
+fi
+
 # --- report -----------------------------------------------------------------------------------
 CPU_MODEL=$(awk -F: '/^model name/ { sub(/^[ \t]+/, "", $2); print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 CPU_MODEL=${CPU_MODEL:-unknown}
@@ -290,6 +309,7 @@ NOTES="- requests/s: wrk's \`Requests/sec\` (all answers); windows/s: HTTP 200 a
 - pause ms: each connection waits this long after every answer (wrk \`delay()\`), a paced load instead of a saturating one.
 - memory: server RSS ${RSS_START} MB after the warm-up, ${RSS_END} MB after ${LOAD_SECS} s of load (VmRSS; the last column is the RSS after each row).
 - non-2xx: wrk's \`Non-2xx or 3xx responses\`; 503s from a full queue this session: ${QUEUE_FULL_TOTAL} (\`cloudformer_queue_full_total\`; --queue ${QUEUE}, at most ${MAX_CONN} requests in flight)."
+[ -n "$SOAK_NOTE" ] && NOTES+=$'\n'"$SOAK_NOTE"
 [ -n "$QUEUE_NOTE" ] && NOTES+=$'\n'"- $QUEUE_NOTE"
 ((ERRORS_SEEN)) && NOTES+=$'\n'"- **Some requests failed** (non-2xx or socket errors): the throughput of those rows is not comparable."
 case $(rel "$BIN") in
