@@ -97,7 +97,9 @@ fn glob_dirs(root: &Path, pattern: &str) -> Vec<PathBuf> {
                 return Vec::new();
             };
             for dir in &level {
-                let Ok(rd) = std::fs::read_dir(dir) else { continue };
+                let Ok(rd) = std::fs::read_dir(dir) else {
+                    continue;
+                };
                 for e in rd.flatten() {
                     let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
                     if is_dir && e.file_name().to_str().is_some_and(|n| pat.matches(n)) {

@@ -127,8 +127,14 @@ fn discovery_globs_match_like_the_glob_crate() {
         names(&["user.slice/*/?.service"]),
         ["user.slice/u1/x.service", "user.slice/u2/y.service"]
     );
-    assert_eq!(names(&["system.slice/b.service"]), ["system.slice/b.service"]);
-    assert!(names(&["system.slice/c.service"]).is_empty(), "a file is no tenant");
+    assert_eq!(
+        names(&["system.slice/b.service"]),
+        ["system.slice/b.service"]
+    );
+    assert!(
+        names(&["system.slice/c.service"]).is_empty(),
+        "a file is no tenant"
+    );
     assert!(names(&["nowhere/*"]).is_empty());
     assert_eq!(
         names(&["system.slice/**/nested"]),

@@ -13,6 +13,11 @@ pub struct ReportArgs {
     /// Where to write the plots, report.md and report.html (default: the results directory).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also rewrite the block of this Markdown file (e.g. README.md) between
+    /// `<!-- cloudformer report NAME begin -->` and `<!-- cloudformer report NAME end -->`
+    /// (NAME = the results directory's name) with the results' main table.
+    #[arg(long)]
+    pub readme: Option<PathBuf>,
 }
 
 pub fn run(args: ReportArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
@@ -26,6 +31,18 @@ pub fn run(args: ReportArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
     })?;
     if !ctx.quiet {
         for f in files {
+            println!("{}", f.display());
+        }
+    }
+    if let Some(readme) = &args.readme {
+        let f = train::report::update_readme(readme, &args.results).with_context(|| {
+            format!(
+                "updating {} from {}",
+                readme.display(),
+                args.results.display()
+            )
+        })?;
+        if !ctx.quiet {
             println!("{}", f.display());
         }
     }

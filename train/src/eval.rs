@@ -352,19 +352,10 @@ impl EvalResults {
             .min_by(|a, b| a.summary.mae_mean.total_cmp(&b.summary.mae_mean))
     }
 
-    /// The comparison as a Markdown document.
-    pub fn markdown(&self) -> String {
+    /// The noise floor, the main table (MAE/MSE/error bands per model) and the goal lines:
+    /// the part of `summary.md` that `cloudformer report --readme` copies into a README.
+    pub fn headline_markdown(&self) -> String {
         let mut s = String::new();
-        let o = &self.options;
-        s.push_str(&format!(
-            "# CloudFormer comparison ({:?} protocol)\n\n{} tenant-runs, {} applications, {} splits, seed {}.\n\n",
-            o.protocol,
-            self.n_runs,
-            self.apps.len(),
-            self.splits.len(),
-            o.seed
-        ));
-        s.push_str(&format!("Command: `{}`\n\n", o.command));
         s.push_str(&format!(
             "Label-noise floor (mean label_noise of the test runs, points of P×100): **{:.2}**\n\n",
             self.noise_floor
@@ -405,6 +396,23 @@ impl EvalResults {
                 ));
             }
         }
+        s
+    }
+
+    /// The comparison as a Markdown document.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let o = &self.options;
+        s.push_str(&format!(
+            "# CloudFormer comparison ({:?} protocol)\n\n{} tenant-runs, {} applications, {} splits, seed {}.\n\n",
+            o.protocol,
+            self.n_runs,
+            self.apps.len(),
+            self.splits.len(),
+            o.seed
+        ));
+        s.push_str(&format!("Command: `{}`\n\n", o.command));
+        s.push_str(&self.headline_markdown());
         // early prediction
         let ks: Vec<usize> = self
             .models

@@ -128,6 +128,41 @@ fn baselines_beat_the_mean_and_results_round_trip() {
     assert!(files.iter().any(|f| f.ends_with("report.html")));
     let md = std::fs::read_to_string(dir.path().join("report/report.md")).unwrap();
     assert!(md.contains("| gbdt |"), "{md}");
+    // The README block is rewritten from the results; text around it is kept.
+    let readme = dir.path().join("README.md");
+    let name = dir.path().file_name().unwrap().to_str().unwrap();
+    let (begin, end) = train::report::readme_markers(name);
+    std::fs::write(&readme, "# intro\n\nno markers yet\n").unwrap();
+    let e = train::report::update_readme(&readme, dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&begin) && e.contains(&end), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&readme).unwrap(),
+        "# intro\n\nno markers yet\n",
+        "a failed update must not touch the file"
+    );
+    std::fs::write(
+        &readme,
+        format!("# intro\n{begin}\nold table\n{end}\n## after\n"),
+    )
+    .unwrap();
+    train::report::update_readme(&readme, dir.path()).unwrap();
+    let text = std::fs::read_to_string(&readme).unwrap();
+    assert!(
+        text.starts_with("# intro\n") && text.ends_with(&format!("{end}\n## after\n")),
+        "{text}"
+    );
+    assert!(!text.contains("old table"), "{text}");
+    assert!(
+        text.contains("| gbdt |") && text.contains("Label-noise floor"),
+        "{text}"
+    );
+    let mae_gbdt = format!("{:.2}", mae("gbdt"));
+    assert!(
+        text.contains(&mae_gbdt),
+        "README lacks gbdt's MAE {mae_gbdt}: {text}"
+    );
     if files.iter().any(|f| f.ends_with("mae-vs-k.png")) {
         assert!(
             std::fs::metadata(dir.path().join("report/mae-vs-k.png"))
