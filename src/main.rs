@@ -8,44 +8,7 @@ mod cli;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-extern "C" {
-    fn getenv(name: *const std::ffi::c_char) -> *const std::ffi::c_char;
-    /// mimalloc's run-time option setter (in the statically linked mimalloc v3 that the
-    /// `mimalloc` crate builds; its Rust declaration sits behind a feature we do not need).
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// `mi_option_arena_eager_commit` in mimalloc v3's `mi_option_t` (include/mimalloc.h).
-const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
-
-/// The long-running commands (`collect`, `serve`, `up`) commit arena memory only as it is used:
-/// with mimalloc's default (eager commit on overcommitting kernels) the agent's resident memory
-/// was 28 MB instead of 16 MB (measured with one tenant; `MIMALLOC_ARENA_EAGER_COMMIT=0` in the
-/// environment has the same effect). Training keeps the default (fewer page faults). It must
-/// run before the first allocation reserves an arena, so it is an ELF constructor, run before
-/// the Rust runtime with the process's argc/argv (glibc passes them); it allocates nothing. An
-/// explicit `MIMALLOC_ARENA_EAGER_COMMIT` in the environment wins.
-extern "C" fn lazy_commit(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) {
-    const DAEMONS: [&[u8]; 3] = [b"collect", b"serve", b"up"];
-    // SAFETY: argv holds argc NUL-terminated strings (the ELF entry contract); getenv gets a
-    // NUL-terminated name; mi_option_set sets an integer mimalloc reads when it reserves an arena.
-    unsafe {
-        if argv.is_null() || !getenv(c"MIMALLOC_ARENA_EAGER_COMMIT".as_ptr()).is_null() {
-            return;
-        }
-        // The subcommand: the first argument after the program that is not an option.
-        let sub = (1..argc.max(0) as usize)
-            .map(|i| std::ffi::CStr::from_ptr(*argv.add(i)).to_bytes())
-            .find(|a| !a.starts_with(b"-"));
-        if sub.is_some_and(|s| DAEMONS.contains(&s)) {
-            mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0)
-        }
-    }
-}
-
-#[used]
-#[cfg_attr(target_os = "linux", link_section = ".init_array")]
-static LAZY_COMMIT: extern "C" fn(std::ffi::c_int, *const *const std::ffi::c_char) = lazy_commit;
+mod alloc;
 
 #[derive(Parser)]
 #[command(name = "cloudformer", version, about, propagate_version = true)]

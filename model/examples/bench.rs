@@ -76,7 +76,17 @@ fn pct(v: &mut [f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
 fn main() -> Result<(), ModelError> {
+    // As `cloudformer train` runs (src/alloc.rs): freed memory is kept, not purged and
+    // re-faulted (mi_option_purge_delay = -1), unless MIMALLOC_PURGE_DELAY is set.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets an integer option that mimalloc reads when it purges.
+        unsafe { mi_option_set(15, -1) };
+    }
     let a = parse_args();
     let dev = Device::Cpu;
     let cfg = Config {
