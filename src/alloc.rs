@@ -47,9 +47,11 @@ extern "C" fn tune(argc: c_int, argv: *const *const c_char) {
             .map(|i| CStr::from_ptr(*argv.add(i)).to_bytes())
             .find(|a| !a.starts_with(b"-"));
         match sub {
-            Some(b"collect" | b"serve" | b"up") => {
-                set_unless_env(c"MIMALLOC_ARENA_EAGER_COMMIT", MI_OPTION_ARENA_EAGER_COMMIT, 0)
-            }
+            Some(b"collect" | b"serve" | b"up") => set_unless_env(
+                c"MIMALLOC_ARENA_EAGER_COMMIT",
+                MI_OPTION_ARENA_EAGER_COMMIT,
+                0,
+            ),
             Some(b"train" | b"eval") => {
                 set_unless_env(c"MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, -1)
             }
