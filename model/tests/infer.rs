@@ -293,3 +293,61 @@ fn layer_norm_rows_match_the_formula() {
         }
     }
 }
+
+#[test]
+fn raw_range_check_equals_the_normalised_space_rule() {
+    // The rule of Normalizer::out_of_range_fraction, written in normalised (log1p) space:
+    // a value is out when u = signed_log1p(v) (or v) lies beyond [min − m, max + m],
+    // m = max(0.25·(max − min), 1e-3·(|min| + |max|), 1e-6).
+    let f = 6;
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let rows: Vec<Vec<f32>> = (0..40)
+        .map(|_| {
+            (0..f)
+                .map(|j| rng.random_range(-3.0f32..3.0) * 10f32.powi(j as i32))
+                .collect()
+        })
+        .collect();
+    let log1p = vec![false, true, false, true, true, false];
+    let nz = Normalizer::fit(log1p.clone(), rows.iter().map(|r| r.as_slice())).unwrap();
+    let json = serde_json::to_value(&nz).unwrap();
+    let lo: Vec<f32> = serde_json::from_value(json["min"].clone()).unwrap();
+    let hi: Vec<f32> = serde_json::from_value(json["max"].clone()).unwrap();
+    let out = |j: usize, v: f32| {
+        let u = if log1p[j] {
+            v.signum() * v.abs().ln_1p()
+        } else {
+            v
+        };
+        let m = (0.25 * (hi[j] - lo[j]))
+            .max(1e-3 * (lo[j].abs() + hi[j].abs()))
+            .max(1e-6);
+        u < lo[j] - m || u > hi[j] + m
+    };
+    let ranges = model::RawRanges::of(&nz);
+    for _ in 0..200 {
+        // Values spread far beyond the training range, with some nulls.
+        let w: Vec<f32> = (0..3 * f)
+            .map(|i| {
+                if rng.random_range(0..10) == 0 {
+                    f32::NAN
+                } else {
+                    rng.random_range(-12.0f32..12.0) * 10f32.powi((i % f) as i32)
+                }
+            })
+            .collect();
+        let seen = w.iter().filter(|v| v.is_finite()).count();
+        let n_out = w
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| v.is_finite() && out(i % f, **v))
+            .count();
+        let want = if seen == 0 {
+            0.0
+        } else {
+            n_out as f32 / seen as f32
+        };
+        assert_eq!(ranges.out_of_range_fraction(&w), want, "{w:?}");
+        assert_eq!(nz.out_of_range_fraction(&w), want);
+    }
+}
