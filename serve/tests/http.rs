@@ -589,3 +589,58 @@ fn full_queue_answers_503_with_retry_after() {
     stop.send(()).unwrap();
     h.join().unwrap();
 }
+
+#[test]
+fn every_answer_names_the_model_that_computed_it_across_a_reload() {
+    // Slow forward passes (60 ms) and concurrent clients while the model is swapped: an answer
+    // computed by the old model must never be labelled with the new one (or the reverse).
+    let dir = tempfile::tempdir().unwrap();
+    write_engine_dir_delay(dir.path(), "lin-a", F, 0.5, false, 60);
+    let mut cfg = test_config(dir.path());
+    cfg.reload_poll = Some(Duration::from_millis(50));
+    let (addr, stop, h) = start(cfg);
+    let scale = |id: &str| match id {
+        "lin-a" => 0.5,
+        "lin-b" => 2.0,
+        other => panic!("unexpected model id {other}"),
+    };
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_millis(2500) {
+                    let v = [1.0 + c as f64];
+                    let r = post_json(addr, "/v1/predict", &json!({"windows": [window("vm", &v)]}));
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    let j = r.json();
+                    let id = j["model_id"].as_str().unwrap().to_string();
+                    let p = j["predictions"][0]["p"].as_f64().unwrap();
+                    seen.push((id, v, p));
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    write_engine_dir_delay(dir.path(), "lin-b", F, 2.0, false, 60);
+    let answers: Vec<(String, [f64; 1], f64)> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    let _ = stop.send(());
+    h.join().unwrap();
+    let mut by_model = std::collections::BTreeMap::new();
+    for (id, v, p) in &answers {
+        let want = expected_p(v, scale(id));
+        assert!(
+            (p - want).abs() < 1e-6,
+            "answer labelled {id} has P̂ {p}, which {id} gives as {want}"
+        );
+        *by_model.entry(id.clone()).or_insert(0) += 1;
+    }
+    assert!(
+        by_model.len() == 2,
+        "the reload did not happen during the run: {by_model:?}"
+    );
+}
