@@ -290,14 +290,8 @@ impl CustomOp3 for LayerNormOp {
         let x = f32s(s1, l1)?;
         let g = f32s(s2, l2)?;
         let b = f32s(s3, l3)?;
-        let d = last_dim(l1);
-        let mut out = vec![0f32; x.len()];
-        for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let (mean, rstd) = crate::kernels::ln_stats(row, self.eps);
-            for (((o, v), gm), bt) in o.iter_mut().zip(row).zip(g).zip(b) {
-                *o = (v - mean) * rstd * gm + bt;
-            }
-        }
+        let mut out = x.to_vec();
+        crate::kernels::layer_norm_rows_inplace(&mut out, g, b, self.eps);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 

@@ -6,7 +6,8 @@
 //! - each window runs at its own length (no padded seconds to compute and mask), windows of a
 //!   batch in parallel (rayon), one thread per window;
 //! - scratch buffers live per thread and are reused: no page faults from fresh large outputs;
-//! - softmax uses the vectorised `exp` of `kernels.rs`;
+//! - exp, softmax and LayerNorm are the vectorised kernels of `kernels.rs`;
+//! - the first system block's attention is computed in closed form (`infer/rank1.rs`);
 //! - the last block of each branch only computes what its CLS output needs: keys and values of
 //!   every token, but the query, attention, projection and feed-forward of the CLS row alone.
 //!
@@ -41,21 +42,9 @@ struct Lin {
 impl Lin {
     /// `y[rows, out] = x[rows, in] · Wᵀ + b`.
     fn forward(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
-        y.clear();
-        for _ in 0..rows {
-            y.extend_from_slice(&self.b);
-        }
-        kernels::matmul(
-            y,
-            self.out,
-            Mat::rows(&x[..rows * self.inp], rows, self.inp),
-            Mat::rows(&self.wt, self.inp, self.out),
-            true,
-        );
+        self.forward_rows_cols(x, rows, rows, 0, y)
     }
-}
 
-impl Lin {
     /// Like [`Lin::forward`] into `y` [rows, out], but only the first `head_rows` rows get all
     /// `out` columns; the others get columns `skip..out` (the rest of their row is left 0).
     /// For the last block: the query columns are needed for the CLS row only.

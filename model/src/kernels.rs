@@ -2,9 +2,9 @@
 //! (`infer.rs`): a vectorised `exp`, a row softmax, a LayerNorm row and a strided matmul on top of
 //! the `gemm` crate (the same kernels candle's CPU backend calls).
 //!
-//! The element-wise loops are written so that LLVM vectorises them; on x86-64 they are compiled a
-//! second time with AVX2 + FMA enabled and chosen at run time, so the binary still runs on any
-//! x86-64 CPU.
+//! On x86-64 the hot kernels use explicit AVX2 + FMA intrinsics (`mod avx2`), chosen at run time;
+//! every kernel also has a portable version (`portable_*`, tested against the same formulas), so
+//! the binary runs on any CPU.
 
 /// exp(x) for x below this is 0 in f32 (and the bit trick below would wrap).
 const EXP_MIN: f32 = -87.336_54;
@@ -104,8 +104,9 @@ fn softmax_body(row: &mut [f32], scale: f32) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    //! The softmax with explicit AVX2/FMA intrinsics: the portable loop's reductions (max, sum)
-    //! do not vectorise, and its exp then runs 4 wide through memory.
+    //! exp, softmax, LayerNorm and the affine exp sums with explicit AVX2/FMA intrinsics: the
+    //! portable loops' reductions (max, sum) do not vectorise, and their exp then runs 4 wide
+    //! through memory.
     use std::arch::x86_64::*;
 
     /// exp of 8 lanes: the same algorithm and constants as `exp_body`.
@@ -239,15 +240,15 @@ mod avx2 {
         if !tail.is_empty() {
             // Padding lanes: m = 0 with exponent −∞ → e = 0, adding nothing.
             let x = load_tail(tail, 0.0);
-            let arg = load_tail(&[], f32::NEG_INFINITY);
-            let mut buf = [0f32; 8];
-            _mm256_storeu_ps(buf.as_mut_ptr(), _mm256_fmadd_ps(av, x, cv));
-            let real = _mm256_loadu_ps(buf.as_ptr());
-            let mask = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+            let real = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
                 _mm256_set1_epi32(tail.len() as i32),
                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
             ));
-            let e = exp8(_mm256_blendv_ps(arg, real, mask));
+            let e = exp8(_mm256_blendv_ps(
+                _mm256_set1_ps(f32::NEG_INFINITY),
+                _mm256_fmadd_ps(av, x, cv),
+                real,
+            ));
             s0 = _mm256_add_ps(s0, e);
             s1 = _mm256_fmadd_ps(e, x, s1);
         }
@@ -397,17 +398,6 @@ impl<'a> Mat<'a> {
             cols,
             rs: cols,
             cs: 1,
-        }
-    }
-
-    /// The transpose of a row-major `rows × cols` matrix (a `cols × rows` view, no copy).
-    pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Mat {
-            data,
-            rows: cols,
-            cols: rows,
-            rs: 1,
-            cs: cols,
         }
     }
 

@@ -6,23 +6,13 @@ use model::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod common;
+use common::max_abs_diff;
+
 fn rand_var(rng: &mut ChaCha8Rng, shape: &[usize], scale: f32) -> Var {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..scale)).collect();
     Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).unwrap()).unwrap()
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 /// Weighted sum with fixed random weights, so every output element gets its own gradient.
@@ -31,7 +21,7 @@ fn loss(y: &Tensor, w: &Tensor) -> Tensor {
 }
 
 fn check_grads(vars: &[&Var], fused: &Tensor, composed: &Tensor, w: &Tensor, what: &str) {
-    let d = max_diff(fused, composed);
+    let d = max_abs_diff(fused, composed);
     assert!(d < 1e-5, "{what}: values differ by {d}");
     let gf = loss(fused, w).backward().unwrap();
     let gc = loss(composed, w).backward().unwrap();
@@ -50,7 +40,7 @@ fn check_grads(vars: &[&Var], fused: &Tensor, composed: &Tensor, w: &Tensor, wha
             .to_scalar::<f32>()
             .unwrap();
         assert!(scale > 0.0, "{what}: composed gradient {i} is zero");
-        let d = max_diff(a, b);
+        let d = max_abs_diff(a, b);
         assert!(
             d < 1e-4 * scale.max(1.0),
             "{what}: gradient {i} differs by {d} (scale {scale})"
@@ -123,5 +113,5 @@ fn fused_ops_accept_non_contiguous_inputs() {
     let xt = x.as_tensor().t().unwrap(); // [4, 6], strided
     let f = fused::bias_add(&xt, b.as_tensor()).unwrap();
     let c = xt.broadcast_add(b.as_tensor()).unwrap();
-    assert!(max_diff(&f, &c) < 1e-6);
+    assert!(max_abs_diff(&f, &c) < 1e-6);
 }

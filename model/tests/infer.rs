@@ -8,29 +8,21 @@ use model::kernels::{
     softmax_rows_inplace,
 };
 use model::{
-    batch_tensors, Checkpoint, CloudFormer, Config, Device, FastBranches, Normalizer, Predictor,
-    Variant, Window,
+    batch_tensors, CloudFormer, Config, Device, FastBranches, Normalizer, Predictor, Variant,
+    Window,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod common;
+use common::{checkpoint_with, randn, small};
+
+/// The shared small config with 4 heads of width 4.
 fn cfg(f: usize) -> Config {
     Config {
-        n_features: f,
-        d_model: 16,
         n_heads: 4,
-        d_ff: 32,
-        temporal_blocks: 2,
-        system_blocks: 2,
-        dropout: 0.1,
-        head_hidden: 16,
-        head_dropout: 0.4,
-        ..Config::default()
+        ..small(f)
     }
-}
-
-fn randn(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
 }
 
 /// Branch outputs of both paths for windows of the given lengths; returns the largest
@@ -162,13 +154,8 @@ fn fast_branches_reject_bad_shapes() {
 #[test]
 fn predictor_gives_the_same_answer_on_both_paths() {
     let f = 6;
-    let c = cfg(f);
-    let m = CloudFormer::new(&c, 3, &Device::Cpu).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let rows: Vec<Vec<f32>> = (0..40).map(|_| randn(&mut rng, f)).collect();
-    let norm = Normalizer::fit(vec![false; f], rows.iter().map(|r| r.as_slice())).unwrap();
-    let names = (0..f).map(|i| format!("m{i}")).collect();
-    let mut ck = Checkpoint::new(c.clone(), norm, "cat", names);
+    let (mut ck, m) = checkpoint_with(cfg(f), 3);
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
     let dir = tempfile::tempdir().unwrap();
     ck.save(dir.path(), &m).unwrap();
     let mut w1 = randn(&mut rng, 7 * f);

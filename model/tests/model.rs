@@ -4,40 +4,11 @@ use model::{
     batch_tensors, log_cosh, Adam, Checkpoint, CloudFormer, Config, Device, ModelError, Normalizer,
     Predictor, Tensor, Variant, Window,
 };
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-fn small(f: usize) -> Config {
-    Config {
-        n_features: f,
-        d_model: 16,
-        n_heads: 2,
-        d_ff: 32,
-        temporal_blocks: 2,
-        system_blocks: 2,
-        dropout: 0.1,
-        head_hidden: 16,
-        head_dropout: 0.4,
-        ..Config::default()
-    }
-}
-
-fn randn(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
-}
+mod common;
+use common::{checkpoint_for, max_abs_diff, randn, small};
 
 #[test]
 fn output_is_in_unit_interval() {
@@ -288,18 +259,6 @@ fn learns_a_tiny_synthetic_regression() {
         after * 10.0 < before,
         "loss fell only from {before} to {after}"
     );
-}
-
-fn checkpoint_for(f: usize, seed: u64) -> (Checkpoint, CloudFormer) {
-    let cfg = small(f);
-    let m = CloudFormer::new(&cfg, seed, &Device::Cpu).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let rows: Vec<Vec<f32>> = (0..50).map(|_| randn(&mut rng, f)).collect();
-    let norm = Normalizer::fit(vec![false; f], rows.iter().map(|r| r.as_slice())).unwrap();
-    let names = (0..f).map(|i| format!("m{i}")).collect();
-    let mut ck = Checkpoint::new(cfg, norm, "cat123", names);
-    ck.seed = seed;
-    (ck, m)
 }
 
 #[test]
