@@ -3,10 +3,9 @@
 
 use std::path::Path;
 
-use crate::RawRanges;
-
 use crate::{
-    batch_tensors, default_device, Checkpoint, CloudFormer, FastBranches, ModelError, Tensor,
+    batch_tensors, default_device, Checkpoint, CloudFormer, FastBranches, ModelError, RawRanges,
+    Tensor,
 };
 
 /// One raw (un-normalised) window: row-major T×F, NaN for null values.
