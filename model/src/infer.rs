@@ -127,6 +127,10 @@ struct Scratch {
     att: Vec<f32>,
     tmp: Vec<f32>,
     ff: Vec<f32>,
+    /// Distinct metric means (system branch), their counts, and ln(count) per token.
+    uniq: Vec<f32>,
+    count: Vec<f32>,
+    key_bias: Vec<f32>,
 }
 
 thread_local! {
@@ -366,7 +370,7 @@ impl FastBranches {
                 *v += p;
             }
         }
-        self.blocks(&tw.blocks, n, s);
+        self.blocks(&tw.blocks, n, None, s);
     }
 
     fn system_branch(&self, sw: &SystemW, x: &[f32], t: usize, s: &mut Scratch) {
@@ -383,9 +387,16 @@ impl FastBranches {
         for m in s.x.iter_mut() {
             *m *= inv;
         }
+        // Without embeddings a token is a function of its mean alone, and the branch has no
+        // positions: metrics with equal means give equal tokens, in every block. Each distinct
+        // mean becomes one token that stands for `count` of them — as a key its softmax weight
+        // is count·exp(score), i.e. ln(count) added to its score — so the blocks run over the
+        // distinct means only (null and constant metrics share a value). Exact up to rounding.
+        let dedup = sw.emb.is_none() && distinct(&s.x, &mut s.uniq, &mut s.count);
+        let means: &[f32] = if dedup { &s.uniq } else { &s.x };
         s.h.clear();
         s.h.extend_from_slice(&sw.cls);
-        for (j, m) in s.x.iter().enumerate() {
+        for (j, m) in means.iter().enumerate() {
             let m = *m;
             let base = s.h.len();
             s.h.extend(sw.w.iter().zip(&sw.b).map(|(w, b)| m * w + b));
@@ -395,30 +406,45 @@ impl FastBranches {
                 }
             }
         }
-        let n = f + 1;
+        let n = means.len() + 1;
+        let mut key_bias = std::mem::take(&mut s.key_bias);
+        key_bias.clear();
+        if dedup {
+            key_bias.push(0.0);
+            key_bias.extend(s.count.iter().map(|c| c.ln()));
+        }
+        let kb = (!key_bias.is_empty()).then_some(&key_bias[..]);
         match (&sw.rank1, sw.blocks.first()) {
             (Some(r1), Some(first)) => {
                 let nq = if sw.blocks.len() == 1 { 1 } else { n };
                 let scale = 1.0 / ((d / self.heads) as f32).sqrt();
-                r1.attention(&s.x, nq, scale, &mut s.tmp);
+                if dedup {
+                    r1.attention(&s.uniq, &s.count, nq, scale, &mut s.tmp);
+                } else {
+                    s.count.clear();
+                    s.count.resize(f, 1.0);
+                    r1.attention(&s.x, &s.count, nq, scale, &mut s.tmp);
+                }
                 self.finish_block(first, nq, s);
-                self.blocks(&sw.blocks[1..], n, s);
+                self.blocks(&sw.blocks[1..], n, kb, s);
             }
-            _ => self.blocks(&sw.blocks, n, s),
+            _ => self.blocks(&sw.blocks, n, kb, s),
         }
+        s.key_bias = key_bias;
     }
 
     /// Runs the encoder blocks over `s.h` ([n, d]); afterwards `s.h[..d]` is the CLS output.
-    fn blocks(&self, blocks: &[Block], n: usize, s: &mut Scratch) {
+    /// `key_bias` (length n), when given, is added to every query's score of each key.
+    fn blocks(&self, blocks: &[Block], n: usize, key_bias: Option<&[f32]>, s: &mut Scratch) {
         for (i, blk) in blocks.iter().enumerate() {
             let last = i + 1 == blocks.len();
-            self.block(blk, n, if last { 1 } else { n }, s);
+            self.block(blk, n, if last { 1 } else { n }, key_bias, s);
         }
     }
 
     /// One post-LN encoder block over `s.h` ([n, d]); only the first `nq` rows are computed
     /// (all n tokens still serve as keys and values), and `s.h` becomes [nq, d].
-    fn block(&self, blk: &Block, n: usize, nq: usize, s: &mut Scratch) {
+    fn block(&self, blk: &Block, n: usize, nq: usize, key_bias: Option<&[f32]>, s: &mut Scratch) {
         let d = self.d;
         let dh = d / self.heads;
         let scale = 1.0 / (dh as f32).sqrt();
@@ -457,6 +483,14 @@ impl FastBranches {
                 cs: w3,
             };
             kernels::matmul(scores, n, q, kt, false);
+            if let Some(kb) = key_bias {
+                // softmax(scale·(s + b/scale)) = softmax(scale·s + b).
+                for row in scores.chunks_exact_mut(n) {
+                    for (v, b) in row.iter_mut().zip(kb) {
+                        *v += b / scale;
+                    }
+                }
+            }
             kernels::softmax_rows_inplace(scores, n, scale);
             let v = Mat {
                 data: &qkv[2 * d + hd * dh..],
@@ -491,4 +525,30 @@ impl FastBranches {
         }
         kernels::layer_norm_rows_inplace(h, &blk.ln2.g, &blk.ln2.b, 1e-5);
     }
+}
+
+/// The distinct values of `m` into `uniq` (ascending) and how often each occurs into `count`;
+/// false (and both left empty) when every value is distinct.
+fn distinct(m: &[f32], uniq: &mut Vec<f32>, count: &mut Vec<f32>) -> bool {
+    uniq.clear();
+    count.clear();
+    uniq.extend_from_slice(m);
+    uniq.sort_unstable_by(f32::total_cmp);
+    let mut w = 0;
+    for r in 0..uniq.len() {
+        if w > 0 && uniq[r] == uniq[w - 1] {
+            count[w - 1] += 1.0;
+        } else {
+            uniq[w] = uniq[r];
+            count.push(1.0);
+            w += 1;
+        }
+    }
+    uniq.truncate(w);
+    if w == m.len() {
+        uniq.clear();
+        count.clear();
+        return false;
+    }
+    true
 }

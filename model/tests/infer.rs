@@ -28,10 +28,18 @@ fn cfg(f: usize) -> Config {
 /// Branch outputs of both paths for windows of the given lengths; returns the largest
 /// absolute difference.
 fn compare(cfg: &Config, lens: &[usize], seed: u64) -> f32 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+    let data: Vec<Vec<f32>> = lens
+        .iter()
+        .map(|t| randn(&mut rng, t * cfg.n_features))
+        .collect();
+    compare_data(cfg, &data, lens, seed)
+}
+
+/// [`compare`] on given windows.
+fn compare_data(cfg: &Config, data: &[Vec<f32>], lens: &[usize], seed: u64) -> f32 {
     let f = cfg.n_features;
     let m = CloudFormer::new(cfg, seed, &Device::Cpu).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
-    let data: Vec<Vec<f32>> = lens.iter().map(|t| randn(&mut rng, t * f)).collect();
     let items: Vec<(&[f32], usize)> = data.iter().zip(lens).map(|(d, t)| (&d[..], *t)).collect();
     let (x, mask) = batch_tensors(&items, f, &Device::Cpu).unwrap();
     let want: Vec<f32> = m
@@ -117,6 +125,44 @@ fn fast_branches_equal_the_candle_graph() {
     for (i, (name, c, lens)) in cases.iter().enumerate() {
         let diff = compare(c, lens, 100 + i as u64);
         assert!(diff < 1e-4, "{name}: fast and candle differ by {diff}");
+    }
+}
+
+#[test]
+fn metrics_with_equal_means_merge_into_one_token_exactly() {
+    // Columns 2–4 constant 0 (imputed nulls), 5–6 copies of column 1 (equal means), as host
+    // data has them: the fast path runs the system blocks over distinct means only, each
+    // weighted by its count, and must still equal the candle graph over all tokens.
+    let f = 9;
+    let mut rng = ChaCha8Rng::seed_from_u64(40);
+    let lens = [6usize, 3];
+    let data: Vec<Vec<f32>> = lens
+        .iter()
+        .map(|t| {
+            let mut d = randn(&mut rng, t * f);
+            for row in d.chunks_exact_mut(f) {
+                row[2] = 0.0;
+                row[3] = 0.0;
+                row[4] = 0.0;
+                row[5] = row[1];
+                row[6] = row[1];
+            }
+            d
+        })
+        .collect();
+    for (i, blocks) in [1usize, 2, 3].into_iter().enumerate() {
+        for variant in [Variant::Full, Variant::SystemOnly] {
+            let c = Config {
+                system_blocks: blocks,
+                variant,
+                ..cfg(f)
+            };
+            let diff = compare_data(&c, &data, &lens, 300 + i as u64);
+            assert!(
+                diff < 1e-4,
+                "{blocks} system blocks, {variant:?}: fast and candle differ by {diff}"
+            );
+        }
     }
 }
 
@@ -235,14 +281,21 @@ fn exp_affine_sums_match_the_formula() {
             .map(|x| a * x + c)
             .fold(f32::NEG_INFINITY, f32::max);
         let c = if n > 0 { c - mx } else { c };
-        let z: f64 = m.iter().map(|x| ((a * x + c) as f64).exp()).sum();
+        // Each value counted 1–3 times.
+        let k: Vec<f32> = (0..n).map(|_| rng.random_range(1..4) as f32).collect();
+        let z: f64 = m
+            .iter()
+            .zip(&k)
+            .map(|(x, k)| ((a * x + c) as f64).exp() * *k as f64)
+            .sum();
         let s1: f64 = m
             .iter()
-            .map(|x| ((a * x + c) as f64).exp() * *x as f64)
+            .zip(&k)
+            .map(|(x, k)| ((a * x + c) as f64).exp() * *x as f64 * *k as f64)
             .sum();
         for (name, (gz, gs)) in [
-            ("vector", exp_affine_sums(&m, a, c)),
-            ("portable", portable_exp_affine_sums(&m, a, c)),
+            ("vector", exp_affine_sums(&m, &k, a, c)),
+            ("portable", portable_exp_affine_sums(&m, &k, a, c)),
         ] {
             assert!(
                 (gz as f64 - z).abs() < 1e-5 * (1.0 + z),

@@ -104,8 +104,15 @@ impl Rank1 {
 
     /// The attention sub-layer's output (after the projection, before the residual) of rows
     /// `0..nq` (row 0 = CLS, row i = metric i − 1) into `out` ([nq, d]); `m` are the metric
-    /// means.
-    pub(super) fn attention(&self, m: &[f32], nq: usize, scale: f32, out: &mut Vec<f32>) {
+    /// means, each standing for `count[j]` metrics with that same mean.
+    pub(super) fn attention(
+        &self,
+        m: &[f32],
+        count: &[f32],
+        nq: usize,
+        scale: f32,
+        out: &mut Vec<f32>,
+    ) {
         let d = self.d;
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         for v in m {
@@ -128,7 +135,7 @@ impl Rank1 {
                 // Largest score: the CLS key or the metric key at an end of the range.
                 let top = ga + if al >= 0.0 { al * hi } else { al * lo };
                 let mx = if m.is_empty() { e } else { e.max(top) };
-                let (z_metrics, s1) = kernels::exp_affine_sums(m, al, ga - mx);
+                let (z_metrics, s1) = kernels::exp_affine_sums(m, count, al, ga - mx);
                 let e_cls = (e - mx).exp();
                 let inv = 1.0 / (z_metrics + e_cls);
                 let (a, b, c) = (e_cls * inv, s1 * inv, z_metrics * inv);
