@@ -47,7 +47,19 @@ enum Command {
     Up(cli::up::UpArgs),
 }
 
+/// Fixes the compute thread count in `RAYON_NUM_THREADS` when the user has not: candle 0.11
+/// otherwise works out its default on every matmul by parsing /proc/cpuinfo (an open, a read
+/// and the kernel's text formatting each time — 7 % of the server's CPU under load). The value
+/// is rayon's own default (the CPUs this process may use). Runs before any thread starts.
+fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    pin_thread_count();
     let cli = Cli::parse();
     cli::init_tracing(cli.quiet, cli.verbose);
     let ctx = cli::Ctx { quiet: cli.quiet };
