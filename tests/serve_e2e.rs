@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{bin, http, spawn_serve};
+use common::{bin, get, post, spawn_serve};
 
 #[test]
 fn served_predictions_match_the_cli_on_the_repo_dataset() {
@@ -75,10 +75,10 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
     let body = serde_json::json!({ "windows": windows }).to_string();
 
     let (mut server, addr) = spawn_serve(&model, &[]);
-    let resp = http(addr, "POST", "/v1/predict", Some(&body));
+    let resp = post(addr, "/v1/predict", body.as_bytes());
     let _ = server.kill();
     let _ = server.wait();
-    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.status, 200, "{}", resp.text());
     let v = resp.json();
     let preds = v["predictions"].as_array().expect("predictions");
     assert_eq!(preds.len(), picked.len());
@@ -116,7 +116,7 @@ fn wait_readyz(
 ) -> serde_json::Value {
     let t0 = std::time::Instant::now();
     loop {
-        let v = http(addr, "GET", "/readyz", None).json();
+        let v = get(addr, "/readyz").json();
         if done(&v) {
             return v;
         }
@@ -158,8 +158,8 @@ fn sighup_reloads_the_model_and_a_bad_one_is_rejected() {
     hup(&server);
     let v = wait_readyz(addr, |v| v["reloads_ok"] == 1);
     assert_eq!(v["model_id"], "cf-reloaded-by-sighup", "{v}");
-    let r = http(addr, "POST", "/v1/predict", Some(&body));
-    assert_eq!(r.status, 200, "{}", r.body);
+    let r = post(addr, "/v1/predict", body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["model_id"], "cf-reloaded-by-sighup");
 
     // Truncated weights: SIGHUP is rejected, the error is on /readyz, the old model serves on.
@@ -169,7 +169,7 @@ fn sighup_reloads_the_model_and_a_bad_one_is_rejected() {
     hup(&server);
     let v = wait_readyz(addr, |v| v["reloads_failed"] == 1);
     let err = v["reload_error"].as_str().unwrap_or_default().to_string();
-    let r = http(addr, "POST", "/v1/predict", Some(&body));
+    let r = post(addr, "/v1/predict", body.as_bytes());
     let _ = server.kill();
     let _ = server.wait();
     assert!(
@@ -177,7 +177,7 @@ fn sighup_reloads_the_model_and_a_bad_one_is_rejected() {
         "reload error does not name the bad file: {err}"
     );
     assert_eq!(v["model_id"], "cf-reloaded-by-sighup");
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["model_id"], "cf-reloaded-by-sighup");
     assert_ne!(old_id, "cf-reloaded-by-sighup");
 }

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{http, skip_reason, spawn_serve, Tenants};
+use common::{get, skip_reason, spawn_serve, Tenants};
 use dataset::catalogue::{Catalogue, NBR_PREFIX};
 use model::{Checkpoint, CloudFormer, Config, Device, Normalizer};
 
@@ -47,8 +47,8 @@ fn checkpoint(tmp: &Path) -> PathBuf {
 
 /// tenant id → (number of P̂ points, latest P̂) from `GET /v1/tenants`.
 fn live_tenants(addr: std::net::SocketAddr) -> Vec<(String, f64, usize)> {
-    let r = http(addr, "GET", "/v1/tenants", None);
-    assert_eq!(r.status, 200, "{}", r.body);
+    let r = get(addr, "/v1/tenants");
+    assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     v["tenants"]
         .as_array()
@@ -66,8 +66,8 @@ fn live_tenants(addr: std::net::SocketAddr) -> Vec<(String, f64, usize)> {
 }
 
 fn p_history(addr: std::net::SocketAddr, id: &str) -> (Vec<(i64, f64)>, serde_json::Value) {
-    let r = http(addr, "GET", &format!("/v1/tenants/{id}"), None);
-    assert_eq!(r.status, 200, "{}", r.body);
+    let r = get(addr, &format!("/v1/tenants/{id}"));
+    assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     let h = v["history"]
         .as_array()
@@ -197,12 +197,12 @@ fn live_predictions_for_two_real_tenants_change_when_a_neighbour_starts() {
     );
 
     // The Prometheus endpoint carries a gauge per tenant.
-    let m = http(addr, "GET", "/metrics", None);
+    let m = get(addr, "/metrics");
     assert!(
-        m.body
+        m.text()
             .contains(&format!("cloudformer_tenant_p{{tenant=\"{a}\"}}")),
         "{}",
-        m.body
+        m.text()
     );
     let _ = server.kill();
     let _ = server.wait();

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::engine::WindowData;
 use crate::error::ApiError;
@@ -46,6 +47,96 @@ impl IdIn {
     }
 }
 
+/// A `matrix` read straight into one row-major f32 buffer (null → NaN) while it is parsed:
+/// no vector per row, no second copy. Shape problems are recorded and reported by the caller,
+/// which knows the feature names.
+#[derive(Default)]
+struct FlatMatrix {
+    data: Vec<f32>,
+    rows: usize,
+    /// Row 0's length.
+    first_len: usize,
+    /// The first row whose length differs from row 0's: (row, its length).
+    ragged: Option<(usize, usize)>,
+    /// The first value that is not a finite 32-bit float: (row, column, value).
+    bad: Option<(usize, usize, f64)>,
+}
+
+impl<'de> Deserialize<'de> for FlatMatrix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(MatrixVisitor)
+    }
+}
+
+struct MatrixVisitor;
+
+impl<'de> Visitor<'de> for MatrixVisitor {
+    type Value = FlatMatrix;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of rows, each an array of numbers (or null for missing)")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FlatMatrix, A::Error> {
+        let mut m = FlatMatrix::default();
+        let mut width = None;
+        loop {
+            let start = m.data.len();
+            if seq.next_element_seed(RowSeed(&mut m))?.is_none() {
+                return Ok(m);
+            }
+            let len = m.data.len() - start;
+            match width {
+                None => {
+                    width = Some(len);
+                    m.first_len = len;
+                }
+                Some(w) if w != len && m.ragged.is_none() => m.ragged = Some((m.rows, len)),
+                Some(_) => {}
+            }
+            m.rows += 1;
+        }
+    }
+}
+
+/// One row of a [`FlatMatrix`], appended to its buffer.
+struct RowSeed<'a>(&'a mut FlatMatrix);
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a matrix row: an array of numbers (or null for missing)")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let m = self.0;
+        let start = m.data.len();
+        while let Some(v) = seq.next_element::<Option<f64>>()? {
+            let y = match v {
+                None => f32::NAN,
+                Some(x) => {
+                    let y = x as f32;
+                    if !y.is_finite() && m.bad.is_none() {
+                        m.bad = Some((m.rows, m.data.len() - start, x));
+                    }
+                    y
+                }
+            };
+            m.data.push(y);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WindowIn {
@@ -56,7 +147,7 @@ struct WindowIn {
     metrics: Option<HashMap<String, Vec<Option<f64>>>>,
     /// T rows × F columns in the model's feature order (null = missing).
     #[serde(default)]
-    matrix: Option<Vec<Vec<Option<f64>>>>,
+    matrix: Option<FlatMatrix>,
 }
 
 /// The top level: `{"windows": [...]}` or one window's fields directly.
@@ -70,7 +161,7 @@ struct PredictIn {
     #[serde(default)]
     metrics: Option<HashMap<String, Vec<Option<f64>>>>,
     #[serde(default)]
-    matrix: Option<Vec<Vec<Option<f64>>>>,
+    matrix: Option<FlatMatrix>,
 }
 
 /// serde_json error → 400 with "malformed JSON" for syntax errors, "invalid request" for shape errors.
@@ -276,23 +367,30 @@ fn window_from(
             Ok(WindowData { id, t, data })
         }
         (None, Some(matrix)) => {
-            let t = matrix.len();
+            let t = matrix.rows;
             check_t(t, &what, limits)?;
-            let mut data = Vec::with_capacity(t * f);
-            for (row, vals) in matrix.into_iter().enumerate() {
-                if vals.len() != f {
-                    return Err(ApiError::bad_request(format!(
-                        "{what}: matrix row {row} has {} values; the model expects {f} columns in its feature order",
-                        vals.len()
-                    )));
-                }
-                for (col, v) in vals.into_iter().enumerate() {
-                    data.push(check_value(v, || {
-                        format!("{what}: matrix row {row} column {col} ({})", names[col])
-                    })?);
-                }
+            // Every row has row 0's length unless `ragged` names the first one that does not.
+            let bad_row = if matrix.first_len != f {
+                Some((0, matrix.first_len))
+            } else {
+                matrix.ragged
+            };
+            if let Some((row, len)) = bad_row {
+                return Err(ApiError::bad_request(format!(
+                    "{what}: matrix row {row} has {len} values; the model expects {f} columns in its feature order"
+                )));
             }
-            Ok(WindowData { id, t, data })
+            if let Some((row, col, x)) = matrix.bad {
+                return Err(ApiError::bad_request(format!(
+                    "{what}: matrix row {row} column {col} ({}): value {x} is not a finite 32-bit float",
+                    names[col]
+                )));
+            }
+            Ok(WindowData {
+                id,
+                t,
+                data: matrix.data,
+            })
         }
     }
 }
@@ -610,7 +708,12 @@ mod tests {
         let body = br#"{"id":7,"matrix":[[1,2,3],[4,5,6]]}"#;
         let w = parse_predict(body, &names(), &Limits::default()).unwrap();
         assert_eq!(w[0].id.as_deref(), Some("7"));
+        assert_eq!(w[0].t, 2);
         assert_eq!(w[0].data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let body = br#"{"windows":[{"matrix":[[1,null,3]]},{"matrix":[[0,0,0],[2.5,-1,7]]}]}"#;
+        let w = parse_predict(body, &names(), &Limits::default()).unwrap();
+        assert!(w[0].data[1].is_nan() && w[0].data[0] == 1.0 && w[0].data[2] == 3.0);
+        assert_eq!((w[1].t, &w[1].data[3..]), (2, &[2.5f32, -1.0, 7.0][..]));
     }
 
     fn err(body: &[u8]) -> ApiError {
@@ -644,6 +747,18 @@ mod tests {
         assert!(e.message.contains("row 0 has 2 values"), "{e}");
         let e = err(br#"{"windows":[{"matrix":[[1,2,1e39]]}]}"#);
         assert!(e.message.contains("not a finite"), "{e}");
+        let e = err(br#"{"windows":[{"matrix":[[1,2,3],[4,5,6],[7,8]]}]}"#);
+        assert!(e.message.contains("row 2 has 2 values"), "{e}");
+        let e = err(br#"{"windows":[{"matrix":[[1,2,3,4],[4,5,6]]}]}"#);
+        assert!(e.message.contains("row 0 has 4 values"), "{e}");
+        let e = err(br#"{"windows":[{"matrix":[[1,2,3],[4,null,-1e300]]}]}"#);
+        assert!(
+            e.message.contains("row 1 column 2 (nbr.cpu.usage_pct)"),
+            "{e}"
+        );
+        assert!(e.message.contains("not a finite"), "{e}");
+        let e = err(br#"{"windows":[{"matrix":[[1,"2",3]]}]}"#);
+        assert!(e.message.contains("invalid request"), "{e}");
         let e = err(br#"{"windows":[{"metrics":{"cpu.usage_pct":[NaN]}}]}"#);
         assert!(e.message.contains("malformed JSON"), "{e}");
         let e = err(br#"{"windows":[{"metrics":{"cpu.usage_pct":[1,2,3,4,5,6]}}]}"#);

@@ -1,9 +1,8 @@
 //! Shared helpers of the root end-to-end tests: real cgroup tenants running real processes,
-//! the skip rule, the binary under test and a minimal HTTP/1.1 client.
+//! the skip rule, the binary under test and the workspace's HTTP/1.1 test client.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -122,60 +121,10 @@ pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cloudformer"))
 }
 
-/// A parsed HTTP response.
-pub struct Resp {
-    pub status: u16,
-    pub body: String,
-}
-
-impl Resp {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`; the whole response read back.
-pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Resp {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let body = body.unwrap_or("");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    Resp { status, body }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((len, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
+#[path = "../../serve/tests/common/client.rs"]
+mod client;
+#[allow(unused_imports)]
+pub use client::{get, http, post, Resp};
 
 /// Starts `cloudformer` with `args`, waits for its "listening on http://ADDR" line on stdout.
 pub fn spawn_server(args: &[&str]) -> (Child, SocketAddr) {
