@@ -8,6 +8,8 @@
 //! - scratch buffers live per thread and are reused: no page faults from fresh large outputs;
 //! - exp, softmax and LayerNorm are the vectorised kernels of `kernels.rs`;
 //! - the first system block's attention is computed in closed form (`infer/rank1.rs`);
+//! - the system blocks run over the window's distinct metric means, each weighted by its count
+//!   (equal means give equal tokens; see `system_branch`);
 //! - the last block of each branch only computes what its CLS output needs: keys and values of
 //!   every token, but the query, attention, projection and feed-forward of the CLS row alone.
 //!
