@@ -8,11 +8,18 @@
 //!   backward at all: it silently drops the gradient.)
 //! - [`layer_norm`]: LayerNorm over the last dim with gradients for x, γ and β. (candle's fused
 //!   `LayerNorm` also silently drops gradients.)
+//! - [`attention`]: `(softmax(scale·q·kᵀ + key_bias) ⊙ dropout) · v` per batch and head as one
+//!   op, whose backward builds no [B, H, N, N] gradient tensors (`fused/attention.rs`).
+//! - [`mask_mul`]: `x ⊙ mask` for dropout, with the gradient of x only. candle's `mul` backward
+//!   also computes the gradient of the constant mask — a zero tensor, a multiply and an add the
+//!   size of the attention probabilities, thrown away.
 //!
 //! Each op checks its device and dtype: anything but a contiguous f32 CPU tensor goes to the
 //! composed (differentiable) version, e.g. on CUDA. Tests compare values and gradients of both.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
+
+mod attention;
 
 type CResult<T> = candle_core::Result<T>;
 
@@ -33,6 +40,98 @@ fn fusable(ts: &[&Tensor]) -> bool {
 
 fn last_dim(l: &Layout) -> usize {
     l.dims().last().copied().unwrap_or(1).max(1)
+}
+
+// ---------------------------------------------------------------- attention
+
+/// `(softmax(scale·q·kᵀ + key_bias) ⊙ mask) · v` for q, k, v of shape [B, H, N, dh];
+/// `key_bias`: optional [B, N] (added to every query's score of that key); `mask`: optional
+/// dropout mask of B·H·N·N values (0 or 1/keep), row-major [B, H, N, N].
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    key_bias: Option<&Tensor>,
+    mask: Option<Vec<f32>>,
+) -> CResult<Tensor> {
+    if fusable(&[q, k, v]) && key_bias.is_none_or(|b| fusable(&[b])) {
+        let bias = match key_bias {
+            Some(b) => Some(b.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
+        };
+        let op = attention::Attention {
+            scale: scale as f32,
+            bias,
+            mask: mask.map(std::sync::Arc::new),
+            probs: std::sync::Mutex::new(Vec::new()),
+        };
+        q.contiguous()?
+            .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+    } else {
+        attention_composed(q, k, v, scale, key_bias, mask)
+    }
+}
+
+/// The same as [`attention`] from candle's differentiable primitives.
+pub fn attention_composed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f64,
+    key_bias: Option<&Tensor>,
+    mask: Option<Vec<f32>>,
+) -> CResult<Tensor> {
+    let scores = q.matmul(&k.t()?)?;
+    let p = softmax_composed(&scores, scale, key_bias)?;
+    let p = match mask {
+        Some(m) => (&p * Tensor::from_vec(m, p.shape(), p.device())?)?,
+        None => p,
+    };
+    p.matmul(v)
+}
+
+// ---------------------------------------------------------------- dropout mask
+
+/// `x ⊙ mask` (mask: the same number of elements, row-major); backward `g ⊙ mask`.
+#[derive(Clone)]
+struct MaskMul {
+    mask: std::sync::Arc<Vec<f32>>,
+}
+
+impl CustomOp1 for MaskMul {
+    fn name(&self) -> &'static str {
+        "cf-mask-mul"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let x = f32s(s, l)?;
+        if x.len() != self.mask.len() {
+            return Err(candle_core::Error::Msg(format!(
+                "mask multiply: {} values against a mask of {}",
+                x.len(),
+                self.mask.len()
+            )));
+        }
+        let out: Vec<f32> = x.iter().zip(self.mask.iter()).map(|(a, m)| a * m).collect();
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, _res: &Tensor, grad: &Tensor) -> CResult<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(self)?))
+    }
+}
+
+/// `x ⊙ mask` with the gradient flowing to `x` only (the mask is a constant: dropout).
+/// `mask` holds `x.elem_count()` values in `x`'s row-major order.
+pub fn mask_mul(x: &Tensor, mask: Vec<f32>) -> CResult<Tensor> {
+    if fusable(&[x]) {
+        x.contiguous()?.apply_op1(MaskMul {
+            mask: std::sync::Arc::new(mask),
+        })
+    } else {
+        x * Tensor::from_vec(mask, x.shape(), x.device())?
+    }
 }
 
 // ---------------------------------------------------------------- bias add

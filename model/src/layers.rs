@@ -37,14 +37,26 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> R<Tensor> {
+        self.forward_outputs(x, 0, self.out)
+    }
+
+    /// Outputs `lo..lo + n` only: `x · W[lo..lo+n]ᵀ + b[lo..lo+n]`. Slicing the (small)
+    /// weights instead of the (large) output keeps candle's backward from zero-padding the
+    /// output's gradient to full width for every slice.
+    pub fn forward_outputs(&self, x: &Tensor, lo: usize, n: usize) -> R<Tensor> {
         let dims = x.dims().to_vec();
         let inp = *dims.last().unwrap_or(&0);
         let rows = x.elem_count() / inp.max(1);
-        let y = x.reshape((rows, inp))?.matmul(&self.w.t()?)?;
-        let y = crate::fused::bias_add(&y, &self.b)?;
+        let (w, b) = if lo == 0 && n == self.out {
+            (self.w.clone(), self.b.clone())
+        } else {
+            (self.w.narrow(0, lo, n)?, self.b.narrow(0, lo, n)?)
+        };
+        let y = x.reshape((rows, inp))?.matmul(&w.t()?)?;
+        let y = crate::fused::bias_add(&y, &b)?;
         let mut out_dims = dims;
         if let Some(l) = out_dims.last_mut() {
-            *l = self.out;
+            *l = n;
         }
         Ok(y.reshape(out_dims)?)
     }
@@ -75,27 +87,34 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    pub fn forward(&self, x: &Tensor, rng: &RefCell<ChaCha8Rng>) -> R<Tensor> {
+    /// A mask of `n` values (0 or 1/keep) from the seeded stream; `None` when p = 0.
+    pub fn mask(&self, n: usize, rng: &RefCell<ChaCha8Rng>) -> Option<Vec<f32>> {
         if self.p <= 0.0 {
-            return Ok(x.clone());
+            return None;
         }
         let keep = 1.0 - self.p;
         let scale = 1.0 / keep;
         // Four 16-bit draws per u64 from the seeded stream (a quarter of the RNG calls).
         let thr = (keep as f64 * 65536.0).round() as u64;
-        let n = x.elem_count();
         let mut rng = rng.borrow_mut();
-        let mut mask: Vec<f32> = Vec::with_capacity(n + 3);
-        while mask.len() < n {
+        let mut mask = vec![0f32; n.next_multiple_of(4)];
+        for quad in mask.chunks_exact_mut(4) {
             let r = rng.next_u64();
-            for k in 0..4 {
+            for (k, m) in quad.iter_mut().enumerate() {
                 let v = (r >> (16 * k)) & 0xffff;
-                mask.push(if v < thr { scale } else { 0.0 });
+                *m = if v < thr { scale } else { 0.0 };
             }
         }
         mask.truncate(n);
-        let m = Tensor::from_vec(mask, x.shape(), x.device())?;
-        Ok((x * m)?)
+        Some(mask)
+    }
+
+    /// Inverted dropout of `x`.
+    pub fn forward(&self, x: &Tensor, rng: &RefCell<ChaCha8Rng>) -> R<Tensor> {
+        match self.mask(x.elem_count(), rng) {
+            Some(mask) => Ok(crate::fused::mask_mul(x, mask)?),
+            None => Ok(x.clone()),
+        }
     }
 }
 
@@ -154,19 +173,23 @@ impl EncoderBlock {
     pub fn forward(&self, h: &Tensor, key_bias: Option<&Tensor>, ctx: &Ctx) -> R<Tensor> {
         let (b, n, d) = h.dims3()?;
         let dh = d / self.heads;
-        let qkv = self
-            .qkv
-            .forward(h)?
-            .reshape((b, n, 3, self.heads, dh))?
-            .permute((2, 0, 3, 1, 4))?; // [3, B, H, N, dh]
-        let q = qkv.get(0)?.contiguous()?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let scores = q.matmul(&k.t()?)?;
-        let attn = crate::fused::softmax(&scores, 1.0 / (dh as f64).sqrt(), key_bias)?;
-        let attn = ctx.dropout(&self.drop, &attn)?;
-        let a = attn
-            .matmul(&v)?
+        // Queries, keys and values from the rows of one [3d, d] projection, each [B, H, N, dh].
+        let part = |i: usize| -> R<Tensor> {
+            Ok(self
+                .qkv
+                .forward_outputs(h, i * d, d)?
+                .reshape((b, n, self.heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let mask = if ctx.train {
+            self.drop.mask(b * self.heads * n * n, ctx.rng)
+        } else {
+            None
+        };
+        let scale = 1.0 / (dh as f64).sqrt();
+        let a = crate::fused::attention(&q, &k, &v, scale, key_bias, mask)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, n, d))?;

@@ -1,4 +1,4 @@
-//! The fused CPU ops (bias add, masked softmax, LayerNorm) must give the same values and the
+//! The fused CPU ops (bias add, masked softmax, LayerNorm, attention, dropout mask) must give the same values and the
 //! same gradients as candle's composed, differentiable primitives.
 
 use model::fused;
@@ -114,4 +114,57 @@ fn fused_ops_accept_non_contiguous_inputs() {
     let f = fused::bias_add(&xt, b.as_tensor()).unwrap();
     let c = xt.broadcast_add(b.as_tensor()).unwrap();
     assert!(max_abs_diff(&f, &c) < 1e-6);
+}
+
+#[test]
+fn attention_matches_composed_with_key_bias_and_dropout() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let (b, h, n, dh) = (2usize, 3usize, 5usize, 4usize);
+    let q = rand_var(&mut rng, &[b, h, n, dh], 1.5);
+    let k = rand_var(&mut rng, &[b, h, n, dh], 1.5);
+    let v = rand_var(&mut rng, &[b, h, n, dh], 1.0);
+    let w = rand_var(&mut rng, &[b, h, n, dh], 1.0);
+    // Batch 0: every key real; batch 1: the last two keys padded.
+    let bias = Tensor::from_vec(
+        vec![0f32, 0., 0., 0., 0., 0., 0., 0., -1e9, -1e9],
+        (b, n),
+        &Device::Cpu,
+    )
+    .unwrap();
+    // Dropout mask with p = 0.3: 0 or 1/0.7.
+    let mask: Vec<f32> = (0..b * h * n * n)
+        .map(|_| {
+            if rng.random_range(0.0f32..1.0) < 0.3 {
+                0.0
+            } else {
+                1.0 / 0.7
+            }
+        })
+        .collect();
+    let scale = 0.5;
+    for (kb, m, what) in [
+        (None, None, "plain"),
+        (Some(&bias), None, "key bias"),
+        (None, Some(mask.clone()), "dropout"),
+        (Some(&bias), Some(mask.clone()), "key bias + dropout"),
+    ] {
+        let (qt, kt, vt) = (q.as_tensor(), k.as_tensor(), v.as_tensor());
+        let f = fused::attention(qt, kt, vt, scale, kb, m.clone()).unwrap();
+        let c = fused::attention_composed(qt, kt, vt, scale, kb, m).unwrap();
+        check_grads(&[&q, &k, &v], &f, &c, w.as_tensor(), what);
+    }
+}
+
+#[test]
+fn mask_mul_passes_the_gradient_to_x_only() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let x = rand_var(&mut rng, &[3, 7], 2.0);
+    let w = rand_var(&mut rng, &[3, 7], 1.0);
+    let mask: Vec<f32> = (0..21)
+        .map(|i| if i % 3 == 0 { 0.0 } else { 1.25 })
+        .collect();
+    let f = fused::mask_mul(x.as_tensor(), mask.clone()).unwrap();
+    let m = Tensor::from_vec(mask, (3, 7), &Device::Cpu).unwrap();
+    let c = (x.as_tensor() * &m).unwrap();
+    check_grads(&[&x], &f, &c, w.as_tensor(), "mask_mul");
 }
