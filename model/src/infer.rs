@@ -421,11 +421,9 @@ impl FastBranches {
                 let nq = if sw.blocks.len() == 1 { 1 } else { n };
                 let scale = 1.0 / ((d / self.heads) as f32).sqrt();
                 if dedup {
-                    r1.attention(&s.uniq, &s.count, nq, scale, &mut s.tmp);
+                    r1.attention(&s.uniq, Some(&s.count), nq, scale, &mut s.tmp);
                 } else {
-                    s.count.clear();
-                    s.count.resize(f, 1.0);
-                    r1.attention(&s.x, &s.count, nq, scale, &mut s.tmp);
+                    r1.attention(&s.x, None, nq, scale, &mut s.tmp);
                 }
                 self.finish_block(first, nq, s);
                 self.blocks(&sw.blocks[1..], n, kb, s);

@@ -224,27 +224,43 @@ mod avx2 {
         }
     }
 
-    /// (Σⱼ nⱼ·exp(a·mⱼ + c), Σⱼ nⱼ·exp(a·mⱼ + c)·mⱼ) in one pass, in registers.
+    /// (Σⱼ nⱼ·exp(a·mⱼ + c), Σⱼ nⱼ·exp(a·mⱼ + c)·mⱼ) in one pass, in registers; nⱼ = 1
+    /// without `n`.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn exp_affine_sums(m: &[f32], n: &[f32], a: f32, c: f32) -> (f32, f32) {
+    pub unsafe fn exp_affine_sums(m: &[f32], n: Option<&[f32]>, a: f32, c: f32) -> (f32, f32) {
         let (av, cv) = (_mm256_set1_ps(a), _mm256_set1_ps(c));
         let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let n8 = m.len() - m.len() % 8;
         let (body, tail) = m.split_at(n8);
-        let (nbody, ntail) = n[..m.len()].split_at(n8);
-        for (ch, nc) in body.chunks_exact(8).zip(nbody.chunks_exact(8)) {
-            let x = _mm256_loadu_ps(ch.as_ptr());
-            let e = _mm256_mul_ps(
-                exp8(_mm256_fmadd_ps(av, x, cv)),
-                _mm256_loadu_ps(nc.as_ptr()),
-            );
-            s0 = _mm256_add_ps(s0, e);
-            s1 = _mm256_fmadd_ps(e, x, s1);
+        match n {
+            None => {
+                for ch in body.chunks_exact(8) {
+                    let x = _mm256_loadu_ps(ch.as_ptr());
+                    let e = exp8(_mm256_fmadd_ps(av, x, cv));
+                    s0 = _mm256_add_ps(s0, e);
+                    s1 = _mm256_fmadd_ps(e, x, s1);
+                }
+            }
+            Some(n) => {
+                for (ch, nc) in body.chunks_exact(8).zip(n[..n8].chunks_exact(8)) {
+                    let x = _mm256_loadu_ps(ch.as_ptr());
+                    let e = _mm256_mul_ps(
+                        exp8(_mm256_fmadd_ps(av, x, cv)),
+                        _mm256_loadu_ps(nc.as_ptr()),
+                    );
+                    s0 = _mm256_add_ps(s0, e);
+                    s1 = _mm256_fmadd_ps(e, x, s1);
+                }
+            }
         }
         if !tail.is_empty() {
-            // Padding lanes: m = 0, n = 0 → they add nothing.
+            // Padding lanes: m = 0 and weight 0 → they add nothing.
             let x = load_tail(tail, 0.0);
-            let e = _mm256_mul_ps(exp8(_mm256_fmadd_ps(av, x, cv)), load_tail(ntail, 0.0));
+            let w = match n {
+                None => load_tail(&[1.0; 8][..tail.len()], 0.0),
+                Some(n) => load_tail(&n[n8..m.len()], 0.0),
+            };
+            let e = _mm256_mul_ps(exp8(_mm256_fmadd_ps(av, x, cv)), w);
             s0 = _mm256_add_ps(s0, e);
             s1 = _mm256_fmadd_ps(e, x, s1);
         }
@@ -285,9 +301,13 @@ mod avx2 {
 /// (Σⱼ nⱼ·exp(a·mⱼ + c), Σⱼ nⱼ·exp(a·mⱼ + c)·mⱼ): the softmax mass and first moment of scores
 /// that are affine in mⱼ, each key counted nⱼ times (the closed-form attention of
 /// `infer/rank1.rs` over distinct metric means). The caller keeps a·mⱼ + c ≤ 0 for every j
-/// (subtracts the maximum) so nothing overflows. `n` is at least as long as `m`.
-pub fn exp_affine_sums(m: &[f32], n: &[f32], a: f32, c: f32) -> (f32, f32) {
-    assert!(n.len() >= m.len(), "a count for every value");
+/// (subtracts the maximum) so nothing overflows. `n`, when given, has a count for every value
+/// (every count is 1 without it).
+pub fn exp_affine_sums(m: &[f32], n: Option<&[f32]>, a: f32, c: f32) -> (f32, f32) {
+    assert!(
+        n.is_none_or(|n| n.len() >= m.len()),
+        "a count for every value"
+    );
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
@@ -297,11 +317,13 @@ pub fn exp_affine_sums(m: &[f32], n: &[f32], a: f32, c: f32) -> (f32, f32) {
 }
 
 #[doc(hidden)]
-pub fn portable_exp_affine_sums(m: &[f32], n: &[f32], a: f32, c: f32) -> (f32, f32) {
+pub fn portable_exp_affine_sums(m: &[f32], n: Option<&[f32]>, a: f32, c: f32) -> (f32, f32) {
     let mut e: Vec<f32> = m.iter().map(|x| a * x + c).collect();
     exp_body(&mut e);
-    for (p, k) in e.iter_mut().zip(n) {
-        *p *= k;
+    if let Some(n) = n {
+        for (p, k) in e.iter_mut().zip(n) {
+            *p *= k;
+        }
     }
     (e.iter().sum(), e.iter().zip(m).map(|(p, x)| p * x).sum())
 }

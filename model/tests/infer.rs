@@ -293,9 +293,23 @@ fn exp_affine_sums_match_the_formula() {
             .zip(&k)
             .map(|(x, k)| ((a * x + c) as f64).exp() * *x as f64 * *k as f64)
             .sum();
-        for (name, (gz, gs)) in [
-            ("vector", exp_affine_sums(&m, &k, a, c)),
-            ("portable", portable_exp_affine_sums(&m, &k, a, c)),
+        // Every count 1 (no counts given).
+        let z1: f64 = m.iter().map(|x| ((a * x + c) as f64).exp()).sum();
+        let s11: f64 = m
+            .iter()
+            .map(|x| ((a * x + c) as f64).exp() * *x as f64)
+            .sum();
+        for (name, (gz, gs), (uz, us)) in [
+            (
+                "vector",
+                exp_affine_sums(&m, Some(&k), a, c),
+                exp_affine_sums(&m, None, a, c),
+            ),
+            (
+                "portable",
+                portable_exp_affine_sums(&m, Some(&k), a, c),
+                portable_exp_affine_sums(&m, None, a, c),
+            ),
         ] {
             assert!(
                 (gz as f64 - z).abs() < 1e-5 * (1.0 + z),
@@ -304,6 +318,14 @@ fn exp_affine_sums_match_the_formula() {
             assert!(
                 (gs as f64 - s1).abs() < 1e-4 * (1.0 + z),
                 "{name} n={n}: Σm {gs} vs {s1}"
+            );
+            assert!(
+                (uz as f64 - z1).abs() < 1e-5 * (1.0 + z1),
+                "{name} n={n}, no counts: Σ {uz} vs {z1}"
+            );
+            assert!(
+                (us as f64 - s11).abs() < 1e-4 * (1.0 + z1),
+                "{name} n={n}, no counts: Σm {us} vs {s11}"
             );
         }
     }

@@ -104,11 +104,11 @@ impl Rank1 {
 
     /// The attention sub-layer's output (after the projection, before the residual) of rows
     /// `0..nq` (row 0 = CLS, row i = metric i − 1) into `out` ([nq, d]); `m` are the metric
-    /// means, each standing for `count[j]` metrics with that same mean.
+    /// means, each standing for `count[j]` metrics with that same mean (1 without `count`).
     pub(super) fn attention(
         &self,
         m: &[f32],
-        count: &[f32],
+        count: Option<&[f32]>,
         nq: usize,
         scale: f32,
         out: &mut Vec<f32>,
