@@ -236,8 +236,10 @@ pub fn train_on(
         tr_w = crate::data::sliding_windows(train, opts.window_s, opts.window_stride);
         va_w = crate::data::sliding_windows(val, opts.window_s, opts.window_stride);
         if tr_w.is_empty() {
+            let longest = train.iter().map(|r| r.t).max().unwrap_or(0);
             return Err(TrainError::Invalid(format!(
-                "--window-s {}: no training run is that long",
+                "--window-s {}: no training run is that long (the longest has {longest} s); \
+                 choose a window of at most {longest} s",
                 opts.window_s
             )));
         }

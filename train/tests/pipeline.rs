@@ -220,6 +220,30 @@ fn bad_inputs_give_clear_errors() {
         "{e}"
     );
     assert!(ModelSpec::parse("xgboost").is_err());
+    // A sliding window longer than every run names the longest run.
+    let runs = synthetic_runs(2, 4, 1);
+    let longest = runs.iter().map(|r| r.t).max().unwrap();
+    let refs: Vec<&Run> = runs.iter().collect();
+    let opts = train::cf::TrainOptions {
+        window_s: 500,
+        epochs: 1,
+        ..Default::default()
+    };
+    let e = train::cf::train_on(
+        &refs,
+        &refs,
+        &opts,
+        dir.path(),
+        false,
+        serde_json::json!({}),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("--window-s 500") && e.contains(&format!("the longest has {longest} s")),
+        "{e}"
+    );
 }
 
 #[test]
