@@ -415,16 +415,13 @@ impl FastBranches {
             key_bias.push(0.0);
             key_bias.extend(s.count.iter().map(|c| c.ln()));
         }
-        let kb = (!key_bias.is_empty()).then_some(&key_bias[..]);
+        let kb = dedup.then_some(&key_bias[..]);
         match (&sw.rank1, sw.blocks.first()) {
             (Some(r1), Some(first)) => {
                 let nq = if sw.blocks.len() == 1 { 1 } else { n };
                 let scale = 1.0 / ((d / self.heads) as f32).sqrt();
-                if dedup {
-                    r1.attention(&s.uniq, Some(&s.count), nq, scale, &mut s.tmp);
-                } else {
-                    r1.attention(&s.x, None, nq, scale, &mut s.tmp);
-                }
+                let counts = dedup.then_some(&s.count[..]);
+                r1.attention(means, counts, nq, scale, &mut s.tmp);
                 self.finish_block(first, nq, s);
                 self.blocks(&sw.blocks[1..], n, kb, s);
             }

@@ -424,6 +424,17 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// The transpose, as a view of the same data.
+    pub fn t(self) -> Self {
+        Mat {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
     fn covers(&self) -> bool {
         self.rows == 0
             || self.cols == 0

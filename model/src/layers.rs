@@ -108,14 +108,6 @@ impl Dropout {
         mask.truncate(n);
         Some(mask)
     }
-
-    /// Inverted dropout of `x`.
-    pub fn forward(&self, x: &Tensor, rng: &RefCell<ChaCha8Rng>) -> R<Tensor> {
-        match self.mask(x.elem_count(), rng) {
-            Some(mask) => Ok(crate::fused::mask_mul(x, mask)?),
-            None => Ok(x.clone()),
-        }
-    }
 }
 
 /// Per-forward state: training mode and the dropout RNG.
@@ -125,11 +117,20 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn dropout(&self, d: &Dropout, x: &Tensor) -> R<Tensor> {
+    /// `d`'s mask for `n` values in training; `None` in eval mode or when p = 0.
+    pub fn dropout_mask(&self, d: &Dropout, n: usize) -> Option<Vec<f32>> {
         if self.train {
-            d.forward(x, self.rng)
+            d.mask(n, self.rng)
         } else {
-            Ok(x.clone())
+            None
+        }
+    }
+
+    /// Inverted dropout of `x` in training; `x` itself in eval mode.
+    pub fn dropout(&self, d: &Dropout, x: &Tensor) -> R<Tensor> {
+        match self.dropout_mask(d, x.elem_count()) {
+            Some(mask) => Ok(crate::fused::mask_mul(x, mask)?),
+            None => Ok(x.clone()),
         }
     }
 }
@@ -183,11 +184,7 @@ impl EncoderBlock {
                 .contiguous()?)
         };
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let mask = if ctx.train {
-            self.drop.mask(b * self.heads * n * n, ctx.rng)
-        } else {
-            None
-        };
+        let mask = ctx.dropout_mask(&self.drop, b * self.heads * n * n);
         let scale = 1.0 / (dh as f64).sqrt();
         let a = crate::fused::attention(&q, &k, &v, scale, key_bias, mask)?
             .transpose(1, 2)?

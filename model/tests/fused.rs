@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 mod common;
-use common::max_abs_diff;
+use common::{max_abs, max_abs_diff};
 
 fn rand_var(rng: &mut ChaCha8Rng, shape: &[usize], scale: f32) -> Var {
     let n: usize = shape.iter().product();
@@ -30,15 +30,7 @@ fn check_grads(vars: &[&Var], fused: &Tensor, composed: &Tensor, w: &Tensor, wha
             .get(v.as_tensor())
             .unwrap_or_else(|| panic!("{what}: fused gives no gradient for input {i}"));
         let b = gc.get(v.as_tensor()).expect("composed gradient");
-        let scale = b
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let scale = max_abs(b);
         assert!(scale > 0.0, "{what}: composed gradient {i} is zero");
         let d = max_abs_diff(a, b);
         assert!(

@@ -79,20 +79,16 @@ impl<'de> Visitor<'de> for MatrixVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FlatMatrix, A::Error> {
         let mut m = FlatMatrix::default();
-        let mut width = None;
         loop {
             let start = m.data.len();
             if seq.next_element_seed(RowSeed(&mut m))?.is_none() {
                 return Ok(m);
             }
             let len = m.data.len() - start;
-            match width {
-                None => {
-                    width = Some(len);
-                    m.first_len = len;
-                }
-                Some(w) if w != len && m.ragged.is_none() => m.ragged = Some((m.rows, len)),
-                Some(_) => {}
+            if m.rows == 0 {
+                m.first_len = len;
+            } else if len != m.first_len && m.ragged.is_none() {
+                m.ragged = Some((m.rows, len));
             }
             m.rows += 1;
         }

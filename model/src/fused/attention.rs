@@ -34,28 +34,6 @@ fn err(msg: String) -> candle_core::Error {
     candle_core::Error::Msg(format!("fused attention: {msg}"))
 }
 
-/// `a` as an `n × n` row-major matrix read transposed.
-fn transposed(a: &[f32], n: usize) -> Mat<'_> {
-    Mat {
-        data: a,
-        rows: n,
-        cols: n,
-        rs: 1,
-        cs: n,
-    }
-}
-
-/// `x` ([n, dh], row-major) read as its transpose [dh, n].
-fn t_of(x: &[f32], n: usize, dh: usize) -> Mat<'_> {
-    Mat {
-        data: x,
-        rows: dh,
-        cols: n,
-        rs: 1,
-        cs: dh,
-    }
-}
-
 impl Attention {
     /// (B, H, N, dh) of q, checked against k and v.
     fn dims(&self, l1: &Layout, l2: &Layout, l3: &Layout) -> CResult<(usize, usize, usize, usize)> {
@@ -110,7 +88,7 @@ impl CustomOp3 for Attention {
                     &k[bh * nd..(bh + 1) * nd],
                     &v[bh * nd..(bh + 1) * nd],
                 );
-                kernels::matmul(p, n, Mat::rows(qb, n, dh), t_of(kb, n, dh), false);
+                kernels::matmul(p, n, Mat::rows(qb, n, dh), Mat::rows(kb, n, dh).t(), false);
                 match &self.bias {
                     Some(bias) => {
                         let brow = &bias[(bh / h) * n..(bh / h + 1) * n];
@@ -153,15 +131,15 @@ impl CustomOp3 for Attention {
         let (ks, kl) = k.storage_and_layout();
         let (vs, vl) = v.storage_and_layout();
         let (gs, gl) = grad.storage_and_layout();
-        let cpu = |s: &Storage, l: &Layout| -> CResult<Vec<f32>> {
+        fn cpu<'a>(s: &'a Storage, l: &Layout) -> CResult<&'a [f32]> {
             match s {
-                Storage::Cpu(c) => Ok(f32s(c, l)?.to_vec()),
+                Storage::Cpu(c) => f32s(c, l),
                 _ => Err(err("backward needs CPU tensors".into())),
             }
-        };
-        // Copies keep the storage locks short; they are [B, H, N, dh], small beside N × N.
+        }
+        // Read locks, held while the gradients are computed (nothing writes these tensors
+        // during backward).
         let (qd, kd, vd, gd) = (cpu(&qs, ql)?, cpu(&ks, kl)?, cpu(&vs, vl)?, cpu(&gs, gl)?);
-        drop((qs, ks, vs, gs));
         let (_, _, n, dh) = self.dims(ql, kl, vl)?;
         if gd.len() != qd.len() || probs.len() != qd.len() / dh * n {
             return Err(err("backward without a matching forward".into()));
@@ -181,17 +159,35 @@ impl CustomOp3 for Attention {
                 let m = self.mask.as_ref().map(|m| &m[bh * nn..(bh + 1) * nn]);
                 // dP̃ = d(out)·vᵀ.
                 let mut ds = vec![0f32; nn];
-                kernels::matmul(&mut ds, n, Mat::rows(go, n, dh), t_of(vb, n, dh), false);
+                kernels::matmul(
+                    &mut ds,
+                    n,
+                    Mat::rows(go, n, dh),
+                    Mat::rows(vb, n, dh).t(),
+                    false,
+                );
                 // dv = P̃ᵀ·d(out).
                 match m {
                     Some(m) => {
                         let pd: Vec<f32> = p.iter().zip(m).map(|(a, b)| a * b).collect();
-                        kernels::matmul(dvb, dh, transposed(&pd, n), Mat::rows(go, n, dh), false);
+                        kernels::matmul(
+                            dvb,
+                            dh,
+                            Mat::rows(&pd, n, n).t(),
+                            Mat::rows(go, n, dh),
+                            false,
+                        );
                         for (x, b) in ds.iter_mut().zip(m) {
                             *x *= b;
                         }
                     }
-                    None => kernels::matmul(dvb, dh, transposed(p, n), Mat::rows(go, n, dh), false),
+                    None => kernels::matmul(
+                        dvb,
+                        dh,
+                        Mat::rows(p, n, n).t(),
+                        Mat::rows(go, n, dh),
+                        false,
+                    ),
                 }
                 // dS = scale · P ⊙ (dP − Σ_row dP ⊙ P).
                 for (dr, pr) in ds.chunks_exact_mut(n).zip(p.chunks_exact(n)) {
@@ -201,7 +197,13 @@ impl CustomOp3 for Attention {
                     }
                 }
                 kernels::matmul(dqb, dh, Mat::rows(&ds, n, n), Mat::rows(kb, n, dh), false);
-                kernels::matmul(dkb, dh, transposed(&ds, n), Mat::rows(qb, n, dh), false);
+                kernels::matmul(
+                    dkb,
+                    dh,
+                    Mat::rows(&ds, n, n).t(),
+                    Mat::rows(qb, n, dh),
+                    false,
+                );
             });
         let make = |d: Vec<f32>| Tensor::from_vec(d, q.shape(), q.device());
         Ok((Some(make(dq)?), Some(make(dk)?), Some(make(dv)?)))
