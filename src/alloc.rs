@@ -3,6 +3,10 @@
 //! - The long-running commands (`collect`, `serve`, `up`) commit arena memory only as it is
 //!   used: with mimalloc's default (eager commit on overcommitting kernels) the agent's resident
 //!   memory was 28 MB instead of 16 MB (measured with one tenant).
+//! - The agent (`collect`, `up`) keeps freed memory for 2 s before returning it to the OS
+//!   (mimalloc's default: 10 ms). It frees and re-allocates the same buffers every 1-s tick, so
+//!   with the default it re-faulted them each tick: 6–14 % of its CPU in side-by-side runs with
+//!   8 tenants (`MIMALLOC_PURGE_DELAY=2000` vs unset), at the same peak RSS.
 //! - Training (`train`, `eval`) never returns freed memory to the OS: candle allocates every
 //!   op's output afresh, and re-faulting purged pages cost ~15 % of training throughput
 //!   (`model/examples/bench.rs --only train`, 3 alternating pairs: 19–23 vs 22–25 samples/s).
@@ -47,11 +51,16 @@ extern "C" fn tune(argc: c_int, argv: *const *const c_char) {
             .map(|i| CStr::from_ptr(*argv.add(i)).to_bytes())
             .find(|a| !a.starts_with(b"-"));
         match sub {
-            Some(b"collect" | b"serve" | b"up") => set_unless_env(
-                c"MIMALLOC_ARENA_EAGER_COMMIT",
-                MI_OPTION_ARENA_EAGER_COMMIT,
-                0,
-            ),
+            Some(b"collect" | b"serve" | b"up") => {
+                set_unless_env(
+                    c"MIMALLOC_ARENA_EAGER_COMMIT",
+                    MI_OPTION_ARENA_EAGER_COMMIT,
+                    0,
+                );
+                if sub != Some(b"serve") {
+                    set_unless_env(c"MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, 2000);
+                }
+            }
             Some(b"train" | b"eval") => {
                 set_unless_env(c"MIMALLOC_PURGE_DELAY", MI_OPTION_PURGE_DELAY, -1)
             }

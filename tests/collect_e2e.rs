@@ -102,6 +102,33 @@ fn collect_two_real_tenants_for_ten_seconds() {
     let mean_a: f32 = (1..ma.t).map(|i| ma.row(i)[usage]).sum::<f32>() / (ma.t - 1) as f32;
     eprintln!("tenant a cpu.usage_pct mean {mean_a}");
     assert!(mean_a > 20.0, "stress-ng at 60 % shows up: {mean_a}");
+    // Software perf counters (one group per CPU, read at once): the tenant's task-clock is its
+    // CPU time, so it agrees with the cgroup's usage, and every event has a value after row 0.
+    if meta.availability.get("perf.sw") == Some(&true) {
+        let col = |name: &str| cat.index_of(name).unwrap();
+        let tc = col("perf.task_clock_pct");
+        let mean_tc: f32 = (1..ma.t).map(|i| ma.row(i)[tc]).sum::<f32>() / (ma.t - 1) as f32;
+        eprintln!("tenant a perf.task_clock_pct mean {mean_tc}");
+        assert!(
+            (mean_tc - mean_a).abs() <= 0.1 * mean_a,
+            "perf task-clock {mean_tc} vs cgroup usage {mean_a}"
+        );
+        for name in [
+            "perf.task_clock_pct",
+            "perf.context_switches_per_s",
+            "perf.cpu_migrations_per_s",
+            "perf.page_faults_per_s",
+            "perf.major_faults_per_s",
+        ] {
+            let j = col(name);
+            for m in [&ma, &mb] {
+                assert!(
+                    (1..m.t).all(|i| !m.row(i)[j].is_nan()),
+                    "{name} has a value in every row after the first"
+                );
+            }
+        }
+    }
     // Neighbour means: with two tenants, nbr.x(a) == x(b) at the same second.
     let mut compared = 0;
     for i in 0..ma.t {

@@ -13,10 +13,11 @@ use dataset::samples::{self, SampleRow, SamplesError, SegmentMeta, SegmentWriter
 use tokio::sync::broadcast;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
+use crate::discover::{self, Discovery};
 use crate::host::{self, HostRaw, HostReader};
 use crate::perf::{self, PerfProbe, TenantPerf};
 use crate::specs::{self, raw::N_RAW, Spec};
-use crate::tenant::{self, Hierarchy, TenantReader};
+use crate::tenant::TenantReader;
 
 /// Agent settings.
 #[derive(Debug, Clone)]
@@ -145,7 +146,7 @@ pub struct Agent {
     cat: &'static Catalogue,
     specs: Vec<Spec>,
     host_specs: Vec<Spec>,
-    hier: Vec<Hierarchy>,
+    discovery: Discovery,
     probe: PerfProbe,
     cpus: Vec<usize>,
     host: HostReader,
@@ -218,7 +219,7 @@ impl Agent {
                 cfg.cgroup_root.display()
             )));
         }
-        let hier = tenant::hierarchies(&cfg.cgroup_root);
+        let hier = discover::hierarchies(&cfg.cgroup_root);
         if hier.is_empty() {
             return Err(CollectError::Config(format!(
                 "no cgroup hierarchy (v2 or v1 cpu/cpuacct/memory/blkio/pids) under {}",
@@ -259,12 +260,13 @@ impl Agent {
         availability.insert("perf.topdown".into(), false);
         tracing::info!(?availability, "collector sources");
         let (tx, _) = broadcast::channel(64);
+        let discovery = Discovery::new(hier, cfg.tenant_globs.clone());
         Ok(Agent {
             cfg,
             cat,
             specs,
             host_specs,
-            hier,
+            discovery,
             probe,
             cpus: perf::online_cpus(),
             host,
@@ -368,7 +370,7 @@ impl Agent {
             let tick_gap = missed > 0 || tick_dt.is_none_or(|d| d > 1.5);
 
             // Discovery: tenants may appear or vanish at any second.
-            let found = tenant::discover(&self.hier, &self.cfg.tenant_globs);
+            let found = self.discovery.find();
             states.retain(|name, _| found.contains_key(name));
             for (name, dirs) in found {
                 if states.contains_key(&name) {

@@ -110,38 +110,63 @@ impl HostReader {
             }
         }
         if let Some(b) = self.meminfo.as_mut().and_then(|f| f.read().ok()) {
-            for (i, k) in [
-                (MEM_TOTAL, "MemTotal"),
-                (MEM_FREE, "MemFree"),
-                (MEM_AVAILABLE, "MemAvailable"),
-                (MEM_BUFFERS, "Buffers"),
-                (MEM_CACHED, "Cached"),
-                (MEM_DIRTY, "Dirty"),
-                (MEM_ANON, "AnonPages"),
+            let [total, free, available, buffers, cached, dirty, anon, swap_total, swap_free] =
+                parse::keyed_many(
+                    b,
+                    &[
+                        "MemTotal",
+                        "MemFree",
+                        "MemAvailable",
+                        "Buffers",
+                        "Cached",
+                        "Dirty",
+                        "AnonPages",
+                        "SwapTotal",
+                        "SwapFree",
+                    ],
+                );
+            for (i, x) in [
+                (MEM_TOTAL, total),
+                (MEM_FREE, free),
+                (MEM_AVAILABLE, available),
+                (MEM_BUFFERS, buffers),
+                (MEM_CACHED, cached),
+                (MEM_DIRTY, dirty),
+                (MEM_ANON, anon),
             ] {
-                set(&mut v, i, parse::keyed(b, k));
+                set(&mut v, i, x);
             }
-            if let (Some(t), Some(f)) = (parse::keyed(b, "SwapTotal"), parse::keyed(b, "SwapFree"))
-            {
+            if let (Some(t), Some(f)) = (swap_total, swap_free) {
                 v[MEM_SWAP_USED] = t.saturating_sub(f) as f64;
             }
         }
         if let Some(b) = self.vmstat.as_mut().and_then(|f| f.read().ok()) {
-            set(&mut v, VM_PGFAULT, parse::keyed(b, "pgfault"));
-            set(&mut v, VM_PGMAJFAULT, parse::keyed(b, "pgmajfault"));
-            set(&mut v, VM_PSWPIN, parse::keyed(b, "pswpin"));
-            set(&mut v, VM_PSWPOUT, parse::keyed(b, "pswpout"));
-            set(
-                &mut v,
-                VM_PGSCAN,
-                parse::keyed_sum(b, &["pgscan_kswapd", "pgscan_direct"]),
-            );
-            set(
-                &mut v,
-                VM_PGSTEAL,
-                parse::keyed_sum(b, &["pgsteal_kswapd", "pgsteal_direct"]),
-            );
-            set(&mut v, VM_OOM_KILL, parse::keyed(b, "oom_kill"));
+            let [pgfault, pgmajfault, pswpin, pswpout, scan_k, scan_d, steal_k, steal_d, oom] =
+                parse::keyed_many(
+                    b,
+                    &[
+                        "pgfault",
+                        "pgmajfault",
+                        "pswpin",
+                        "pswpout",
+                        "pgscan_kswapd",
+                        "pgscan_direct",
+                        "pgsteal_kswapd",
+                        "pgsteal_direct",
+                        "oom_kill",
+                    ],
+                );
+            for (i, x) in [
+                (VM_PGFAULT, pgfault),
+                (VM_PGMAJFAULT, pgmajfault),
+                (VM_PSWPIN, pswpin),
+                (VM_PSWPOUT, pswpout),
+                (VM_PGSCAN, parse::sum_some(scan_k, scan_d)),
+                (VM_PGSTEAL, parse::sum_some(steal_k, steal_d)),
+                (VM_OOM_KILL, oom),
+            ] {
+                set(&mut v, i, x);
+            }
         }
         if let Some(b) = self.diskstats.as_mut().and_then(|f| f.read().ok()) {
             let d = parse::parse_diskstats(b, &self.disks);

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod campaign;
+pub mod discover;
 pub mod host;
 pub mod parse;
 pub mod perf;

@@ -38,6 +38,12 @@ impl PreadFile {
     }
 
     /// Re-reads the whole file; returns its bytes (valid until the next read).
+    ///
+    /// A first read shorter than [`SHORT_READ_IS_EOF`] ends the file, which saves the second,
+    /// empty read that would confirm it (half of the agent's syscalls): /proc and cgroup files
+    /// are seq_files, which fill a read with records until their one-page buffer would overflow,
+    /// so a read that stopped short of the page by more than a record is the end of the file.
+    /// Longer files are read on until a read returns nothing.
     pub fn read(&mut self) -> io::Result<&[u8]> {
         let mut off = 0usize;
         loop {
@@ -50,11 +56,19 @@ impl PreadFile {
                 break;
             }
             off += n;
+            if off == n && n < SHORT_READ_IS_EOF {
+                break;
+            }
         }
         self.len = off;
         Ok(&self.buf[..self.len])
     }
 }
+
+/// A first read of fewer bytes than this is taken as the whole file. A seq_file stops filling a
+/// read at its 4 KiB page only when the next record would not fit, so a non-final read of a file
+/// with records shorter than 1 KiB (every file the agent reads) returns more than this.
+pub const SHORT_READ_IS_EOF: usize = 3072;
 
 /// Parses an unsigned decimal integer (leading/trailing ASCII whitespace allowed).
 pub fn parse_u64(s: &[u8]) -> Option<u64> {
@@ -92,33 +106,50 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
 /// memory.events, oom_control, vmstat) or `key: value [kB]` (/proc/PID/io, status, meminfo).
 /// The unit suffix is not applied.
 pub fn keyed(buf: &[u8], key: &str) -> Option<u64> {
-    let key = key.as_bytes();
+    let [v] = keyed_many(buf, &[key]);
+    v
+}
+
+/// The values of several keys of a flat keyed file (as [`keyed`]) in one pass over it: the
+/// first line of each key wins, `None` where a key is absent or its value is not a number.
+pub fn keyed_many<const N: usize>(buf: &[u8], keys: &[&str; N]) -> [Option<u64>; N] {
+    let mut out = [None; N];
+    let mut found = [false; N];
+    let mut left = N;
     for line in buf.split(|&b| b == b'\n') {
-        if line.len() > key.len() && line.starts_with(key) {
-            let rest = &line[key.len()..];
-            let rest = match rest[0] {
-                b' ' | b'\t' => rest,
-                b':' => &rest[1..],
-                _ => continue,
-            };
-            let mut it = rest
-                .split(|b| b.is_ascii_whitespace())
-                .filter(|t| !t.is_empty());
-            return it.next().and_then(parse_u64);
+        if left == 0 {
+            break;
+        }
+        let Some(sep) = line.iter().position(|&b| matches!(b, b' ' | b'\t' | b':')) else {
+            continue;
+        };
+        let (key, rest) = line.split_at(sep);
+        let rest = rest.strip_prefix(b":").unwrap_or(rest);
+        for (j, k) in keys.iter().enumerate() {
+            if !found[j] && k.as_bytes() == key {
+                found[j] = true;
+                left -= 1;
+                out[j] = rest
+                    .split(|b| b.is_ascii_whitespace())
+                    .find(|t| !t.is_empty())
+                    .and_then(parse_u64);
+            }
         }
     }
-    None
+    out
 }
 
 /// Sum of several keys of a flat keyed file; `None` if none of them is present.
-pub fn keyed_sum(buf: &[u8], keys: &[&str]) -> Option<u64> {
-    let mut acc = None;
-    for k in keys {
-        if let Some(v) = keyed(buf, k) {
-            acc = Some(acc.unwrap_or(0) + v);
-        }
+pub fn keyed_sum<const N: usize>(buf: &[u8], keys: &[&str; N]) -> Option<u64> {
+    keyed_many(buf, keys).into_iter().fold(None, sum_some)
+}
+
+/// `a + b` where either is present; `None` where neither is.
+pub fn sum_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (None, None) => None,
+        _ => Some(a.unwrap_or(0) + b.unwrap_or(0)),
     }
-    acc
 }
 
 /// A PSI file (`cpu.pressure`, `/proc/pressure/io`, …).
@@ -466,6 +497,42 @@ mod tests {
             Some(3)
         );
         assert_eq!(keyed_sum(b, &["a", "b"]), None);
+    }
+
+    #[test]
+    fn keyed_many_reads_every_key_in_one_pass_and_first_line_wins() {
+        let b = b"b 2\na 1\nb 3\n:odd 5\nc: x\n  d 4\nMemFree:   12 kB\n";
+        assert_eq!(
+            keyed_many(b, &["a", "b", "c", "d", "MemFree", "e"]),
+            [Some(1), Some(2), None, None, Some(12), None]
+        );
+        assert_eq!(keyed_many(b"", &["a"]), [None]);
+        assert_eq!(sum_some(None, Some(2)), Some(2));
+        assert_eq!(sum_some(Some(1), Some(2)), Some(3));
+        assert_eq!(sum_some(None, None), None);
+    }
+
+    /// The short-read rule must not cut a multi-record seq_file longer than one page:
+    /// /proc/kallsyms (~100k short records, megabytes, static) is filled a page at a time.
+    #[test]
+    fn pread_file_reads_a_multi_page_seq_file_whole() {
+        let path = Path::new("/proc/kallsyms");
+        let Ok(expect) = std::fs::read(path) else {
+            return; // not Linux
+        };
+        assert!(
+            expect.len() > 4096,
+            "{} is {} bytes",
+            path.display(),
+            expect.len()
+        );
+        let mut f = PreadFile::open(path).unwrap();
+        for _ in 0..2 {
+            assert!(f.read().unwrap() == expect.as_slice());
+        }
+        let mut small = PreadFile::open(Path::new("/proc/self/stat")).unwrap();
+        let n = small.read().unwrap().len();
+        assert!(n > 0 && n < SHORT_READ_IS_EOF);
     }
 
     #[test]

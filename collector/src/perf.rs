@@ -1,9 +1,14 @@
-//! perf-event counters per tenant cgroup: one counter per (event, online CPU) in cgroup mode.
-//! Software events are always attempted; hardware events only when the start-up probe found a
-//! PMU. Kernel events are included (`include_kernel()`): with the crate's default
-//! `exclude_kernel=1` context-switches and cpu-migrations would read 0.
+//! perf-event counters per tenant cgroup, in cgroup mode on every online CPU. Software events
+//! are always attempted, as one group per CPU read with a single `read` (PERF_FORMAT_GROUP);
+//! hardware events only when the start-up probe found a PMU, one counter per (event, CPU), since
+//! more of them than the PMU has registers would never be scheduled as one group. Kernel events
+//! are included: with perf's usual `exclude_kernel=1` context-switches and cpu-migrations would
+//! read 0.
 
 use std::fs::File;
+use std::io;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::Path;
 
 use perf_event::events::{Cache, CacheOp, CacheResult, Event, Hardware, Software, WhichCache};
@@ -11,15 +16,110 @@ use perf_event::{Builder, Counter};
 
 use crate::specs::raw::*;
 
-/// Software events and the raw slot each feeds.
-fn software() -> Vec<(Event, usize)> {
-    vec![
-        (Software::TASK_CLOCK.into(), PERF_TASK_CLOCK),
-        (Software::CONTEXT_SWITCHES.into(), PERF_CS),
-        (Software::CPU_MIGRATIONS.into(), PERF_MIGRATIONS),
-        (Software::PAGE_FAULTS.into(), PERF_PAGE_FAULTS),
-        (Software::PAGE_FAULTS_MAJ.into(), PERF_MAJOR_FAULTS),
+/// Software events (their `config` under PERF_TYPE_SOFTWARE) and the raw slot each feeds; the
+/// first leads the group.
+const SOFTWARE: [(u32, usize); 5] = {
+    use perf_event_open_sys::bindings as sys;
+    [
+        (sys::PERF_COUNT_SW_TASK_CLOCK, PERF_TASK_CLOCK),
+        (sys::PERF_COUNT_SW_CONTEXT_SWITCHES, PERF_CS),
+        (sys::PERF_COUNT_SW_CPU_MIGRATIONS, PERF_MIGRATIONS),
+        (sys::PERF_COUNT_SW_PAGE_FAULTS, PERF_PAGE_FAULTS),
+        (sys::PERF_COUNT_SW_PAGE_FAULTS_MAJ, PERF_MAJOR_FAULTS),
     ]
+};
+
+/// Opens one software counter of the cgroup `cg` on `cpu`, in the group led by `leader` (or as
+/// a leader, reading its whole group at once).
+fn open_software(config: u32, cg: &File, cpu: usize, leader: Option<&File>) -> io::Result<File> {
+    use perf_event_open_sys::bindings as sys;
+    let mut attr = sys::perf_event_attr {
+        type_: sys::PERF_TYPE_SOFTWARE,
+        size: std::mem::size_of::<sys::perf_event_attr>() as u32,
+        config: u64::from(config),
+        read_format: u64::from(sys::PERF_FORMAT_GROUP),
+        ..Default::default()
+    };
+    attr.set_exclude_hv(1);
+    let cpu = i32::try_from(cpu).map_err(|_| io::Error::other("CPU number out of range"))?;
+    let group = leader.map_or(-1, |l| l.as_raw_fd());
+    let flags = u64::from(sys::PERF_FLAG_PID_CGROUP | sys::PERF_FLAG_FD_CLOEXEC);
+    // SAFETY: `attr` is a valid, fully initialised perf_event_attr whose `size` is its own size;
+    // the cgroup and group descriptors are open for the duration of the call.
+    let fd = unsafe {
+        perf_event_open_sys::perf_event_open(&mut attr, cg.as_raw_fd(), cpu, group, flags as _)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+}
+
+/// The software counters of one tenant on one CPU, as one perf group.
+struct SoftwareGroup {
+    /// The leader first; every member stays open as long as the group is read.
+    fds: Vec<File>,
+    buf: Vec<u8>,
+}
+
+impl SoftwareGroup {
+    /// Reads the group: the count of each member in opening order.
+    fn read(&mut self) -> io::Result<impl Iterator<Item = u64> + '_> {
+        let n = self.buf.len();
+        // perf descriptors are not seekable: read(2), not pread(2).
+        if (&self.fds[0]).read(&mut self.buf)? != n {
+            return Err(io::Error::other("short perf group read"));
+        }
+        let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+        if word(&self.buf[..8]) != self.fds.len() as u64 {
+            return Err(io::Error::other("perf group changed size"));
+        }
+        Ok(self.buf[8..].chunks_exact(8).map(word))
+    }
+}
+
+/// Opens the software group of the cgroup `cg` on each CPU. A member event that cannot be
+/// opened on every CPU is left out on all of them (its column stays null); `None` when even the
+/// leader cannot be opened everywhere.
+fn open_software_groups(cg: &File, cpus: &[usize]) -> Option<(Vec<SoftwareGroup>, Vec<usize>)> {
+    let (leader_config, leader_slot) = SOFTWARE[0];
+    let mut groups = Vec::with_capacity(cpus.len());
+    for &cpu in cpus {
+        match open_software(leader_config, cg, cpu, None) {
+            Ok(fd) => groups.push(SoftwareGroup {
+                fds: vec![fd],
+                buf: Vec::new(),
+            }),
+            Err(e) => {
+                tracing::debug!("perf software group leader on cpu {cpu}: {e}");
+                return None;
+            }
+        }
+    }
+    let mut slots = vec![leader_slot];
+    for &(config, slot) in &SOFTWARE[1..] {
+        let opened: io::Result<Vec<File>> = groups
+            .iter()
+            .zip(cpus)
+            .map(|(g, &cpu)| open_software(config, cg, cpu, Some(&g.fds[0])))
+            .collect();
+        match opened {
+            Ok(fds) => {
+                for (g, fd) in groups.iter_mut().zip(fds) {
+                    g.fds.push(fd);
+                }
+                slots.push(slot);
+            }
+            // The members opened on other CPUs were closed (and so left their groups) when
+            // the partial result was dropped.
+            Err(e) => tracing::debug!("perf software event {config}: {e}"),
+        }
+    }
+    for g in &mut groups {
+        g.buf = vec![0; 8 * (1 + g.fds.len())];
+    }
+    Some((groups, slots))
 }
 
 fn cache(which: WhichCache, result: CacheResult) -> Event {
@@ -109,9 +209,14 @@ pub fn online_cpus() -> Vec<usize> {
     v
 }
 
-/// A tenant's counters: for each event, one counter per CPU (summed on read).
+/// A tenant's counters: the software group on each CPU, and for each hardware event one counter
+/// per CPU (summed on read).
 pub struct TenantPerf {
-    events: Vec<(usize, Vec<Counter>)>,
+    software: Vec<SoftwareGroup>,
+    /// The raw slot of each software group member, in group order.
+    software_slots: Vec<usize>,
+    hardware: Vec<(usize, Vec<Counter>)>,
+    sums: Vec<u64>,
 }
 
 impl TenantPerf {
@@ -122,15 +227,17 @@ impl TenantPerf {
             return None;
         }
         let cg = File::open(dir).ok()?;
-        let mut list = Vec::new();
-        if probe.software {
-            list.extend(software());
-        }
-        if probe.hardware {
-            list.extend(hardware());
-        }
-        let mut events = Vec::new();
-        for (ev, slot) in list {
+        let (software, software_slots) = if probe.software {
+            open_software_groups(&cg, cpus).unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        let mut hw = Vec::new();
+        for (ev, slot) in if probe.hardware {
+            hardware()
+        } else {
+            Vec::new()
+        } {
             let mut counters = Vec::with_capacity(cpus.len());
             for &cpu in cpus {
                 let mut b = Builder::new()
@@ -148,20 +255,47 @@ impl TenantPerf {
                 }
             }
             if !counters.is_empty() {
-                events.push((slot, counters));
+                hw.push((slot, counters));
             }
         }
-        (!events.is_empty()).then_some(TenantPerf { events })
+        let sums = vec![0; software_slots.len()];
+        (!software_slots.is_empty() || !hw.is_empty()).then_some(TenantPerf {
+            software,
+            software_slots,
+            hardware: hw,
+            sums,
+        })
     }
 
     /// Number of events opened.
     pub fn n_events(&self) -> usize {
-        self.events.len()
+        self.software_slots.len() + self.hardware.len()
     }
 
-    /// Writes the cumulative count of each opened event into `raw`.
+    /// Writes the cumulative count of each opened event into `raw` (summed over the CPUs; left
+    /// as it was where a read failed).
     pub fn read(&mut self, raw: &mut [f64]) {
-        for (slot, counters) in &mut self.events {
+        self.sums.fill(0);
+        let mut ok = !self.software.is_empty();
+        for g in &mut self.software {
+            match g.read() {
+                Ok(counts) => {
+                    for (s, c) in self.sums.iter_mut().zip(counts) {
+                        *s += c;
+                    }
+                }
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            for (&slot, &sum) in self.software_slots.iter().zip(&self.sums) {
+                raw[slot] = sum as f64;
+            }
+        }
+        for (slot, counters) in &mut self.hardware {
             let mut sum = 0u64;
             let mut ok = true;
             for c in counters.iter_mut() {

@@ -1,5 +1,5 @@
-//! Tenants: cgroup discovery over v1 and v2 hierarchies, and the per-tenant reader (cgroup files,
-//! the tenant's processes in /proc, its network namespace, its perf counters).
+//! The per-tenant reader: cgroup files, the tenant's processes in /proc, its network namespace,
+//! its perf counters. Finding the tenants is `discover`'s job.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -7,122 +7,6 @@ use std::path::{Path, PathBuf};
 use crate::parse::{self, PreadFile};
 use crate::perf::TenantPerf;
 use crate::specs::raw::*;
-
-/// One cgroup hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hierarchy {
-    /// `v2`, or the v1 controller name (`cpu`, `cpuacct`, `memory`, `blkio`, `pids`).
-    pub kind: String,
-    pub path: PathBuf,
-}
-
-/// The cgroup hierarchies under `root`: pure v2 (`root/cgroup.controllers`), or hybrid/v1
-/// (`root/<ctrl>/` plus v2 at `root/unified` when present).
-pub fn hierarchies(root: &Path) -> Vec<Hierarchy> {
-    if root.join("cgroup.controllers").exists() {
-        return vec![Hierarchy {
-            kind: "v2".into(),
-            path: root.to_path_buf(),
-        }];
-    }
-    let mut v = Vec::new();
-    if root.join("unified/cgroup.controllers").exists() {
-        v.push(Hierarchy {
-            kind: "v2".into(),
-            path: root.join("unified"),
-        });
-    }
-    for c in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
-        let p = root.join(c);
-        // `cpu` and `cpuacct` may be one mount (`cpu,cpuacct`) reached through symlinks.
-        if p.join("cgroup.procs").exists() {
-            v.push(Hierarchy {
-                kind: c.into(),
-                path: p,
-            });
-        }
-    }
-    v
-}
-
-/// Tenants matching any glob (relative to each hierarchy), mapped to their directory in every
-/// hierarchy where they exist. Keys are the relative cgroup paths.
-pub fn discover(
-    hier: &[Hierarchy],
-    globs: &[String],
-) -> BTreeMap<String, BTreeMap<String, PathBuf>> {
-    let mut out: BTreeMap<String, BTreeMap<String, PathBuf>> = BTreeMap::new();
-    for h in hier {
-        for g in globs {
-            let g = g.trim_start_matches('/');
-            for p in glob_dirs(&h.path, g) {
-                let Ok(rel) = p.strip_prefix(&h.path) else {
-                    continue;
-                };
-                let Some(rel) = rel.to_str() else { continue };
-                if rel.is_empty() {
-                    continue;
-                }
-                out.entry(rel.to_string())
-                    .or_default()
-                    .insert(h.kind.clone(), p.clone());
-            }
-        }
-    }
-    out
-}
-
-/// Directories under `root` matching the glob `pattern`, walked one path component at a time
-/// with `read_dir` and the entries' own file types (no `stat` per candidate: discovery runs
-/// every tick, and a `stat` of every cgroup under a wildcard was a quarter of the agent's
-/// CPU). Patterns with `**` use the glob crate's recursive walk.
-fn glob_dirs(root: &Path, pattern: &str) -> Vec<PathBuf> {
-    if pattern.split('/').any(|c| c == "**") {
-        let Some(pat) = root.join(pattern).to_str().map(str::to_string) else {
-            return Vec::new();
-        };
-        let Ok(paths) = glob::glob(&pat) else {
-            return Vec::new();
-        };
-        return paths.flatten().filter(|p| p.is_dir()).collect();
-    }
-    let mut level = vec![root.to_path_buf()];
-    // Whether the paths of `level` are known to be directories (from their entries' types).
-    let mut known_dirs = true;
-    for comp in pattern.split('/').filter(|c| !c.is_empty()) {
-        let wild = comp.contains(['*', '?', '[']);
-        let mut next = Vec::new();
-        if wild {
-            let Ok(pat) = glob::Pattern::new(comp) else {
-                return Vec::new();
-            };
-            for dir in &level {
-                let Ok(rd) = std::fs::read_dir(dir) else {
-                    continue;
-                };
-                for e in rd.flatten() {
-                    let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                    if is_dir && e.file_name().to_str().is_some_and(|n| pat.matches(n)) {
-                        next.push(e.path());
-                    }
-                }
-            }
-            known_dirs = true;
-        } else {
-            next = level.iter().map(|d| d.join(comp)).collect();
-            known_dirs = false;
-        }
-        level = next;
-        if level.is_empty() {
-            break;
-        }
-    }
-    if !known_dirs {
-        level.retain(|p| p.is_dir());
-    }
-    level.sort();
-    level
-}
 
 /// Per-process files, kept open while the process lives.
 struct PidFiles {
@@ -232,6 +116,62 @@ fn set(raw: &mut [f64], i: usize, v: Option<u64>) {
     }
 }
 
+/// Sets each slot of `table` from its key in the keyed file `b` (one pass over the file).
+fn set_keyed<const N: usize>(raw: &mut [f64], b: &[u8], table: &[(usize, &str); N]) {
+    let vals = parse::keyed_many(b, &table.map(|(_, k)| k));
+    for ((slot, _), v) in table.iter().zip(vals) {
+        set(raw, *slot, v);
+    }
+}
+
+/// cgroup v2 `memory.stat` keys and the raw slot each feeds.
+const V2_MEM_STAT: [(usize, &str); 23] = [
+    (MEM_ANON, "anon"),
+    (MEM_FILE, "file"),
+    (MEM_KSTACK, "kernel_stack"),
+    (MEM_SLAB, "slab"),
+    (MEM_SOCK, "sock"),
+    (MEM_SHMEM, "shmem"),
+    (MEM_MAPPED, "file_mapped"),
+    (MEM_DIRTY, "file_dirty"),
+    (MEM_WRITEBACK, "file_writeback"),
+    (MEM_THP, "anon_thp"),
+    (MEM_ACTIVE_ANON, "active_anon"),
+    (MEM_INACTIVE_ANON, "inactive_anon"),
+    (MEM_ACTIVE_FILE, "active_file"),
+    (MEM_INACTIVE_FILE, "inactive_file"),
+    (MEM_UNEVICTABLE, "unevictable"),
+    (MEM_PGFAULT, "pgfault"),
+    (MEM_PGMAJFAULT, "pgmajfault"),
+    (MEM_WS_NODERECLAIM, "workingset_nodereclaim"),
+    (MEM_PGSCAN, "pgscan"),
+    (MEM_PGSTEAL, "pgsteal"),
+    (MEM_PGREFILL, "pgrefill"),
+    (MEM_PGACTIVATE, "pgactivate"),
+    (MEM_PGDEACTIVATE, "pgdeactivate"),
+];
+
+/// cgroup v1 `memory.stat` keys and the raw slot each feeds.
+const V1_MEM_STAT: [(usize, &str); 17] = [
+    (MEM_ANON, "rss"),
+    (MEM_FILE, "cache"),
+    (MEM_SHMEM, "shmem"),
+    (MEM_MAPPED, "mapped_file"),
+    (MEM_DIRTY, "dirty"),
+    (MEM_WRITEBACK, "writeback"),
+    (MEM_THP, "rss_huge"),
+    (MEM_ACTIVE_ANON, "active_anon"),
+    (MEM_INACTIVE_ANON, "inactive_anon"),
+    (MEM_ACTIVE_FILE, "active_file"),
+    (MEM_INACTIVE_FILE, "inactive_file"),
+    (MEM_UNEVICTABLE, "unevictable"),
+    (MEM_SWAP, "swap"),
+    (MEM_PGFAULT, "pgfault"),
+    (MEM_PGMAJFAULT, "pgmajfault"),
+    (MEM_PGPGIN, "pgpgin"),
+    (MEM_PGPGOUT, "pgpgout"),
+];
+
 impl TenantReader {
     /// Opens the tenant's files in every hierarchy it exists in (`dirs`: kind → directory).
     pub fn open(name: &str, dirs: BTreeMap<String, PathBuf>, perf: Option<TenantPerf>) -> Self {
@@ -246,9 +186,20 @@ impl TenantReader {
                 .iter()
                 .find_map(|k| open_in(&dirs, k, "tasks"))
         });
+        let v1_cpu_stat = open_in(&dirs, "cpu", "cpu.stat");
+        let v1_cpuacct_usage = open_in(&dirs, "cpuacct", "cpuacct.usage");
+        let v1_cpuacct_stat = open_in(&dirs, "cpuacct", "cpuacct.stat");
+        // On hybrid hosts the v1 cpu and cpuacct files give every value of the unified
+        // cpu.stat (and win over it), so reading that one too would be wasted work.
+        let v1_cpu_complete =
+            v1_cpu_stat.is_some() && v1_cpuacct_usage.is_some() && v1_cpuacct_stat.is_some();
         TenantReader {
             name: name.to_string(),
-            v2_cpu_stat: v2("cpu.stat"),
+            v2_cpu_stat: if v1_cpu_complete {
+                None
+            } else {
+                v2("cpu.stat")
+            },
             v2_cpu_pressure: v2("cpu.pressure"),
             v2_mem_pressure: v2("memory.pressure"),
             v2_io_pressure: v2("io.pressure"),
@@ -259,9 +210,9 @@ impl TenantReader {
             v2_mem_max: v2("memory.max"),
             v2_io_stat: v2("io.stat"),
             v2_pids: v2("pids.current"),
-            v1_cpu_stat: open_in(&dirs, "cpu", "cpu.stat"),
-            v1_cpuacct_usage: open_in(&dirs, "cpuacct", "cpuacct.usage"),
-            v1_cpuacct_stat: open_in(&dirs, "cpuacct", "cpuacct.stat"),
+            v1_cpu_stat,
+            v1_cpuacct_usage,
+            v1_cpuacct_stat,
             v1_mem_usage: open_in(&dirs, "memory", "memory.usage_in_bytes"),
             v1_mem_stat: open_in(&dirs, "memory", "memory.stat"),
             v1_mem_limit: open_in(&dirs, "memory", "memory.limit_in_bytes"),
@@ -304,13 +255,24 @@ impl TenantReader {
 
     fn read_cpu(&mut self, raw: &mut [f64]) {
         if let Some(b) = read_into(&mut self.v2_cpu_stat) {
-            let us = |k| parse::keyed(b, k).map(|v| v * 1000);
-            set(raw, CPU_USAGE_NS, us("usage_usec"));
-            set(raw, CPU_USER_NS, us("user_usec"));
-            set(raw, CPU_SYSTEM_NS, us("system_usec"));
-            set(raw, CPU_NR_PERIODS, parse::keyed(b, "nr_periods"));
-            set(raw, CPU_NR_THROTTLED, parse::keyed(b, "nr_throttled"));
-            set(raw, CPU_THROTTLED_NS, us("throttled_usec"));
+            let [usage, user, system, periods, throttled, throttled_us] = parse::keyed_many(
+                b,
+                &[
+                    "usage_usec",
+                    "user_usec",
+                    "system_usec",
+                    "nr_periods",
+                    "nr_throttled",
+                    "throttled_usec",
+                ],
+            );
+            let ns = |v: Option<u64>| v.map(|v| v * 1000);
+            set(raw, CPU_USAGE_NS, ns(usage));
+            set(raw, CPU_USER_NS, ns(user));
+            set(raw, CPU_SYSTEM_NS, ns(system));
+            set(raw, CPU_NR_PERIODS, periods);
+            set(raw, CPU_NR_THROTTLED, throttled);
+            set(raw, CPU_THROTTLED_NS, ns(throttled_us));
         }
         // v1 where v2 has no cpu controller (hybrid hosts): v1 values win for what they cover.
         if let Some(b) = read_into(&mut self.v1_cpuacct_usage) {
@@ -318,17 +280,20 @@ impl TenantReader {
         }
         let tick = self.tick_ns;
         if let Some(b) = read_into(&mut self.v1_cpuacct_stat) {
-            if let Some(v) = parse::keyed(b, "user") {
+            let [user, system] = parse::keyed_many(b, &["user", "system"]);
+            if let Some(v) = user {
                 raw[CPU_USER_NS] = v as f64 * tick;
             }
-            if let Some(v) = parse::keyed(b, "system") {
+            if let Some(v) = system {
                 raw[CPU_SYSTEM_NS] = v as f64 * tick;
             }
         }
         if let Some(b) = read_into(&mut self.v1_cpu_stat) {
-            set(raw, CPU_NR_PERIODS, parse::keyed(b, "nr_periods"));
-            set(raw, CPU_NR_THROTTLED, parse::keyed(b, "nr_throttled"));
-            set(raw, CPU_THROTTLED_NS, parse::keyed(b, "throttled_time"));
+            let [periods, throttled, throttled_ns] =
+                parse::keyed_many(b, &["nr_periods", "nr_throttled", "throttled_time"]);
+            set(raw, CPU_NR_PERIODS, periods);
+            set(raw, CPU_NR_THROTTLED, throttled);
+            set(raw, CPU_THROTTLED_NS, throttled_ns);
         }
         if let Some(b) = read_into(&mut self.v2_cpu_pressure) {
             let p = parse::parse_pressure(b);
@@ -345,60 +310,43 @@ impl TenantReader {
             set(raw, MEM_CURRENT, parse::parse_u64(b));
         }
         if let Some(b) = read_into(&mut self.v2_mem_stat) {
-            let k = |key| parse::keyed(b, key);
-            for (i, key) in [
-                (MEM_ANON, "anon"),
-                (MEM_FILE, "file"),
-                (MEM_KSTACK, "kernel_stack"),
-                (MEM_SLAB, "slab"),
-                (MEM_SOCK, "sock"),
-                (MEM_SHMEM, "shmem"),
-                (MEM_MAPPED, "file_mapped"),
-                (MEM_DIRTY, "file_dirty"),
-                (MEM_WRITEBACK, "file_writeback"),
-                (MEM_THP, "anon_thp"),
-                (MEM_ACTIVE_ANON, "active_anon"),
-                (MEM_INACTIVE_ANON, "inactive_anon"),
-                (MEM_ACTIVE_FILE, "active_file"),
-                (MEM_INACTIVE_FILE, "inactive_file"),
-                (MEM_UNEVICTABLE, "unevictable"),
-                (MEM_PGFAULT, "pgfault"),
-                (MEM_PGMAJFAULT, "pgmajfault"),
-                (MEM_WS_NODERECLAIM, "workingset_nodereclaim"),
-                (MEM_PGSCAN, "pgscan"),
-                (MEM_PGSTEAL, "pgsteal"),
-                (MEM_PGREFILL, "pgrefill"),
-                (MEM_PGACTIVATE, "pgactivate"),
-                (MEM_PGDEACTIVATE, "pgdeactivate"),
-            ] {
-                set(raw, i, k(key));
+            set_keyed(raw, b, &V2_MEM_STAT);
+            // Kernels ≥ 5.9 split the workingset counters into anon and file.
+            let ws = parse::keyed_many(
+                b,
+                &[
+                    "workingset_refault",
+                    "workingset_refault_anon",
+                    "workingset_refault_file",
+                    "workingset_activate",
+                    "workingset_activate_anon",
+                    "workingset_activate_file",
+                    "workingset_restore",
+                    "workingset_restore_anon",
+                    "workingset_restore_file",
+                ],
+            );
+            for (i, slot) in [MEM_WS_REFAULT, MEM_WS_ACTIVATE, MEM_WS_RESTORE]
+                .into_iter()
+                .enumerate()
+            {
+                set(
+                    raw,
+                    slot,
+                    ws[3 * i].or_else(|| parse::sum_some(ws[3 * i + 1], ws[3 * i + 2])),
+                );
             }
-            set(
-                raw,
-                MEM_WS_REFAULT,
-                parse::keyed(b, "workingset_refault").or_else(|| {
-                    parse::keyed_sum(b, &["workingset_refault_anon", "workingset_refault_file"])
-                }),
-            );
-            set(
-                raw,
-                MEM_WS_ACTIVATE,
-                parse::keyed(b, "workingset_activate").or_else(|| {
-                    parse::keyed_sum(b, &["workingset_activate_anon", "workingset_activate_file"])
-                }),
-            );
-            set(
-                raw,
-                MEM_WS_RESTORE,
-                parse::keyed(b, "workingset_restore").or_else(|| {
-                    parse::keyed_sum(b, &["workingset_restore_anon", "workingset_restore_file"])
-                }),
-            );
         }
         if let Some(b) = read_into(&mut self.v2_mem_events) {
-            set(raw, MEM_EV_HIGH, parse::keyed(b, "high"));
-            set(raw, MEM_EV_MAX, parse::keyed(b, "max"));
-            set(raw, MEM_EV_OOM_KILL, parse::keyed(b, "oom_kill"));
+            set_keyed(
+                raw,
+                b,
+                &[
+                    (MEM_EV_HIGH, "high"),
+                    (MEM_EV_MAX, "max"),
+                    (MEM_EV_OOM_KILL, "oom_kill"),
+                ],
+            );
         }
         if let Some(b) = read_into(&mut self.v2_mem_swap) {
             set(raw, MEM_SWAP, parse::parse_u64(b));
@@ -416,33 +364,16 @@ impl TenantReader {
             set(raw, MEM_CURRENT, parse::parse_u64(b));
         }
         if let Some(b) = read_into(&mut self.v1_mem_stat) {
-            for (i, key) in [
-                (MEM_ANON, "rss"),
-                (MEM_FILE, "cache"),
-                (MEM_SHMEM, "shmem"),
-                (MEM_MAPPED, "mapped_file"),
-                (MEM_DIRTY, "dirty"),
-                (MEM_WRITEBACK, "writeback"),
-                (MEM_THP, "rss_huge"),
-                (MEM_ACTIVE_ANON, "active_anon"),
-                (MEM_INACTIVE_ANON, "inactive_anon"),
-                (MEM_ACTIVE_FILE, "active_file"),
-                (MEM_INACTIVE_FILE, "inactive_file"),
-                (MEM_UNEVICTABLE, "unevictable"),
-                (MEM_SWAP, "swap"),
-                (MEM_PGFAULT, "pgfault"),
-                (MEM_PGMAJFAULT, "pgmajfault"),
-                (MEM_PGPGIN, "pgpgin"),
-                (MEM_PGPGOUT, "pgpgout"),
-            ] {
-                set(raw, i, parse::keyed(b, key));
-            }
-            set(
-                raw,
-                MEM_WS_REFAULT,
-                parse::keyed_sum(b, &["workingset_refault_anon", "workingset_refault_file"])
-                    .or_else(|| parse::keyed(b, "workingset_refault")),
+            set_keyed(raw, b, &V1_MEM_STAT);
+            let [anon, file, all] = parse::keyed_many(
+                b,
+                &[
+                    "workingset_refault_anon",
+                    "workingset_refault_file",
+                    "workingset_refault",
+                ],
             );
+            set(raw, MEM_WS_REFAULT, parse::sum_some(anon, file).or(all));
         }
         if let Some(b) = read_into(&mut self.v1_mem_limit) {
             // "Unlimited" is PAGE_COUNTER_MAX rounded to pages: treat ≥ 2^62 as no limit.
@@ -549,23 +480,29 @@ impl TenantReader {
             cur[3] = st.majflt;
             cur[4] = (st.blkio_ticks as f64 * tick) as u64;
             if let Some(b) = read_into(&mut pf.status) {
-                cur[5] = parse::keyed(b, "voluntary_ctxt_switches").unwrap_or(0);
-                cur[6] = parse::keyed(b, "nonvoluntary_ctxt_switches").unwrap_or(0);
+                let v = parse::keyed_many(
+                    b,
+                    &["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"],
+                );
+                for (c, v) in cur[5..7].iter_mut().zip(v) {
+                    *c = v.unwrap_or(0);
+                }
             }
             if let Some(b) = read_into(&mut pf.io) {
-                for (j, k) in [
-                    "rchar",
-                    "wchar",
-                    "syscr",
-                    "syscw",
-                    "read_bytes",
-                    "write_bytes",
-                    "cancelled_write_bytes",
-                ]
-                .iter()
-                .enumerate()
-                {
-                    cur[7 + j] = parse::keyed(b, k).unwrap_or(0);
+                let v = parse::keyed_many(
+                    b,
+                    &[
+                        "rchar",
+                        "wchar",
+                        "syscr",
+                        "syscw",
+                        "read_bytes",
+                        "write_bytes",
+                        "cancelled_write_bytes",
+                    ],
+                );
+                for (c, v) in cur[7..14].iter_mut().zip(v) {
+                    *c = v.unwrap_or(0);
                 }
             }
             if let Some((run, wait, slices)) =

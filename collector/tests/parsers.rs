@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use collector::discover;
 use collector::host::{host_values, HostReader};
 use collector::parse;
 use collector::specs::{self, hraw, raw::*};
-use collector::tenant::{self, TenantReader};
+use collector::tenant::TenantReader;
 use dataset::catalogue::Catalogue;
 
 fn fx(rel: &str) -> PathBuf {
@@ -82,8 +83,8 @@ fn fake_root() -> tempfile::TempDir {
 }
 
 fn reader(root: &Path, name: &str) -> TenantReader {
-    let h = tenant::hierarchies(root);
-    let found = tenant::discover(&h, &["t/*".to_string()]);
+    let h = discover::hierarchies(root);
+    let found = discover::discover(&h, &["t/*".to_string()]);
     let dirs = found.get(name).cloned().expect("tenant discovered");
     TenantReader::open(name, dirs, None)
 }
@@ -107,10 +108,10 @@ fn discovery_globs_match_like_the_glob_crate() {
         std::fs::create_dir_all(r.join(dir)).unwrap();
     }
     std::fs::write(r.join("system.slice/c.service"), "a file, not a cgroup").unwrap();
-    let h = tenant::hierarchies(r);
+    let h = discover::hierarchies(r);
     let names = |globs: &[&str]| -> Vec<String> {
         let g: Vec<String> = globs.iter().map(|s| s.to_string()).collect();
-        tenant::discover(&h, &g).into_keys().collect()
+        discover::discover(&h, &g).into_keys().collect()
     };
     assert_eq!(
         names(&["machine.slice/machine-qemu*.scope"]),
@@ -142,13 +143,48 @@ fn discovery_globs_match_like_the_glob_crate() {
     );
 }
 
+/// A `Discovery` keeps the directories it lists open between ticks: tenants that appear or
+/// vanish under a kept directory, and a parent removed and made again, must still be seen.
+#[test]
+fn discovery_kept_open_across_ticks_follows_changes() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    std::fs::write(r.join("cgroup.controllers"), "cpu").unwrap();
+    let mk = |p: &str| std::fs::create_dir_all(r.join(p)).unwrap();
+    mk("slice/a");
+    mk("slice/b");
+    let mut disc = discover::Discovery::new(discover::hierarchies(r), vec!["slice/*".into()]);
+    let mut names = || disc.find().into_keys().collect::<Vec<_>>();
+    assert_eq!(names(), ["slice/a", "slice/b"]);
+    mk("slice/c");
+    std::fs::remove_dir(r.join("slice/a")).unwrap();
+    assert_eq!(names(), ["slice/b", "slice/c"]);
+    // The kept parent goes away and one of the same name comes back with other tenants.
+    std::fs::remove_dir_all(r.join("slice")).unwrap();
+    assert!(names().is_empty());
+    mk("slice/d");
+    assert_eq!(names(), ["slice/d"]);
+    std::fs::remove_dir_all(r.join("slice")).unwrap();
+    mk("slice/e");
+    assert_eq!(
+        names(),
+        ["slice/e"],
+        "a recreated parent under a kept handle"
+    );
+    // Many entries: more than one getdents64 buffer's worth.
+    for i in 0..2000 {
+        mk(&format!("slice/tenant-with-a-long-name-{i:05}"));
+    }
+    assert_eq!(names().len(), 2001);
+}
+
 #[test]
 fn discovery_over_v1_and_v2_by_glob() {
     let d = fake_root();
-    let h = tenant::hierarchies(d.path());
+    let h = discover::hierarchies(d.path());
     let kinds: Vec<&str> = h.iter().map(|h| h.kind.as_str()).collect();
     assert_eq!(kinds, ["v2", "cpu", "cpuacct", "memory", "blkio", "pids"]);
-    let found = tenant::discover(&h, &["t/*".to_string()]);
+    let found = discover::discover(&h, &["t/*".to_string()]);
     assert_eq!(found.keys().collect::<Vec<_>>(), ["t/a", "t/b"]);
     assert_eq!(found["t/a"].keys().collect::<Vec<_>>(), ["v2"]);
     assert_eq!(
@@ -157,7 +193,7 @@ fn discovery_over_v1_and_v2_by_glob() {
     );
     // A tenant appears: next discovery sees it.
     std::fs::create_dir_all(d.path().join("unified/t/c")).unwrap();
-    let found = tenant::discover(&h, &["t/*".to_string(), "/other/*".to_string()]);
+    let found = discover::discover(&h, &["t/*".to_string(), "/other/*".to_string()]);
     assert_eq!(
         found.keys().collect::<Vec<_>>(),
         ["other/x", "t/a", "t/b", "t/c"]
@@ -165,7 +201,7 @@ fn discovery_over_v1_and_v2_by_glob() {
     // Pure v2 root.
     let v2 = tempfile::tempdir().unwrap();
     std::fs::write(v2.path().join("cgroup.controllers"), "cpu memory").unwrap();
-    let h = tenant::hierarchies(v2.path());
+    let h = discover::hierarchies(v2.path());
     assert_eq!(h.len(), 1);
     assert_eq!(h[0].path, v2.path());
 }
@@ -404,7 +440,7 @@ fn tenant_that_disappears() {
         return;
     }
     let root = Path::new("/sys/fs/cgroup");
-    let h = tenant::hierarchies(root);
+    let h = discover::hierarchies(root);
     let Some(hier) = h.first() else {
         eprintln!("SKIP tenant_that_disappears: no cgroup hierarchy under /sys/fs/cgroup");
         return;
@@ -412,7 +448,7 @@ fn tenant_that_disappears() {
     let name = format!("cf-test-vanish-{}", std::process::id());
     let dir = hier.path.join(&name);
     std::fs::create_dir(&dir).unwrap();
-    let found = tenant::discover(&h, std::slice::from_ref(&name));
+    let found = discover::discover(&h, std::slice::from_ref(&name));
     let dirs: BTreeMap<String, PathBuf> = found.get(&name).cloned().unwrap();
     let mut r = TenantReader::open(&name, dirs, None);
     let mut raw = vec![0.0; N_RAW];
@@ -421,5 +457,5 @@ fn tenant_that_disappears() {
     std::fs::remove_dir(&dir).unwrap();
     r.read(&mut raw);
     assert!(!r.alive, "a removed cgroup must read as gone");
-    assert!(tenant::discover(&h, &[name]).is_empty());
+    assert!(discover::discover(&h, &[name]).is_empty());
 }
