@@ -6,6 +6,9 @@
 #
 #   sudo bench/collector/run.sh [SECONDS]     # default 60; needs root, stress-ng,
 #                                             # prometheus-node-exporter, collectd-core, curl
+#
+# BASELINE_BIN=path/to/older/cloudformer adds that build of our agent to the same run, on the same
+# tenants, so a change to the agent is measured against its predecessor side by side.
 set -euo pipefail
 SECS=${1:-60}
 N=8
@@ -24,6 +27,7 @@ hiers() {
   for c in cpu cpuacct memory blkio pids; do [ -e $ROOT/$c/cgroup.procs ] && echo $ROOT/$c; done
 }
 PIDS=()
+CG=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 1
@@ -34,6 +38,8 @@ cleanup() {
   done
   sleep 0.5
   for h in $(hiers); do for i in $(seq 1 $N); do rmdir $h/$PREFIX/t$i 2>/dev/null || true; done; rmdir $h/$PREFIX 2>/dev/null || true; done
+  for d in "${CG[@]}"; do rmdir "$d" 2>/dev/null || true; done
+  [ -n "${ACCT:-}" ] && rmdir "$ACCT/$AGENTS" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -46,17 +52,40 @@ for i in $(seq 1 $N); do
 done
 sleep 1
 
-cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+# Each agent runs in a cgroup of its own, outside the tenants' glob, whose CPU counter (ns, every
+# thread, exited ones too) is its CPU time: the 100-Hz utime/stime ticks of /proc/PID/stat are
+# sampled, ±7 % over a minute for an agent that runs ~3 ms a second.
+AGENTS=cf-bench-agents-$$
+if [ -e $ROOT/cgroup.controllers ]; then ACCT=$ROOT
+elif [ -e $ROOT/cpuacct/cpuacct.usage ]; then ACCT=$ROOT/cpuacct
+else echo "needs cgroup v2 or the v1 cpuacct controller to account the agents' CPU"; exit 1; fi
+# start_agent NAME COMMAND...: runs COMMAND in the background in the cgroup NAME; its PID in LAST.
+start_agent() {
+  local n=$1; shift
+  mkdir -p "$ACCT/$AGENTS/$n"
+  sh -c 'echo $$ > "$0"; exec "$@"' "$ACCT/$AGENTS/$n/cgroup.procs" "$@" &
+  LAST=$!; PIDS+=($LAST); CG+=("$ACCT/$AGENTS/$n")
+}
+cpu_ns() {
+  local d=$ACCT/$AGENTS/$1
+  if [ -e "$d/cpuacct.usage" ]; then cat "$d/cpuacct.usage"
+  else awk '/^usage_usec/{print $2*1000}' "$d/cpu.stat"; fi
+}
 hwm_kb() { awk '/VmHWM/{print $2}' /proc/$1/status; }
 
 # ours
 # (not --quiet: on SIGTERM it prints its summary with the tick lateness p99 to stderr)
-"$BIN" collect --out "$WORK/cf" --tenants "$PREFIX/*" >/dev/null 2>"$WORK/cf.err" &
-OURS=$!; PIDS+=($OURS)
+start_agent OURS "$BIN" collect --out "$WORK/cf" --tenants "$PREFIX/*" >/dev/null 2>"$WORK/cf.err"
+OURS=$LAST
+if [ -n "${BASELINE_BIN:-}" ]; then
+  start_agent BASE "$BASELINE_BIN" collect --out "$WORK/base" --tenants "$PREFIX/*" \
+    >/dev/null 2>"$WORK/base.err"
+  BASE=$LAST
+fi
 # node_exporter, scraped once a second
 if [ -n "$NE" ]; then
-  "$NE" --web.listen-address=127.0.0.1:19100 >/dev/null 2>&1 &
-  NEP=$!; PIDS+=($NEP)
+  start_agent NEP "$NE" --web.listen-address=127.0.0.1:19100 >/dev/null 2>&1
+  NEP=$LAST
   ( while sleep 1; do curl -s -o /dev/null http://127.0.0.1:19100/metrics || true; done ) &
   PIDS+=($!)
 fi
@@ -77,30 +106,34 @@ LoadPlugin csv
 </Plugin>
 CONF
   mkdir -p "$WORK/collectd"
-  "$CD" -f -C "$WORK/collectd.conf" >/dev/null 2>&1 &
-  CDP=$!; PIDS+=($CDP)
+  start_agent CDP "$CD" -f -C "$WORK/collectd.conf" >/dev/null 2>&1
+  CDP=$LAST
 fi
 sleep 3   # start-up excluded
-HZ=$(getconf CLK_TCK)
 declare -A T0
-for name in OURS NEP CDP; do p=${!name:-}; [ -n "$p" ] && T0[$name]=$(cpu_ticks $p); done
+for name in OURS BASE NEP CDP; do p=${!name:-}; [ -n "$p" ] && T0[$name]=$(cpu_ns $name); done
 sleep "$SECS"
 printf '\n%-32s %14s %16s %12s %10s\n' agent "CPU ms/s" "µs/tenant-sample" "peak RSS MB" "CPU vs ours"
 declare -A R
-for name in OURS NEP CDP; do
+for name in OURS BASE NEP CDP; do
   p=${!name:-}; [ -z "$p" ] && continue
-  d=$(( $(cpu_ticks $p) - ${T0[$name]} ))
-  R[$name]=$(awk -v d=$d -v hz=$HZ -v s=$SECS 'BEGIN{printf "%.3f", d/hz/s*1000}')
+  d=$(( $(cpu_ns $name) - ${T0[$name]} ))
+  R[$name]=$(awk -v d=$d -v s=$SECS 'BEGIN{printf "%.3f", d/1e6/s}')
 done
-for name in OURS NEP CDP; do
+for name in OURS BASE NEP CDP; do
   p=${!name:-}; [ -z "$p" ] && continue
-  label=$([ $name = OURS ] && echo "cloudformer collect" || ([ $name = NEP ] && echo "node_exporter (curl 1/s)" || echo "collectd (1 s, cgroups)"))
+  case $name in
+    OURS) label="cloudformer collect" ;;
+    BASE) label="cloudformer collect (baseline)" ;;
+    NEP) label="node_exporter (curl 1/s)" ;;
+    *) label="collectd (1 s, cgroups)" ;;
+  esac
   us=$(awk -v r=${R[$name]} -v n=$N 'BEGIN{printf "%.1f", r*1000/n}')
   rss=$(awk -v k=$(hwm_kb $p) 'BEGIN{printf "%.1f", k/1024}')
-  ratio=$(awk -v a=${R[$name]} -v b=${R[OURS]} 'BEGIN{ if (b>0) printf "%.1fx", a/b; else print "n/a"}')
+  ratio=$(awk -v a=${R[$name]} -v b=${R[OURS]} 'BEGIN{ if (b>0) printf "%.2fx", a/b; else print "n/a"}')
   printf '%-32s %14s %16s %12s %10s\n' "$label" "${R[$name]}" "$us" "$rss" "$ratio"
 done
-echo "($N tenants, ${SECS}s, $(nproc) CPUs, $(uname -r); CPU ticks at ${HZ} Hz: resolution $((1000/HZ)) ms over the run)"
+echo "($N tenants, ${SECS}s, $(nproc) CPUs, $(uname -r); CPU from each agent's own cgroup counter)"
 # Our agent's own timing: stop it (SIGTERM = clean shutdown) and read its summary line.
 kill -TERM "$OURS" 2>/dev/null || true
 for _ in $(seq 1 50); do kill -0 "$OURS" 2>/dev/null || break; sleep 0.1; done
