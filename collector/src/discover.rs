@@ -1,7 +1,6 @@
 //! Finding the tenants: the cgroup hierarchies of the host (v2, v1 or hybrid) and the cgroups
 //! under them that match the `--tenants` globs, listed again every tick.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs::File;
@@ -169,17 +168,16 @@ impl DirCache {
     /// Lists `dir` through its kept handle (opened if needed): `Some(number of subdirectories)`,
     /// or `None` when it cannot be read (the handle is then dropped).
     fn list(&mut self, dir: &Path, f: &mut impl FnMut(&OsStr)) -> Option<usize> {
-        let file = match self.open.entry(dir.to_path_buf()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(
-                std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_DIRECTORY)
-                    .open(dir)
-                    .ok()?,
-            ),
-        };
-        let fd = file.as_raw_fd();
+        // Looked up by `&Path`: a kept handle costs no allocation per tick.
+        if !self.open.contains_key(dir) {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY)
+                .open(dir)
+                .ok()?;
+            self.open.insert(dir.to_path_buf(), file);
+        }
+        let fd = self.open.get(dir)?.as_raw_fd();
         if self.buf.is_empty() {
             self.buf = vec![0; 32 * 1024];
         }

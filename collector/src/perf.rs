@@ -232,12 +232,13 @@ impl TenantPerf {
         } else {
             Default::default()
         };
-        let mut hw = Vec::new();
-        for (ev, slot) in if probe.hardware {
+        let hardware_events = if probe.hardware {
             hardware()
         } else {
             Vec::new()
-        } {
+        };
+        let mut hardware = Vec::new();
+        for (ev, slot) in hardware_events {
             let mut counters = Vec::with_capacity(cpus.len());
             for &cpu in cpus {
                 let mut b = Builder::new()
@@ -255,14 +256,14 @@ impl TenantPerf {
                 }
             }
             if !counters.is_empty() {
-                hw.push((slot, counters));
+                hardware.push((slot, counters));
             }
         }
         let sums = vec![0; software_slots.len()];
-        (!software_slots.is_empty() || !hw.is_empty()).then_some(TenantPerf {
+        (!software_slots.is_empty() || !hardware.is_empty()).then_some(TenantPerf {
             software,
             software_slots,
-            hardware: hw,
+            hardware,
             sums,
         })
     }
