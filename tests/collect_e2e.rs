@@ -215,3 +215,73 @@ fn kill_9_leaves_completed_segments_readable() {
     let df2 = samples::read_samples(out.path(), &Filter::default()).unwrap();
     assert!(df2.height() > rows);
 }
+
+/// A tenant made while the agent runs is collected from the next second or so (discovery hears
+/// of new cgroups from inotify; its own listing runs only every 30 s), and the processes'
+/// schedstat (from taskstats where the agent may use it) agrees with the cgroup's CPU usage.
+#[test]
+fn tenant_made_mid_run_is_collected_at_once() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP tenant_made_mid_run_is_collected_at_once: {why}");
+        return;
+    }
+    let prefix = format!("cf-mid-{}", std::process::id());
+    let load = "stress-ng --cpu 1 --cpu-load 40 --timeout 60s";
+    let mut tenants = Tenants::start(&prefix, &[("a", load)]);
+    let out = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args(["--quiet", "collect", "--out"])
+        .arg(out.path())
+        .args(["--tenants", &format!("{prefix}/*"), "--duration", "10s"])
+        .spawn()
+        .expect("spawn collect");
+    std::thread::sleep(Duration::from_secs(4));
+    let made_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    tenants.add("b", load);
+    let st = child.wait().unwrap();
+    assert!(st.success(), "collect failed: {st}");
+    drop(tenants);
+
+    let cat = Catalogue::builtin();
+    let segs = samples::list_segments(out.path()).unwrap();
+    let meta = samples::read_meta(&segs[0]).unwrap();
+    eprintln!("availability {:?}", meta.availability);
+    let df = samples::read_samples(out.path(), &Filter::default()).unwrap();
+    let mb = samples::tenant_matrix(&df, &format!("{prefix}/b"), cat).unwrap();
+    let first = mb
+        .ts_ns
+        .first()
+        .copied()
+        .expect("rows of the tenant made mid-run");
+    let late_s = (first - made_ns) as f64 / 1e9;
+    eprintln!(
+        "tenant b: first row {late_s:.2} s after its cgroup was made, {} rows",
+        mb.t
+    );
+    assert!(
+        late_s < 2.5,
+        "first row {late_s:.2} s after the cgroup was made"
+    );
+    assert!(mb.t >= 3, "{} rows", mb.t);
+
+    let ma = samples::tenant_matrix(&df, &format!("{prefix}/a"), cat).unwrap();
+    let col = |name: &str| cat.index_of(name).unwrap();
+    let mean = |j: usize| (1..ma.t).map(|i| ma.row(i)[j]).sum::<f32>() / (ma.t - 1) as f32;
+    let (usage, run) = (mean(col("cpu.usage_pct")), mean(col("proc.sched_run_pct")));
+    eprintln!("tenant a: cpu.usage_pct {usage}, proc.sched_run_pct {run}");
+    // stress-ng's processes are single-threaded: their main threads' run time is the cgroup's.
+    assert!(
+        usage > 20.0 && (run - usage).abs() <= 0.15 * usage,
+        "schedstat run {run} vs cgroup usage {usage}"
+    );
+    for name in ["proc.voluntary_ctxsw_per_s", "proc.sched_timeslices_per_s"] {
+        let j = col(name);
+        assert!(
+            (1..ma.t).all(|i| !ma.row(i)[j].is_nan()),
+            "{name} has a value in every row after the first"
+        );
+    }
+}

@@ -9,6 +9,8 @@
 #
 # BASELINE_BIN=path/to/older/cloudformer adds that build of our agent to the same run, on the same
 # tenants, so a change to the agent is measured against its predecessor side by side.
+# ONLY_OURS=1 leaves node_exporter and collectd out: our agent's CPU without other agents
+# ticking beside it on the same CPUs.
 set -euo pipefail
 SECS=${1:-60}
 N=8
@@ -19,6 +21,7 @@ BIN=${CLOUDFORMER_BIN:-$(dirname "$0")/../../target/release/cloudformer}
 command -v stress-ng >/dev/null || { echo "needs stress-ng"; exit 1; }
 NE=$(command -v prometheus-node-exporter || true)
 CD=$(command -v collectd || echo /usr/sbin/collectd)
+if [ -n "${ONLY_OURS:-}" ]; then NE=""; CD=""; fi
 WORK=$(mktemp -d)
 
 hiers() {

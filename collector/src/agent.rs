@@ -17,6 +17,7 @@ use crate::discover::{self, Discovery};
 use crate::host::{self, HostRaw, HostReader};
 use crate::perf::{self, PerfProbe, TenantPerf};
 use crate::specs::{self, raw::N_RAW, Spec};
+use crate::taskstats::Taskstats;
 use crate::tenant::TenantReader;
 
 /// Agent settings.
@@ -150,6 +151,8 @@ pub struct Agent {
     probe: PerfProbe,
     cpus: Vec<usize>,
     host: HostReader,
+    /// Per-process context switches and schedstat (`None`: read from the /proc files).
+    taskstats: Option<Taskstats>,
     tx: broadcast::Sender<Arc<Tick>>,
     latest: Arc<Mutex<Option<Arc<Tick>>>>,
     availability: BTreeMap<String, bool>,
@@ -251,10 +254,19 @@ impl Agent {
             availability.insert(name, hier.iter().any(|h| h.kind == k));
         }
         availability.insert("psi".into(), host.has_psi());
-        availability.insert(
-            "proc.schedstat".into(),
-            cfg.proc_root.join("self/schedstat").exists(),
-        );
+        let schedstat = cfg.proc_root.join("self/schedstat").exists();
+        availability.insert("proc.schedstat".into(), schedstat);
+        // Taskstats gives schedstat's values, so it is only used where schedstat exists.
+        let taskstats = if schedstat {
+            Taskstats::open()
+                .map_err(|e| {
+                    tracing::info!("{e}: per-process context switches from /proc/PID/status")
+                })
+                .ok()
+        } else {
+            None
+        };
+        availability.insert("proc.taskstats".into(), taskstats.is_some());
         availability.insert("perf.sw".into(), probe.software);
         availability.insert("perf.hw".into(), probe.hardware);
         availability.insert("perf.topdown".into(), false);
@@ -270,6 +282,7 @@ impl Agent {
             probe,
             cpus: perf::online_cpus(),
             host,
+            taskstats,
             tx,
             latest: Arc::new(Mutex::new(None)),
             availability,
@@ -335,7 +348,10 @@ impl Agent {
         iv.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let deadline = self.cfg.duration.map(|d| start + d);
 
-        let mut states: HashMap<String, TenantState> = HashMap::new();
+        // By name, so rows come out in name order without sorting each tick.
+        let mut states: BTreeMap<String, TenantState> = BTreeMap::new();
+        let mut all_pids: Vec<u32> = Vec::new();
+        let mut task_table = HashMap::new();
         let mut host_prev: Option<(HostRaw, Instant)> = None;
         let mut summary = AgentSummary {
             availability: self.availability.clone(),
@@ -369,39 +385,53 @@ impl Agent {
             last_t = Some(t0);
             let tick_gap = missed > 0 || tick_dt.is_none_or(|d| d > 1.5);
 
-            // Discovery: tenants may appear or vanish at any second.
-            let found = self.discovery.find();
-            states.retain(|name, _| found.contains_key(name));
-            for (name, dirs) in found {
-                if states.contains_key(&name) {
-                    continue;
+            // Discovery: tenants may appear or vanish at any second (`None`: nothing changed).
+            if let Some(found) = self.discovery.poll() {
+                states.retain(|name, _| found.contains_key(name));
+                for (name, dirs) in found {
+                    if states.contains_key(name) {
+                        continue;
+                    }
+                    let perf = dirs
+                        .get("v2")
+                        .and_then(|d| TenantPerf::open(d, self.probe, &self.cpus));
+                    tracing::info!(tenant = %name, hierarchies = ?dirs.keys().collect::<Vec<_>>(), perf = perf.is_some(), "tenant appeared");
+                    states.insert(
+                        name.clone(),
+                        TenantState {
+                            reader: TenantReader::open(name, dirs.clone(), perf),
+                            cur: vec![f64::NAN; N_RAW],
+                            prev: vec![f64::NAN; N_RAW],
+                            prev_t: None,
+                        },
+                    );
                 }
-                let perf = dirs
-                    .get("v2")
-                    .and_then(|d| TenantPerf::open(d, self.probe, &self.cpus));
-                tracing::info!(tenant = %name, hierarchies = ?dirs.keys().collect::<Vec<_>>(), perf = perf.is_some(), "tenant appeared");
-                states.insert(
-                    name.clone(),
-                    TenantState {
-                        reader: TenantReader::open(&name, dirs, perf),
-                        cur: vec![f64::NAN; N_RAW],
-                        prev: vec![f64::NAN; N_RAW],
-                        prev_t: None,
-                    },
-                );
             }
 
-            // Read phase: host, then every tenant, back to back.
+            // Read phase: host, then every tenant, back to back. The context switches and
+            // schedstat of all tenants' processes are asked of taskstats together first.
             let hraw = self.host.read();
-            let mut names: Vec<String> = states.keys().cloned().collect();
-            names.sort();
-            let mut own: Vec<(String, Vec<f32>, bool, f32)> = Vec::with_capacity(names.len());
+            let tasks = match self.taskstats.as_mut() {
+                Some(ts) => {
+                    all_pids.clear();
+                    for st in states.values_mut() {
+                        all_pids.extend_from_slice(st.reader.list_pids());
+                    }
+                    match ts.query_many(&all_pids, &mut task_table) {
+                        Ok(()) => Some(&task_table),
+                        Err(e) => {
+                            tracing::warn!("{e}: per-process context switches from /proc/PID/status and schedstat from now on");
+                            self.taskstats = None;
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            let mut own: Vec<(String, Vec<f32>, bool, f32)> = Vec::with_capacity(states.len());
             let mut vanished = Vec::new();
-            for name in &names {
-                let Some(st) = states.get_mut(name) else {
-                    continue;
-                };
-                st.reader.read(&mut st.cur);
+            for (name, st) in states.iter_mut() {
+                st.reader.read(&mut st.cur, tasks);
                 if !st.reader.alive {
                     vanished.push(name.clone());
                     continue;
@@ -422,6 +452,8 @@ impl Agent {
             for v in vanished {
                 tracing::info!(tenant = %v, "tenant vanished");
                 states.remove(&v);
+                // Its directory may still be there (listed again next tick to be sure).
+                self.discovery.invalidate();
             }
             let host_dt = host_prev
                 .as_ref()

@@ -2,9 +2,9 @@
 //! under them that match the `--tenants` globs, listed again every tick.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -49,58 +49,128 @@ pub fn hierarchies(root: &Path) -> Vec<Hierarchy> {
 /// Tenants matching any glob (relative to each hierarchy), mapped to their directory in every
 /// hierarchy where they exist. Keys are the relative cgroup paths. One-off form of
 /// [`Discovery::find`].
-pub fn discover(
-    hier: &[Hierarchy],
-    globs: &[String],
-) -> BTreeMap<String, BTreeMap<String, PathBuf>> {
-    Discovery::new(hier.to_vec(), globs.to_vec()).find()
+pub fn discover(hier: &[Hierarchy], globs: &[String]) -> Found {
+    // One listing: no inotify instance (a per-user resource) for it.
+    glob_walk(hier, globs, &mut DirCache::default(), None)
 }
 
-/// Tenant discovery run every tick: it keeps the directories it lists open between ticks.
+/// Tenants by relative cgroup path, each with its directory per hierarchy kind.
+pub type Found = BTreeMap<String, BTreeMap<String, PathBuf>>;
+
+/// Every this many ticks [`Discovery::poll`] lists the directories again even when inotify
+/// reported nothing: a safety net, not the way changes are normally seen.
+pub const RELIST_EVERY: u32 = 30;
+
+/// Tenant discovery run every tick. The directories it lists are watched with inotify, so a
+/// tick without a cgroup made or removed under them costs one `read` of the inotify queue
+/// instead of listing every hierarchy again; it keeps the directories it lists open too.
 pub struct Discovery {
     hier: Vec<Hierarchy>,
     globs: Vec<String>,
     dirs: DirCache,
+    /// `None`: inotify unavailable, or a `**` glob (whose walk is not watched): list each tick.
+    watch: Option<Watch>,
+    last: Option<Found>,
+    since_listing: u32,
 }
 
 impl Discovery {
     pub fn new(hier: Vec<Hierarchy>, globs: Vec<String>) -> Discovery {
+        let recursive = globs.iter().any(|g| g.split('/').any(|c| c == "**"));
+        let watch = if recursive {
+            None
+        } else {
+            match Watch::new() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(
+                        "inotify unavailable ({e}): tenant directories are listed every tick"
+                    );
+                    None
+                }
+            }
+        };
         Discovery {
             hier,
             globs,
             dirs: DirCache::default(),
+            watch,
+            last: None,
+            since_listing: 0,
         }
     }
 
-    /// The tenants present now (see [`discover`]).
-    pub fn find(&mut self) -> BTreeMap<String, BTreeMap<String, PathBuf>> {
-        let mut out: BTreeMap<String, BTreeMap<String, PathBuf>> = BTreeMap::new();
-        for h in &self.hier {
-            for g in &self.globs {
-                let g = g.trim_start_matches('/');
-                for p in glob_dirs(&mut self.dirs, &h.path, g) {
-                    let Ok(rel) = p.strip_prefix(&h.path) else {
-                        continue;
-                    };
-                    let Some(rel) = rel.to_str() else { continue };
-                    if rel.is_empty() {
-                        continue;
-                    }
-                    out.entry(rel.to_string())
-                        .or_default()
-                        .insert(h.kind.clone(), p.clone());
+    /// The tenants when they may have changed since the previous call; `None` when inotify
+    /// shows that no directory on the globs' paths gained or lost an entry. The first call, a
+    /// call after [`Discovery::invalidate`], every [`RELIST_EVERY`]th call, and every call
+    /// without inotify list the directories.
+    pub fn poll(&mut self) -> Option<&Found> {
+        let changed = match self.watch.as_mut() {
+            None => true,
+            Some(w) => w.drain() || self.last.is_none() || self.since_listing + 1 >= RELIST_EVERY,
+        };
+        if !changed {
+            self.since_listing += 1;
+            return None;
+        }
+        self.since_listing = 0;
+        let found = self.find();
+        self.last = Some(found);
+        self.last.as_ref()
+    }
+
+    /// Lists again at the next [`Discovery::poll`] (e.g. after a tenant's files failed).
+    pub fn invalidate(&mut self) {
+        self.last = None;
+    }
+
+    /// The tenants present now (see [`discover`]), listed now.
+    pub fn find(&mut self) -> Found {
+        glob_walk(&self.hier, &self.globs, &mut self.dirs, self.watch.as_mut())
+    }
+}
+
+/// The directories matching `globs` in every hierarchy, listed now (watched with `watch`).
+fn glob_walk(
+    hier: &[Hierarchy],
+    globs: &[String],
+    dirs: &mut DirCache,
+    mut watch: Option<&mut Watch>,
+) -> Found {
+    let mut out: Found = BTreeMap::new();
+    for h in hier {
+        for g in globs {
+            let g = g.trim_start_matches('/');
+            for p in glob_dirs(dirs, watch.as_deref_mut(), &h.path, g) {
+                let Ok(rel) = p.strip_prefix(&h.path) else {
+                    continue;
+                };
+                let Some(rel) = rel.to_str() else { continue };
+                if rel.is_empty() {
+                    continue;
                 }
+                out.entry(rel.to_string())
+                    .or_default()
+                    .insert(h.kind.clone(), p.clone());
             }
         }
-        out
     }
+    out
 }
 
 /// Directories under `root` matching the glob `pattern`, walked one path component at a time
 /// by listing each directory with its entries' own types (no `stat` per candidate: discovery
 /// runs every tick, and a `stat` of every cgroup under a wildcard was a quarter of the agent's
 /// CPU). Patterns with `**` use the glob crate's recursive walk.
-fn glob_dirs(dirs: &mut DirCache, root: &Path, pattern: &str) -> Vec<PathBuf> {
+///
+/// With `watch`, every directory the walk looks into is watched before it is looked into, so
+/// an entry made after it was listed is reported by inotify.
+fn glob_dirs(
+    dirs: &mut DirCache,
+    mut watch: Option<&mut Watch>,
+    root: &Path,
+    pattern: &str,
+) -> Vec<PathBuf> {
     if pattern.split('/').any(|c| c == "**") {
         let Some(pat) = root.join(pattern).to_str().map(str::to_string) else {
             return Vec::new();
@@ -115,6 +185,11 @@ fn glob_dirs(dirs: &mut DirCache, root: &Path, pattern: &str) -> Vec<PathBuf> {
     let mut known_dirs = true;
     for comp in pattern.split('/').filter(|c| !c.is_empty()) {
         let wild = comp.contains(['*', '?', '[']);
+        if let Some(w) = watch.as_deref_mut() {
+            for dir in &level {
+                w.add(dir);
+            }
+        }
         let mut next = Vec::new();
         if wild {
             let Ok(pat) = glob::Pattern::new(comp) else {
@@ -142,6 +217,83 @@ fn glob_dirs(dirs: &mut DirCache, root: &Path, pattern: &str) -> Vec<PathBuf> {
     }
     level.sort();
     level
+}
+
+/// An inotify instance watching directories for entries made, removed or renamed.
+struct Watch {
+    fd: OwnedFd,
+    /// A watch could not be added: changes may go unseen, so every poll lists.
+    incomplete: bool,
+    buf: Vec<u8>,
+}
+
+impl Watch {
+    fn new() -> std::io::Result<Watch> {
+        // SAFETY: inotify_init1 has no memory-safety preconditions; the result is checked.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Watch {
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            incomplete: false,
+            buf: vec![0; 4096],
+        })
+    }
+
+    /// Watches `dir` (again: inotify keeps one watch per inode). A directory that does not
+    /// exist yet needs no watch: its parent's is what reports it being made.
+    fn add(&mut self, dir: &Path) {
+        let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
+            return;
+        };
+        let mask = libc::IN_CREATE
+            | libc::IN_DELETE
+            | libc::IN_MOVED_FROM
+            | libc::IN_MOVED_TO
+            | libc::IN_DELETE_SELF
+            | libc::IN_MOVE_SELF
+            | libc::IN_ONLYDIR;
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr(), mask) };
+        if wd < 0 {
+            let e = std::io::Error::last_os_error();
+            if !matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) {
+                if !self.incomplete {
+                    tracing::warn!(
+                        "cannot watch {} ({e}): tenant directories are listed every tick",
+                        dir.display()
+                    );
+                }
+                self.incomplete = true;
+            }
+        }
+    }
+
+    /// Empties the event queue: whether anything happened (or may have: an error, an overflow,
+    /// or a watch that could not be added).
+    fn drain(&mut self) -> bool {
+        let mut any = self.incomplete;
+        loop {
+            // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                )
+            };
+            if n > 0 {
+                any = true;
+                continue;
+            }
+            if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                any = true;
+            }
+            return any;
+        }
+    }
 }
 
 /// Open directories, listed again each tick by rewinding them (`lseek` + `getdents64`): an

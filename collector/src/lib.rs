@@ -10,6 +10,7 @@ pub mod parse;
 pub mod perf;
 pub mod prom;
 pub mod specs;
+pub mod taskstats;
 pub mod tenant;
 
 pub use agent::{Agent, AgentConfig, AgentSummary, CollectError, TenantRow, Tick};

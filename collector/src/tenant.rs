@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use crate::parse::{self, PreadFile};
 use crate::perf::TenantPerf;
 use crate::specs::raw::*;
+use crate::taskstats::TaskCounters;
 
 /// Per-process files, kept open while the process lives.
 struct PidFiles {
+    dir: PathBuf,
     stat: Option<PreadFile>,
-    status: Option<PreadFile>,
     io: Option<PreadFile>,
-    schedstat: Option<PreadFile>,
+    /// status and schedstat: opened only when taskstats is not used.
+    sched_files: Option<(Option<PreadFile>, Option<PreadFile>)>,
     /// Last cumulative values: utime, stime, minflt, majflt, blkio, vcsw, nvcsw, rchar, wchar,
     /// syscr, syscw, read_bytes, write_bytes, cancelled, run, wait, slices.
     last: Option<[u64; N_PCOUNTERS]>,
@@ -88,6 +90,8 @@ pub struct TenantReader {
     threads: Option<PreadFile>,
     pids: HashMap<u32, PidFiles>,
     pid_buf: Vec<u32>,
+    /// `pid_buf` was filled by `list_pids` for the coming `read`.
+    listed: bool,
     pacc: [u64; N_PCOUNTERS],
     net: Option<(u32, Option<PreadFile>)>,
     host_netns: Option<PathBuf>,
@@ -226,6 +230,7 @@ impl TenantReader {
             dirs,
             pids: HashMap::new(),
             pid_buf: Vec::new(),
+            listed: false,
             pacc: [0; N_PCOUNTERS],
             net: None,
             host_netns: std::fs::read_link("/proc/self/ns/net").ok(),
@@ -241,13 +246,35 @@ impl TenantReader {
         self.dirs.keys().map(|s| s.as_str())
     }
 
-    /// Reads every source into `raw` (NaN where unavailable).
-    pub fn read(&mut self, raw: &mut [f64]) {
+    /// Reads the tenant's `cgroup.procs`: its processes now, for [`TenantReader::read`] (which
+    /// reads it itself when this was not called first). Empty, and `alive` false, when the
+    /// cgroup is gone.
+    pub fn list_pids(&mut self) -> &[u32] {
+        self.pid_buf.clear();
+        self.listed = true;
+        match read_into(&mut self.procs) {
+            Some(b) => {
+                parse::parse_pids(b, &mut self.pid_buf);
+                self.alive = true;
+            }
+            None => self.alive = false,
+        }
+        &self.pid_buf
+    }
+
+    /// Reads every source into `raw` (NaN where unavailable). The processes' context switches
+    /// and schedstat come from `tasks` when given (taskstats, see [`crate::taskstats`]; a PID
+    /// missing from it has exited), else from their status and schedstat files.
+    pub fn read(&mut self, raw: &mut [f64], tasks: Option<&HashMap<u32, TaskCounters>>) {
         raw.fill(f64::NAN);
+        if !self.listed {
+            self.list_pids();
+        }
+        self.listed = false;
         self.read_cpu(raw);
         self.read_mem(raw);
         self.read_io(raw);
-        self.read_procs(raw);
+        self.read_procs(raw, tasks);
         if let Some(p) = self.perf.as_mut() {
             p.read(raw);
         }
@@ -427,17 +454,9 @@ impl TenantReader {
         }
     }
 
-    fn read_procs(&mut self, raw: &mut [f64]) {
-        self.pid_buf.clear();
-        match read_into(&mut self.procs) {
-            Some(b) => {
-                parse::parse_pids(b, &mut self.pid_buf);
-                self.alive = true;
-            }
-            None => {
-                self.alive = false;
-                return;
-            }
+    fn read_procs(&mut self, raw: &mut [f64], tasks: Option<&HashMap<u32, TaskCounters>>) {
+        if !self.alive {
+            return;
         }
         if raw[PIDS_CURRENT].is_nan() {
             raw[PIDS_CURRENT] = self.pid_buf.len() as f64;
@@ -451,12 +470,12 @@ impl TenantReader {
         let tick = self.tick_ns;
         for &pid in &self.pid_buf {
             let pf = self.pids.entry(pid).or_insert_with(|| {
-                let d = PathBuf::from(format!("/proc/{pid}"));
+                let dir = PathBuf::from(format!("/proc/{pid}"));
                 PidFiles {
-                    stat: PreadFile::open_opt(&d.join("stat")),
-                    status: PreadFile::open_opt(&d.join("status")),
-                    io: PreadFile::open_opt(&d.join("io")),
-                    schedstat: PreadFile::open_opt(&d.join("schedstat")),
+                    stat: PreadFile::open_opt(&dir.join("stat")),
+                    io: PreadFile::open_opt(&dir.join("io")),
+                    dir,
+                    sched_files: None,
                     last: None,
                     seen: false,
                 }
@@ -479,13 +498,14 @@ impl TenantReader {
             cur[2] = st.minflt;
             cur[3] = st.majflt;
             cur[4] = (st.blkio_ticks as f64 * tick) as u64;
-            if let Some(b) = read_into(&mut pf.status) {
-                let v = parse::keyed_many(
-                    b,
-                    &["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"],
-                );
-                for (c, v) in cur[5..7].iter_mut().zip(v) {
-                    *c = v.unwrap_or(0);
+            if let Some(c) = task_counters(tasks, pid, pf) {
+                cur[5] = c.nvcsw;
+                cur[6] = c.nivcsw;
+                if let Some((run, wait, slices)) = c.sched {
+                    cur[14] = run;
+                    cur[15] = wait;
+                    cur[16] = slices;
+                    any_sched = true;
                 }
             }
             if let Some(b) = read_into(&mut pf.io) {
@@ -504,14 +524,6 @@ impl TenantReader {
                 for (c, v) in cur[7..14].iter_mut().zip(v) {
                     *c = v.unwrap_or(0);
                 }
-            }
-            if let Some((run, wait, slices)) =
-                read_into(&mut pf.schedstat).and_then(parse::parse_schedstat)
-            {
-                cur[14] = run;
-                cur[15] = wait;
-                cur[16] = slices;
-                any_sched = true;
             }
             // Sum of per-process deltas over processes seen at both ticks; a process whose
             // counters went backwards (PID reuse) restarts its baseline.
@@ -572,6 +584,47 @@ impl TenantReader {
             }
         }
     }
+}
+
+/// A process's context switches and, where known, its schedstat (run, wait, slices).
+struct Counters {
+    nvcsw: u64,
+    nivcsw: u64,
+    sched: Option<(u64, u64, u64)>,
+}
+
+/// The context switches and schedstat of process `pid`: from the taskstats `tasks` when given,
+/// else from its status and schedstat files. `None`: the process is gone.
+fn task_counters(
+    tasks: Option<&HashMap<u32, TaskCounters>>,
+    pid: u32,
+    pf: &mut PidFiles,
+) -> Option<Counters> {
+    if let Some(t) = tasks {
+        return t.get(&pid).map(|c| Counters {
+            nvcsw: c.nvcsw,
+            nivcsw: c.nivcsw,
+            sched: Some((c.run_ns, c.wait_ns, c.slices)),
+        });
+    }
+    let dir = &pf.dir;
+    let (status, schedstat) = pf.sched_files.get_or_insert_with(|| {
+        (
+            PreadFile::open_opt(&dir.join("status")),
+            PreadFile::open_opt(&dir.join("schedstat")),
+        )
+    });
+    let [nvcsw, nivcsw] = read_into(status).map_or([None; 2], |b| {
+        parse::keyed_many(
+            b,
+            &["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"],
+        )
+    });
+    Some(Counters {
+        nvcsw: nvcsw.unwrap_or(0),
+        nivcsw: nivcsw.unwrap_or(0),
+        sched: read_into(schedstat).and_then(parse::parse_schedstat),
+    })
 }
 
 /// Which cgroup sources exist for any tenant (for the availability map).

@@ -178,6 +178,81 @@ fn discovery_kept_open_across_ticks_follows_changes() {
     assert_eq!(names().len(), 2001);
 }
 
+/// `Discovery::poll` lists only when inotify saw an entry made or removed on the globs' paths:
+/// `None` while nothing changes, the new set at the first poll after a change (a tenant made,
+/// one removed, the watched parent removed and made again, a parent that did not exist yet).
+#[test]
+fn discovery_poll_lists_only_after_a_change() {
+    let d = tempfile::tempdir().unwrap();
+    let r = d.path();
+    std::fs::write(r.join("cgroup.controllers"), "cpu").unwrap();
+    let mk = |p: &str| std::fs::create_dir_all(r.join(p)).unwrap();
+    let mut disc = discover::Discovery::new(discover::hierarchies(r), vec!["slice/*".into()]);
+    let mut poll = || disc.poll().map(|f| f.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(poll(), Some(vec![]), "the first poll lists");
+    assert_eq!(poll(), None, "nothing changed");
+    mk("slice/a");
+    assert_eq!(poll(), Some(vec!["slice/a".to_string()]), "parent made");
+    assert_eq!(poll(), None);
+    mk("slice/b");
+    assert_eq!(poll(), Some(vec!["slice/a".into(), "slice/b".into()]));
+    std::fs::write(r.join("slice/a/cgroup.procs"), "1").unwrap();
+    assert_eq!(poll(), None, "a file made inside a tenant is no change");
+    std::fs::remove_dir_all(r.join("slice/a")).unwrap();
+    assert_eq!(poll(), Some(vec!["slice/b".to_string()]));
+    std::fs::remove_dir_all(r.join("slice")).unwrap();
+    assert_eq!(poll(), Some(vec![]));
+    mk("slice/c");
+    assert_eq!(
+        poll(),
+        Some(vec!["slice/c".to_string()]),
+        "parent made again"
+    );
+    assert_eq!(poll(), None);
+    disc.invalidate();
+    assert!(disc.poll().is_some(), "invalidate lists at the next poll");
+    // The safety net: a listing every RELIST_EVERY polls even without events.
+    let n = (0..discover::RELIST_EVERY)
+        .filter(|_| disc.poll().is_some())
+        .count();
+    assert_eq!(n, 1);
+}
+
+/// The same on the real cgroup filesystem (kernfs): a cgroup made or removed with mkdir/rmdir
+/// must be reported by inotify, or the agent would only see it at its periodic listing.
+#[test]
+fn discovery_poll_sees_real_cgroups_made_and_removed() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP discovery_poll_sees_real_cgroups_made_and_removed: needs root");
+        return;
+    }
+    let h = discover::hierarchies(Path::new("/sys/fs/cgroup"));
+    if h.is_empty() {
+        eprintln!("SKIP discovery_poll_sees_real_cgroups_made_and_removed: no cgroup hierarchy");
+        return;
+    }
+    let parent = format!("cf-test-inotify-{}", std::process::id());
+    let mut disc = discover::Discovery::new(h.clone(), vec![format!("{parent}/*")]);
+    let kinds = |f: &discover::Found, t: &str| f.get(t).map(|m| m.len()).unwrap_or(0);
+    assert!(disc.poll().unwrap().is_empty());
+    assert!(disc.poll().is_none());
+    for x in &h {
+        std::fs::create_dir_all(x.path.join(&parent).join("t1")).unwrap();
+    }
+    let t1 = format!("{parent}/t1");
+    let f = disc.poll().expect("cgroups made: a listing").clone();
+    assert_eq!(kinds(&f, &t1), h.len(), "t1 in every hierarchy: {f:?}");
+    assert!(disc.poll().is_none());
+    for x in &h {
+        std::fs::remove_dir(x.path.join(&parent).join("t1")).unwrap();
+    }
+    let f = disc.poll().expect("cgroups removed: a listing").clone();
+    for x in &h {
+        std::fs::remove_dir(x.path.join(&parent)).unwrap();
+    }
+    assert!(f.is_empty(), "{f:?}");
+}
+
 #[test]
 fn discovery_over_v1_and_v2_by_glob() {
     let d = fake_root();
@@ -211,7 +286,7 @@ fn v2_group_with_controllers() {
     let d = fake_root();
     let mut r = reader(d.path(), "t/a");
     let mut raw = vec![0.0; N_RAW];
-    r.read(&mut raw);
+    r.read(&mut raw, None);
     assert!(r.alive);
     assert_eq!(raw[CPU_USAGE_NS], 2_500_000_000.0);
     assert_eq!(raw[CPU_USER_NS], 2_000_000_000.0);
@@ -251,7 +326,7 @@ fn v1_group() {
     let d = fake_root();
     let mut r = reader(d.path(), "t/b");
     let mut raw = vec![0.0; N_RAW];
-    r.read(&mut raw);
+    r.read(&mut raw, None);
     assert_eq!(raw[CPU_USAGE_NS], 465010051.0);
     // cpuacct.stat is in USER_HZ ticks (100 Hz here).
     assert!((raw[CPU_USER_NS] - 45.0 * 1e7).abs() < 1.0);
@@ -285,9 +360,9 @@ fn cpu_pressure_without_full_gives_null_not_zero() {
     let mut r = reader(d.path(), "t/a");
     let mut prev = vec![0.0; N_RAW];
     let mut cur = vec![0.0; N_RAW];
-    r.read(&mut prev);
+    r.read(&mut prev, None);
     std::fs::write(&f, "some avg10=0.50 avg60=0.20 avg300=0.05 total=623456\n").unwrap();
-    r.read(&mut cur);
+    r.read(&mut cur, None);
     let some = specs::tenant_spec("cpu.psi_some_pct").unwrap();
     let full = specs::tenant_spec("cpu.psi_full_pct").unwrap();
     // 500 ms of stall in 1 s = 50 %.
@@ -303,7 +378,7 @@ fn missing_files_give_nulls() {
     std::fs::write(dir.join("cgroup.procs"), "").unwrap();
     let mut r = reader(d.path(), "t/empty");
     let mut raw = vec![0.0; N_RAW];
-    r.read(&mut raw);
+    r.read(&mut raw, None);
     assert!(r.alive);
     for i in [
         CPU_USAGE_NS,
@@ -338,15 +413,15 @@ fn counter_going_backwards_is_null_then_recovers() {
     let mut a = vec![0.0; N_RAW];
     let mut b = vec![0.0; N_RAW];
     let mut c = vec![0.0; N_RAW];
-    r.read(&mut a);
+    r.read(&mut a, None);
     std::fs::write(&f, "usage_usec 1000\nuser_usec 500\nsystem_usec 500\n").unwrap();
-    r.read(&mut b);
+    r.read(&mut b, None);
     assert!(
         specs::eval(s, Some(&a), &b, 1.0).is_nan(),
         "reset → null, no spike"
     );
     std::fs::write(&f, "usage_usec 501000\nuser_usec 500\nsystem_usec 500\n").unwrap();
-    r.read(&mut c);
+    r.read(&mut c, None);
     let v = specs::eval(s, Some(&b), &c, 2.0);
     assert!((v - 25.0).abs() < 1e-3, "{v}");
 }
@@ -452,10 +527,74 @@ fn tenant_that_disappears() {
     let dirs: BTreeMap<String, PathBuf> = found.get(&name).cloned().unwrap();
     let mut r = TenantReader::open(&name, dirs, None);
     let mut raw = vec![0.0; N_RAW];
-    r.read(&mut raw);
+    r.read(&mut raw, None);
     assert!(r.alive);
     std::fs::remove_dir(&dir).unwrap();
-    r.read(&mut raw);
+    r.read(&mut raw, None);
     assert!(!r.alive, "a removed cgroup must read as gone");
     assert!(discover::discover(&h, &[name]).is_empty());
+}
+
+/// Taskstats gives each process's main-thread context switches and schedstat, the same values
+/// as its status and schedstat files: compared on sleeping processes (whose counters stand
+/// still), more of them than one request batch, plus one that has exited.
+#[test]
+fn taskstats_matches_status_and_schedstat() {
+    use collector::taskstats::{self, Taskstats};
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP taskstats_matches_status_and_schedstat: taskstats needs CAP_NET_ADMIN");
+        return;
+    }
+    let mut ts = match Taskstats::open() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("SKIP taskstats_matches_status_and_schedstat: {e}");
+            return;
+        }
+    };
+    let mut kids: Vec<std::process::Child> = (0..taskstats::BATCH + 8)
+        .map(|_| {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut pids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
+    pids.push(gone_pid);
+    let mut table = std::collections::HashMap::new();
+    ts.query_many(&pids, &mut table).unwrap();
+    assert_eq!(
+        table.len(),
+        kids.len(),
+        "every live process, not the exited one"
+    );
+    assert!(!table.contains_key(&gone_pid));
+    for k in &kids {
+        let pid = k.id();
+        let c = table[&pid];
+        let status = std::fs::read(format!("/proc/{pid}/status")).unwrap();
+        let [v, nv] = parse::keyed_many(
+            &status,
+            &["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"],
+        );
+        let sched = std::fs::read(format!("/proc/{pid}/schedstat")).unwrap();
+        let (run, wait, slices) = parse::parse_schedstat(&sched).unwrap();
+        assert_eq!((c.nvcsw, c.nivcsw), (v.unwrap(), nv.unwrap()), "pid {pid}");
+        assert_eq!(
+            (c.run_ns, c.wait_ns, c.slices),
+            (run, wait, slices),
+            "pid {pid}"
+        );
+        assert_eq!(ts.query(pid).unwrap(), c, "one request gives the same");
+    }
+    assert!(table.values().any(|c| c.run_ns > 0 && c.slices > 0));
+    for k in &mut kids {
+        let _ = k.kill();
+        let _ = k.wait();
+    }
 }
