@@ -1,5 +1,5 @@
 //! Finding the tenants: the cgroup hierarchies of the host (v2, v1 or hybrid) and the cgroups
-//! under them that match the `--tenants` globs, listed again every tick.
+//! under them that match the `--tenants` globs, listed again whenever they may have changed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CString, OsStr};
@@ -76,8 +76,7 @@ pub struct Discovery {
 
 impl Discovery {
     pub fn new(hier: Vec<Hierarchy>, globs: Vec<String>) -> Discovery {
-        let recursive = globs.iter().any(|g| g.split('/').any(|c| c == "**"));
-        let watch = if recursive {
+        let watch = if globs.iter().any(|g| recursive(g)) {
             None
         } else {
             match Watch::new() {
@@ -158,6 +157,11 @@ fn glob_walk(
     out
 }
 
+/// Whether a glob has a `**` component (walked by the glob crate, not component by component).
+fn recursive(pattern: &str) -> bool {
+    pattern.split('/').any(|c| c == "**")
+}
+
 /// Directories under `root` matching the glob `pattern`, walked one path component at a time
 /// by listing each directory with its entries' own types (no `stat` per candidate: discovery
 /// runs every tick, and a `stat` of every cgroup under a wildcard was a quarter of the agent's
@@ -171,7 +175,7 @@ fn glob_dirs(
     root: &Path,
     pattern: &str,
 ) -> Vec<PathBuf> {
-    if pattern.split('/').any(|c| c == "**") {
+    if recursive(pattern) {
         let Some(pat) = root.join(pattern).to_str().map(str::to_string) else {
             return Vec::new();
         };

@@ -32,6 +32,8 @@ const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLMSG_HDRLEN: usize = 16;
 const GENL_HDRLEN: usize = 4;
+/// A TASKSTATS_CMD_GET request: the headers, then one u32 PID attribute.
+const REQ_LEN: usize = NLMSG_HDRLEN + GENL_HDRLEN + 8;
 /// Requests sent together (their replies, ~600 bytes each, stay well inside the socket's
 /// default receive buffer).
 pub const BATCH: usize = 32;
@@ -81,7 +83,9 @@ pub struct Taskstats {
     fd: OwnedFd,
     family: u16,
     seq: u32,
-    req: [u8; NLMSG_HDRLEN + GENL_HDRLEN + 8],
+    /// The request for PID 0, sequence 0: copied and filled in for each process.
+    req: [u8; REQ_LEN],
+    /// Receive room: [`SLOT`] bytes per reply of a batch.
     buf: Vec<u8>,
 }
 
@@ -159,8 +163,8 @@ impl Taskstats {
             fd,
             family: 0,
             seq: 0,
-            req: [0; NLMSG_HDRLEN + GENL_HDRLEN + 8],
-            buf: vec![0; 8192],
+            req: [0; REQ_LEN],
+            buf: vec![0; SLOT * BATCH],
         };
         let name = b"TASKSTATS\0";
         let mut attr = [0u8; 16];
@@ -172,8 +176,7 @@ impl Taskstats {
         let reply = ts
             .exchange(&msg[..n])
             .map_err(|e| format!("resolving the TASKSTATS family: {e}"))?;
-        if get_u16(reply, 4) == Some(NLMSG_ERROR) {
-            let errno = get_u32(reply, NLMSG_HDRLEN).map_or(0, |e| -(e as i32));
+        if let Some(errno) = nl_errno(reply) {
             return Err(format!(
                 "no TASKSTATS netlink family: {}",
                 io::Error::from_raw_os_error(errno)
@@ -187,9 +190,7 @@ impl Taskstats {
         let mut attr = [0u8; 8];
         put_u16(&mut attr, 0, 8);
         put_u16(&mut attr, 2, TASKSTATS_CMD_ATTR_PID);
-        let mut req = [0u8; NLMSG_HDRLEN + GENL_HDRLEN + 8];
-        message(family, TASKSTATS_CMD_GET, 0, &attr, &mut req);
-        ts.req = req;
+        message(family, TASKSTATS_CMD_GET, 0, &attr, &mut ts.req);
         // Asking needs CAP_NET_ADMIN in the initial namespaces: find out now, with ourselves.
         ts.query(std::process::id()).map_err(|e| match e {
             QueryError::Unusable(e) => e,
@@ -256,21 +257,17 @@ impl Taskstats {
     }
 
     fn batch(&mut self, pids: &[u32], out: &mut HashMap<u32, TaskCounters>) -> Result<(), String> {
-        const REQ: usize = NLMSG_HDRLEN + GENL_HDRLEN + 8;
-        let mut reqs = [0u8; REQ * BATCH];
+        let mut reqs = [0u8; REQ_LEN * BATCH];
         let first_seq = self.seq.wrapping_add(1);
         for (i, &pid) in pids.iter().enumerate() {
-            let r = &mut reqs[i * REQ..(i + 1) * REQ];
+            let r = &mut reqs[i * REQ_LEN..(i + 1) * REQ_LEN];
             r.copy_from_slice(&self.req);
             put_u32(r, 8, first_seq.wrapping_add(i as u32));
             put_u32(r, NLMSG_HDRLEN + GENL_HDRLEN + 4, pid);
         }
         self.seq = first_seq.wrapping_add(pids.len() as u32 - 1);
-        self.send(&reqs[..REQ * pids.len()])
+        self.send(&reqs[..REQ_LEN * pids.len()])
             .map_err(|e| format!("taskstats request: {e}"))?;
-        if self.buf.len() < SLOT * BATCH {
-            self.buf.resize(SLOT * BATCH, 0);
-        }
         let mut got = 0;
         while got < pids.len() {
             // SAFETY: zeroed iovec/mmsghdr are valid (null pointers, zero lengths) before
@@ -326,16 +323,16 @@ impl Taskstats {
 
     /// The counters of task `pid` (for a process's PID: its main thread).
     pub fn query(&mut self, pid: u32) -> Result<TaskCounters, QueryError> {
-        self.seq = self.seq.wrapping_add(1);
-        let mut req = self.req;
-        put_u32(&mut req, 8, self.seq);
-        put_u32(&mut req, NLMSG_HDRLEN + GENL_HDRLEN + 4, pid);
-        let seq = self.seq;
-        let reply = self
-            .exchange(&req)
-            .map_err(|e| QueryError::Unusable(format!("taskstats request: {e}")))?;
-        parse_reply(reply, seq, pid)
+        let mut out = HashMap::with_capacity(1);
+        self.batch(&[pid], &mut out).map_err(QueryError::Unusable)?;
+        out.remove(&pid).ok_or(QueryError::Gone)
     }
+}
+
+/// The error of an NLMSG_ERROR reply, as a positive errno; `None` for any other reply.
+fn nl_errno(reply: &[u8]) -> Option<i32> {
+    (get_u16(reply, 4) == Some(NLMSG_ERROR))
+        .then(|| get_u32(reply, NLMSG_HDRLEN).map_or(0, |e| -(e as i32)))
 }
 
 /// Parses a TASKSTATS_CMD_GET reply for `pid`.
@@ -348,8 +345,7 @@ fn parse_reply(reply: &[u8], seq: u32, pid: u32) -> Result<TaskCounters, QueryEr
     if get_u32(reply, 8) != Some(seq) {
         return Err(bad("out of sequence"));
     }
-    if get_u16(reply, 4) == Some(NLMSG_ERROR) {
-        let errno = get_u32(reply, NLMSG_HDRLEN).map_or(0, |e| -(e as i32));
+    if let Some(errno) = nl_errno(reply) {
         return match errno {
             libc::ESRCH => Err(QueryError::Gone),
             e => Err(QueryError::Unusable(format!(

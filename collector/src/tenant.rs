@@ -498,16 +498,7 @@ impl TenantReader {
             cur[2] = st.minflt;
             cur[3] = st.majflt;
             cur[4] = (st.blkio_ticks as f64 * tick) as u64;
-            if let Some(c) = task_counters(tasks, pid, pf) {
-                cur[5] = c.nvcsw;
-                cur[6] = c.nivcsw;
-                if let Some((run, wait, slices)) = c.sched {
-                    cur[14] = run;
-                    cur[15] = wait;
-                    cur[16] = slices;
-                    any_sched = true;
-                }
-            }
+            any_sched |= task_counters(tasks, pid, pf, &mut cur);
             if let Some(b) = read_into(&mut pf.io) {
                 let v = parse::keyed_many(
                     b,
@@ -586,26 +577,22 @@ impl TenantReader {
     }
 }
 
-/// A process's context switches and, where known, its schedstat (run, wait, slices).
-struct Counters {
-    nvcsw: u64,
-    nivcsw: u64,
-    sched: Option<(u64, u64, u64)>,
-}
-
-/// The context switches and schedstat of process `pid`: from the taskstats `tasks` when given,
-/// else from its status and schedstat files. `None`: the process is gone.
+/// Puts process `pid`'s context switches (`cur[5..7]`) and schedstat (`cur[14..17]`) into
+/// `cur`: from the taskstats `tasks` when given (a PID missing from them has exited), else from
+/// its status and schedstat files. Whether schedstat values were found.
 fn task_counters(
     tasks: Option<&HashMap<u32, TaskCounters>>,
     pid: u32,
     pf: &mut PidFiles,
-) -> Option<Counters> {
+    cur: &mut [u64; N_PCOUNTERS],
+) -> bool {
     if let Some(t) = tasks {
-        return t.get(&pid).map(|c| Counters {
-            nvcsw: c.nvcsw,
-            nivcsw: c.nivcsw,
-            sched: Some((c.run_ns, c.wait_ns, c.slices)),
-        });
+        let Some(c) = t.get(&pid) else {
+            return false;
+        };
+        cur[5..7].copy_from_slice(&[c.nvcsw, c.nivcsw]);
+        cur[14..17].copy_from_slice(&[c.run_ns, c.wait_ns, c.slices]);
+        return true;
     }
     let dir = &pf.dir;
     let (status, schedstat) = pf.sched_files.get_or_insert_with(|| {
@@ -614,17 +601,20 @@ fn task_counters(
             PreadFile::open_opt(&dir.join("schedstat")),
         )
     });
-    let [nvcsw, nivcsw] = read_into(status).map_or([None; 2], |b| {
-        parse::keyed_many(
+    if let Some(b) = read_into(status) {
+        let v = parse::keyed_many(
             b,
             &["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"],
-        )
-    });
-    Some(Counters {
-        nvcsw: nvcsw.unwrap_or(0),
-        nivcsw: nivcsw.unwrap_or(0),
-        sched: read_into(schedstat).and_then(parse::parse_schedstat),
-    })
+        );
+        for (c, v) in cur[5..7].iter_mut().zip(v) {
+            *c = v.unwrap_or(0);
+        }
+    }
+    let Some((run, wait, slices)) = read_into(schedstat).and_then(parse::parse_schedstat) else {
+        return false;
+    };
+    cur[14..17].copy_from_slice(&[run, wait, slices]);
+    true
 }
 
 /// Which cgroup sources exist for any tenant (for the availability map).
