@@ -285,3 +285,71 @@ fn tenant_made_mid_run_is_collected_at_once() {
         );
     }
 }
+
+/// A tenant that exists only in the v1 hierarchies (as a cgroupfs-driver container runtime
+/// makes them on a hybrid host, where perf_event is bound to v2) still gets its software perf
+/// counters: per thread, agreeing with its cgroup CPU usage like the cgroup-mode counters do.
+#[test]
+fn v1_only_tenant_gets_software_perf_counters_per_thread() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP v1_only_tenant_gets_software_perf_counters_per_thread: {why}");
+        return;
+    }
+    let v1: Vec<_> = common::hierarchies()
+        .into_iter()
+        .filter(|h| !h.join("cgroup.controllers").exists())
+        .collect();
+    if v1.is_empty() {
+        eprintln!(
+            "SKIP v1_only_tenant_gets_software_perf_counters_per_thread: no cgroup v1 hierarchy"
+        );
+        return;
+    }
+    let prefix = format!("cf-v1only-{}", std::process::id());
+    let mut tenants = Tenants::start(&prefix, &[]);
+    tenants.add_in("a", "stress-ng --cpu 2 --cpu-load 30 --timeout 60s", &v1);
+    tenants.add("b", "stress-ng --cpu 1 --cpu-load 30 --timeout 60s");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = tempfile::tempdir().unwrap();
+    let st = bin()
+        .args(["--quiet", "collect", "--out"])
+        .arg(out.path())
+        .args(["--tenants", &format!("{prefix}/*"), "--duration", "8s"])
+        .status()
+        .expect("run cloudformer collect");
+    assert!(st.success(), "collect failed: {st}");
+    drop(tenants);
+
+    let cat = Catalogue::builtin();
+    let segs = samples::list_segments(out.path()).unwrap();
+    let meta = samples::read_meta(&segs[0]).unwrap();
+    if meta.availability.get("perf.sw") != Some(&true) {
+        eprintln!("SKIP v1_only_tenant_gets_software_perf_counters_per_thread: no perf.sw");
+        return;
+    }
+    let df = samples::read_samples(out.path(), &Filter::default()).unwrap();
+    let col = |name: &str| cat.index_of(name).unwrap();
+    for t in ["a", "b"] {
+        let m = samples::tenant_matrix(&df, &format!("{prefix}/{t}"), cat).unwrap();
+        assert!(m.t >= 6, "tenant {t}: {} rows", m.t);
+        let mean = |j: usize| (1..m.t).map(|i| m.row(i)[j]).sum::<f32>() / (m.t - 1) as f32;
+        let (usage, tc) = (mean(col("cpu.usage_pct")), mean(col("perf.task_clock_pct")));
+        eprintln!("tenant {t}: cpu.usage_pct {usage}, perf.task_clock_pct {tc}");
+        assert!(usage > 20.0, "tenant {t}: stress-ng shows up: {usage}");
+        assert!(
+            (tc - usage).abs() <= 0.1 * usage,
+            "tenant {t}: perf task-clock {tc} vs cgroup usage {usage}"
+        );
+        for name in [
+            "perf.context_switches_per_s",
+            "perf.cpu_migrations_per_s",
+            "perf.page_faults_per_s",
+        ] {
+            let j = col(name);
+            assert!(
+                (1..m.t).all(|i| !m.row(i)[j].is_nan()),
+                "tenant {t}: {name} has a value in every row after the first"
+            );
+        }
+    }
+}

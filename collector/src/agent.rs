@@ -222,6 +222,7 @@ impl Agent {
                 cfg.cgroup_root.display()
             )));
         }
+        raise_fd_limit();
         let hier = discover::hierarchies(&cfg.cgroup_root);
         if hier.is_empty() {
             return Err(CollectError::Config(format!(
@@ -245,7 +246,15 @@ impl Agent {
         };
         let host = HostReader::open(&cfg.proc_root, Path::new("/sys/block"));
         let mut availability = BTreeMap::new();
-        for k in ["v2", "cpu", "cpuacct", "memory", "blkio", "pids"] {
+        for k in [
+            "v2",
+            "cpu",
+            "cpuacct",
+            "memory",
+            "blkio",
+            "pids",
+            "perf_event",
+        ] {
             let name = if k == "v2" {
                 "cgroup2".to_string()
             } else {
@@ -392,10 +401,19 @@ impl Agent {
                     if states.contains_key(name) {
                         continue;
                     }
-                    let perf = dirs
-                        .get("v2")
-                        .and_then(|d| TenantPerf::open(d, self.probe, &self.cpus));
-                    tracing::info!(tenant = %name, hierarchies = ?dirs.keys().collect::<Vec<_>>(), perf = perf.is_some(), "tenant appeared");
+                    // Counted on its perf_event cgroup (v2, or a v1 perf_event mount); a
+                    // tenant that has none (on hybrid hosts perf_event is usually bound to v2,
+                    // and a v1-only tenant is not there) is counted thread by thread.
+                    let perf = match dirs.get("v2").or_else(|| dirs.get("perf_event")) {
+                        Some(d) => TenantPerf::open(d, self.probe, &self.cpus),
+                        None => TenantPerf::per_thread(self.probe),
+                    };
+                    let perf_mode = match &perf {
+                        None => "none",
+                        Some(p) if p.is_per_thread() => "per-thread",
+                        Some(_) => "cgroup",
+                    };
+                    tracing::info!(tenant = %name, hierarchies = ?dirs.keys().collect::<Vec<_>>(), perf = perf_mode, "tenant appeared");
                     states.insert(
                         name.clone(),
                         TenantState {
@@ -632,6 +650,27 @@ fn writer_loop(
         closed.push(w.close()?);
     }
     Ok(closed)
+}
+
+/// Raises the soft limit on open files to the hard one. The agent keeps every file it reads open
+/// (≈ 16 per tenant + 2 per process) and perf descriptors (5 per tenant and CPU, or per thread for
+/// tenants counted thread by thread): far more than the usual soft limit of 1024 on a busy host.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit for getrlimit/setrlimit to fill and read.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= lim.rlim_max {
+            return;
+        }
+        let old = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+            tracing::debug!("open-file limit raised from {old} to {}", lim.rlim_max);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 /// One cgroup hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
-    /// `v2`, or the v1 controller name (`cpu`, `cpuacct`, `memory`, `blkio`, `pids`).
+    /// `v2`, or the v1 controller name (`cpu`, `cpuacct`, `memory`, `blkio`, `pids`,
+    /// `perf_event`).
     pub kind: String,
     pub path: PathBuf,
 }
@@ -33,7 +34,7 @@ pub fn hierarchies(root: &Path) -> Vec<Hierarchy> {
             path: root.join("unified"),
         });
     }
-    for c in ["cpu", "cpuacct", "memory", "blkio", "pids"] {
+    for c in ["cpu", "cpuacct", "memory", "blkio", "pids", "perf_event"] {
         let p = root.join(c);
         // `cpu` and `cpuacct` may be one mount (`cpu,cpuacct`) reached through symlinks.
         if p.join("cgroup.procs").exists() {

@@ -5,6 +5,7 @@
 //! are included: with perf's usual `exclude_kernel=1` context-switches and cpu-migrations would
 //! read 0.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::io::Read;
@@ -29,9 +30,16 @@ const SOFTWARE: [(u32, usize); 5] = {
     ]
 };
 
-/// Opens one software counter of the cgroup `cg` on `cpu`, in the group led by `leader` (or as
-/// a leader, reading its whole group at once).
-fn open_software(config: u32, cg: &File, cpu: usize, leader: Option<&File>) -> io::Result<File> {
+/// What a software counter watches: a cgroup on one CPU, or one thread on every CPU.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Cgroup(&'a File, usize),
+    Thread(u32),
+}
+
+/// Opens one software counter on `target`, in the group led by `leader` (or as a leader,
+/// reading its whole group at once).
+fn open_software(config: u32, target: Target, leader: Option<&File>) -> io::Result<File> {
     use perf_event_open_sys::bindings as sys;
     let mut attr = sys::perf_event_attr {
         type_: sys::PERF_TYPE_SOFTWARE,
@@ -41,14 +49,23 @@ fn open_software(config: u32, cg: &File, cpu: usize, leader: Option<&File>) -> i
         ..Default::default()
     };
     attr.set_exclude_hv(1);
-    let cpu = i32::try_from(cpu).map_err(|_| io::Error::other("CPU number out of range"))?;
+    let (pid, cpu, flags) = match target {
+        Target::Cgroup(cg, cpu) => (
+            cg.as_raw_fd(),
+            i32::try_from(cpu).map_err(|_| io::Error::other("CPU number out of range"))?,
+            sys::PERF_FLAG_PID_CGROUP | sys::PERF_FLAG_FD_CLOEXEC,
+        ),
+        Target::Thread(tid) => (
+            i32::try_from(tid).map_err(|_| io::Error::other("thread id out of range"))?,
+            -1,
+            sys::PERF_FLAG_FD_CLOEXEC,
+        ),
+    };
     let group = leader.map_or(-1, |l| l.as_raw_fd());
-    let flags = u64::from(sys::PERF_FLAG_PID_CGROUP | sys::PERF_FLAG_FD_CLOEXEC);
     // SAFETY: `attr` is a valid, fully initialised perf_event_attr whose `size` is its own size;
     // the cgroup and group descriptors are open for the duration of the call.
-    let fd = unsafe {
-        perf_event_open_sys::perf_event_open(&mut attr, cg.as_raw_fd(), cpu, group, flags as _)
-    };
+    let fd =
+        unsafe { perf_event_open_sys::perf_event_open(&mut attr, pid, cpu, group, flags as _) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -79,6 +96,95 @@ impl SoftwareGroup {
     }
 }
 
+impl SoftwareGroup {
+    /// Opens every software event on the thread `tid` (all CPUs) as one group; fails when any
+    /// of them cannot be opened (ESRCH once the thread has exited).
+    fn open_thread(tid: u32) -> io::Result<SoftwareGroup> {
+        let mut fds: Vec<File> = Vec::with_capacity(SOFTWARE.len());
+        for &(config, _) in &SOFTWARE {
+            let fd = open_software(config, Target::Thread(tid), fds.first())?;
+            fds.push(fd);
+        }
+        Ok(SoftwareGroup {
+            buf: vec![0; 8 * (1 + fds.len())],
+            fds,
+        })
+    }
+}
+
+/// One thread's counters and their last successful read.
+struct Tracked {
+    group: SoftwareGroup,
+    last: [u64; SOFTWARE.len()],
+    /// The tick at which the thread was last listed in the tenant.
+    seen: u64,
+}
+
+/// The software counters of a tenant that has no perf_event cgroup: a tenant that exists only in
+/// cgroup v1 hierarchies on a host whose perf_event controller is bound to v2 (or not mounted),
+/// such as a container made by a cgroupfs-driver runtime on a hybrid host. One group per thread
+/// (pid = tid, every CPU), opened when the thread is first listed in the tenant's `tasks`; a
+/// thread that leaves (exits or moves out) adds its last counts to `retired`, so the tenant's
+/// sums never decrease. What runs before a thread is first listed (under a second) and threads
+/// that live less than a tick are not counted.
+struct PerThread {
+    threads: HashMap<u32, Tracked>,
+    retired: [u64; SOFTWARE.len()],
+    tick: u64,
+}
+
+impl PerThread {
+    /// Follows the tenant's threads `tids` (opening the new ones, retiring the gone) and
+    /// returns the tenant's cumulative count of each software event.
+    fn update(&mut self, tids: &[u32]) -> [u64; SOFTWARE.len()] {
+        self.tick += 1;
+        let tick = self.tick;
+        for &tid in tids {
+            if let Some(t) = self.threads.get_mut(&tid) {
+                t.seen = tick;
+                continue;
+            }
+            match SoftwareGroup::open_thread(tid) {
+                Ok(group) => {
+                    let t = Tracked {
+                        group,
+                        last: [0; SOFTWARE.len()],
+                        seen: tick,
+                    };
+                    self.threads.insert(tid, t);
+                }
+                // Most often the thread exited between the listing and now.
+                Err(e) => tracing::debug!("perf software events on thread {tid}: {e}"),
+            }
+        }
+        let mut sums = self.retired;
+        let retired = &mut self.retired;
+        self.threads.retain(|_, t| {
+            if let Ok(counts) = t.group.read() {
+                for (l, c) in t.last.iter_mut().zip(counts) {
+                    // An exited thread reads its final counts; never step backwards.
+                    *l = (*l).max(c);
+                }
+            }
+            if t.seen == tick {
+                for (s, l) in sums.iter_mut().zip(t.last) {
+                    *s += l;
+                }
+                true
+            } else {
+                for (r, l) in retired.iter_mut().zip(t.last) {
+                    *r += l;
+                }
+                for (s, l) in sums.iter_mut().zip(t.last) {
+                    *s += l;
+                }
+                false
+            }
+        });
+        sums
+    }
+}
+
 /// Opens the software group of the cgroup `cg` on each CPU. A member event that cannot be
 /// opened on every CPU is left out on all of them (its column stays null); `None` when even the
 /// leader cannot be opened everywhere.
@@ -86,7 +192,7 @@ fn open_software_groups(cg: &File, cpus: &[usize]) -> Option<(Vec<SoftwareGroup>
     let (leader_config, leader_slot) = SOFTWARE[0];
     let mut groups = Vec::with_capacity(cpus.len());
     for &cpu in cpus {
-        match open_software(leader_config, cg, cpu, None) {
+        match open_software(leader_config, Target::Cgroup(cg, cpu), None) {
             Ok(fd) => groups.push(SoftwareGroup {
                 fds: vec![fd],
                 buf: Vec::new(),
@@ -102,7 +208,7 @@ fn open_software_groups(cg: &File, cpus: &[usize]) -> Option<(Vec<SoftwareGroup>
         let opened: io::Result<Vec<File>> = groups
             .iter()
             .zip(cpus)
-            .map(|(g, &cpu)| open_software(config, cg, cpu, Some(&g.fds[0])))
+            .map(|(g, &cpu)| open_software(config, Target::Cgroup(cg, cpu), Some(&g.fds[0])))
             .collect();
         match opened {
             Ok(fds) => {
@@ -217,6 +323,8 @@ pub struct TenantPerf {
     software_slots: Vec<usize>,
     hardware: Vec<(usize, Vec<Counter>)>,
     sums: Vec<u64>,
+    /// Set for a tenant without a perf_event cgroup: software events per thread.
+    per_thread: Option<PerThread>,
 }
 
 impl TenantPerf {
@@ -265,7 +373,35 @@ impl TenantPerf {
             software_slots,
             hardware,
             sums,
+            per_thread: None,
         })
+    }
+
+    /// Software counters for a tenant that has no perf_event cgroup, counted per thread (see
+    /// [`PerThread`]); `None` when the probe found no software events. Hardware events are not
+    /// opened this way (one counter per thread and event would not fit the PMU's registers).
+    pub fn per_thread(probe: PerfProbe) -> Option<TenantPerf> {
+        probe.software.then(|| TenantPerf {
+            software: Vec::new(),
+            software_slots: SOFTWARE.iter().map(|&(_, slot)| slot).collect(),
+            hardware: Vec::new(),
+            sums: Vec::new(),
+            per_thread: Some(PerThread {
+                threads: HashMap::new(),
+                retired: [0; SOFTWARE.len()],
+                tick: 0,
+            }),
+        })
+    }
+
+    /// Whether the counters follow the tenant's threads, so [`TenantPerf::read`] needs them.
+    pub fn is_per_thread(&self) -> bool {
+        self.per_thread.is_some()
+    }
+
+    /// Threads followed now (0 for cgroup counters).
+    pub fn n_threads(&self) -> usize {
+        self.per_thread.as_ref().map_or(0, |p| p.threads.len())
     }
 
     /// Number of events opened.
@@ -273,9 +409,16 @@ impl TenantPerf {
         self.software_slots.len() + self.hardware.len()
     }
 
-    /// Writes the cumulative count of each opened event into `raw` (summed over the CPUs; left
-    /// as it was where a read failed).
-    pub fn read(&mut self, raw: &mut [f64]) {
+    /// Writes the cumulative count of each opened event into `raw` (summed over the CPUs, or
+    /// over the threads `tids` for per-thread counters; left as it was where a read failed).
+    pub fn read(&mut self, raw: &mut [f64], tids: &[u32]) {
+        if let Some(p) = self.per_thread.as_mut() {
+            let sums = p.update(tids);
+            for (&slot, sum) in self.software_slots.iter().zip(sums) {
+                raw[slot] = sum as f64;
+            }
+            return;
+        }
         self.sums.fill(0);
         let mut ok = !self.software.is_empty();
         for g in &mut self.software {
@@ -312,5 +455,63 @@ impl TenantPerf {
                 raw[*slot] = sum as f64;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    /// Per-thread counters (for tenants without a perf_event cgroup): a thread's task-clock is
+    /// counted from when it is first listed, and stays in the sums after the thread exits.
+    #[test]
+    fn per_thread_counters_follow_threads_and_never_decrease() {
+        let Some(mut perf) = TenantPerf::per_thread(probe()) else {
+            eprintln!("SKIP per_thread_counters: perf software events unavailable here");
+            return;
+        };
+        let (tid_tx, tid_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (end_tx, end_rx) = mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            go_rx.recv().unwrap();
+            let t0 = Instant::now();
+            let mut x = 0u64;
+            while t0.elapsed() < Duration::from_millis(300) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            end_rx.recv().unwrap();
+            x
+        });
+        let tid: u32 = tid_rx.recv().unwrap();
+        let mut raw = vec![f64::NAN; N_RAW];
+        perf.read(&mut raw, &[tid]);
+        assert_eq!(perf.n_threads(), 1, "the listed thread is followed");
+        let start = raw[PERF_TASK_CLOCK];
+        assert!(start < 50e6, "counted from its opening: {start} ns");
+        go_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(450));
+        perf.read(&mut raw, &[tid]);
+        let busy = raw[PERF_TASK_CLOCK] - start;
+        eprintln!("task-clock over the busy 300 ms: {busy} ns");
+        assert!(
+            (250e6..450e6).contains(&busy),
+            "one busy thread for 300 ms: {busy} ns"
+        );
+        assert!(raw[PERF_CS] >= 1.0, "context switches: {}", raw[PERF_CS]);
+        end_tx.send(()).unwrap();
+        worker.join().unwrap();
+        // The thread is gone: its counts stay (retired), nothing is followed any more.
+        let before = raw[PERF_TASK_CLOCK];
+        perf.read(&mut raw, &[]);
+        assert_eq!(perf.n_threads(), 0);
+        assert!(raw[PERF_TASK_CLOCK] >= before, "never decreases");
+        let after = raw[PERF_TASK_CLOCK];
+        perf.read(&mut raw, &[tid]);
+        assert_eq!(raw[PERF_TASK_CLOCK], after, "an exited thread adds nothing");
     }
 }

@@ -90,6 +90,8 @@ pub struct TenantReader {
     threads: Option<PreadFile>,
     pids: HashMap<u32, PidFiles>,
     pid_buf: Vec<u32>,
+    /// The tenant's threads at this tick, listed only for per-thread perf counters.
+    tid_buf: Vec<u32>,
     /// `pid_buf` was filled by `list_pids` for the coming `read`.
     listed: bool,
     pacc: [u64; N_PCOUNTERS],
@@ -230,6 +232,7 @@ impl TenantReader {
             dirs,
             pids: HashMap::new(),
             pid_buf: Vec::new(),
+            tid_buf: Vec::new(),
             listed: false,
             pacc: [0; N_PCOUNTERS],
             net: None,
@@ -276,7 +279,7 @@ impl TenantReader {
         self.read_io(raw);
         self.read_procs(raw, tasks);
         if let Some(p) = self.perf.as_mut() {
-            p.read(raw);
+            p.read(raw, &self.tid_buf);
         }
     }
 
@@ -449,8 +452,12 @@ impl TenantReader {
         if let Some(b) = read_into(&mut self.v1_pids) {
             set(raw, PIDS_CURRENT, parse::parse_u64(b));
         }
+        self.tid_buf.clear();
         if let Some(b) = read_into(&mut self.threads) {
             raw[PIDS_THREADS] = parse::count_lines(b) as f64;
+            if self.perf.as_ref().is_some_and(TenantPerf::is_per_thread) {
+                parse::parse_pids(b, &mut self.tid_buf);
+            }
         }
     }
 

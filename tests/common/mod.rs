@@ -63,12 +63,18 @@ impl Tenants {
 
     /// Creates one more tenant `<prefix>/<name>` in every hierarchy and starts `cmd` in it.
     pub fn add(&mut self, name: &str, cmd: &str) {
+        self.add_in(name, cmd, &hierarchies());
+    }
+
+    /// Creates one more tenant `<prefix>/<name>` in the hierarchies `hier` only (e.g. the v1
+    /// controllers, as a cgroupfs-driver container runtime does) and starts `cmd` in it.
+    pub fn add_in(&mut self, name: &str, cmd: &str, hier: &[PathBuf]) {
         let t = self;
         let prefix = t.prefix.clone();
         {
             let rel = format!("{prefix}/{name}");
             let mut procs = Vec::new();
-            for h in hierarchies() {
+            for h in hier {
                 let d = h.join(&rel);
                 std::fs::create_dir_all(&d)
                     .unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
