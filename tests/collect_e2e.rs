@@ -74,7 +74,10 @@ fn collect_two_real_tenants_for_ten_seconds() {
         .iter()
         .filter(|n| cat.feature_names().contains(n))
         .collect();
-    assert_eq!(feat.len(), 206);
+    // The paper's layout: every metric of the tenant, then its neighbours' mean of each (103
+    // metrics in the paper, 107 here with Top-Down).
+    assert_eq!(feat.len(), 2 * cat.n_metrics());
+    assert!(cat.n_metrics() >= 103, "{} metrics", cat.n_metrics());
 
     let a = format!("{prefix}/a");
     let b = format!("{prefix}/b");
@@ -143,7 +146,8 @@ fn collect_two_real_tenants_for_ten_seconds() {
         }
     }
     assert!(compared > 100, "neighbour means compared: {compared}");
-    // Hardware counters: null (never 0) when the PMU is absent.
+    // Hardware counters: null (never 0) when the PMU is absent; Top-Down too, when the probe
+    // found no Top-Down events.
     for name in ["perf.cycles_per_s", "perf.instructions_per_s", "perf.ipc"] {
         let c = df.column(name).unwrap();
         if hw == Some(false) {
@@ -152,6 +156,26 @@ fn collect_two_real_tenants_for_ten_seconds() {
                 df.height(),
                 "{name} must be null without a PMU"
             );
+        }
+    }
+    let td = meta.availability.get("perf.topdown").copied();
+    assert!(td.is_some(), "availability lists perf.topdown");
+    assert!(
+        hw == Some(true) || td == Some(false),
+        "no Top-Down without a PMU"
+    );
+    for m in cat.metrics().iter().filter(|m| m.family == "perf.topdown") {
+        let c = df.column(&m.name).unwrap();
+        if td == Some(false) {
+            assert_eq!(c.null_count(), df.height(), "{} must be null", m.name);
+        } else {
+            // With a PMU, every row after the first has a share in [0, 1].
+            let v = c.f32().unwrap();
+            let ok = v
+                .iter()
+                .skip(2)
+                .all(|x| x.is_some_and(|x| (0.0..=1.0).contains(&x)));
+            assert!(ok, "{}: a share in [0, 1] after the first rows", m.name);
         }
     }
 }

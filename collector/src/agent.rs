@@ -1,5 +1,6 @@
-//! The host agent: aligned 1 s ticks, per-tenant 206-feature rows, host context, Parquet segments,
-//! a broadcast of every tick for live consumers, and an optional Prometheus `/metrics` endpoint.
+//! The host agent: aligned 1 s ticks, per-tenant feature rows (2 × the catalogue's metrics),
+//! host context, Parquet segments, a broadcast of every tick for live consumers, and an optional
+//! Prometheus `/metrics` endpoint.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -239,10 +240,7 @@ impl Agent {
         let probe = if cfg.perf {
             perf::probe()
         } else {
-            PerfProbe {
-                software: false,
-                hardware: false,
-            }
+            PerfProbe::none()
         };
         let host = HostReader::open(&cfg.proc_root, Path::new("/sys/block"));
         let mut availability = BTreeMap::new();
@@ -278,7 +276,7 @@ impl Agent {
         availability.insert("proc.taskstats".into(), taskstats.is_some());
         availability.insert("perf.sw".into(), probe.software);
         availability.insert("perf.hw".into(), probe.hardware);
-        availability.insert("perf.topdown".into(), false);
+        availability.insert("perf.topdown".into(), probe.topdown.is_some());
         tracing::info!(?availability, "collector sources");
         let (tx, _) = broadcast::channel(64);
         let discovery = Discovery::new(hier, cfg.tenant_globs.clone());

@@ -1,6 +1,6 @@
-//! The host agent: tenant discovery, per-second sampling, 206-feature rows, Parquet segments,
-//! and campaigns (real applications as tenants). See `docs/architecture.md` and
-//! `docs/collector.md`.
+//! The host agent: tenant discovery, per-second sampling, feature rows (2 × the catalogue's
+//! metrics), Parquet segments, and campaigns (real applications as tenants). See
+//! `docs/architecture.md` and `docs/collector.md`.
 
 pub mod agent;
 pub mod campaign;
@@ -12,5 +12,6 @@ pub mod prom;
 pub mod specs;
 pub mod taskstats;
 pub mod tenant;
+pub mod topdown;
 
 pub use agent::{Agent, AgentConfig, AgentSummary, CollectError, TenantRow, Tick};

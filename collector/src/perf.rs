@@ -16,6 +16,7 @@ use perf_event::events::{Cache, CacheOp, CacheResult, Event, Hardware, Software,
 use perf_event::{Builder, Counter};
 
 use crate::specs::raw::*;
+use crate::topdown::{self, Derive, TopDownEvents};
 
 /// Software events (their `config` under PERF_TYPE_SOFTWARE) and the raw slot each feeds; the
 /// first leads the group.
@@ -41,10 +42,22 @@ enum Target<'a> {
 /// reading its whole group at once).
 fn open_software(config: u32, target: Target, leader: Option<&File>) -> io::Result<File> {
     use perf_event_open_sys::bindings as sys;
+    open_counter(sys::PERF_TYPE_SOFTWARE, u64::from(config), target, leader)
+}
+
+/// Opens one counter of PMU `type_` and `config` on `target`, in the group led by `leader` (or
+/// as a leader, reading its whole group at once), kernel included.
+fn open_counter(
+    type_: u32,
+    config: u64,
+    target: Target,
+    leader: Option<&File>,
+) -> io::Result<File> {
+    use perf_event_open_sys::bindings as sys;
     let mut attr = sys::perf_event_attr {
-        type_: sys::PERF_TYPE_SOFTWARE,
+        type_,
         size: std::mem::size_of::<sys::perf_event_attr>() as u32,
-        config: u64::from(config),
+        config,
         read_format: u64::from(sys::PERF_FORMAT_GROUP),
         ..Default::default()
     };
@@ -73,14 +86,15 @@ fn open_software(config: u32, target: Target, leader: Option<&File>) -> io::Resu
     Ok(unsafe { File::from_raw_fd(fd as RawFd) })
 }
 
-/// The software counters of one tenant on one CPU, as one perf group.
-struct SoftwareGroup {
+/// Counters read as one perf group (one `read` for all): a tenant's software events on one
+/// CPU, a thread's software events, or a tenant's Top-Down events on one CPU.
+struct CounterGroup {
     /// The leader first; every member stays open as long as the group is read.
     fds: Vec<File>,
     buf: Vec<u8>,
 }
 
-impl SoftwareGroup {
+impl CounterGroup {
     /// Reads the group: the count of each member in opening order.
     fn read(&mut self) -> io::Result<impl Iterator<Item = u64> + '_> {
         let n = self.buf.len();
@@ -96,16 +110,16 @@ impl SoftwareGroup {
     }
 }
 
-impl SoftwareGroup {
+impl CounterGroup {
     /// Opens every software event on the thread `tid` (all CPUs) as one group; fails when any
     /// of them cannot be opened (ESRCH once the thread has exited).
-    fn open_thread(tid: u32) -> io::Result<SoftwareGroup> {
+    fn open_thread(tid: u32) -> io::Result<CounterGroup> {
         let mut fds: Vec<File> = Vec::with_capacity(SOFTWARE.len());
         for &(config, _) in &SOFTWARE {
             let fd = open_software(config, Target::Thread(tid), fds.first())?;
             fds.push(fd);
         }
-        Ok(SoftwareGroup {
+        Ok(CounterGroup {
             buf: vec![0; 8 * (1 + fds.len())],
             fds,
         })
@@ -114,7 +128,7 @@ impl SoftwareGroup {
 
 /// One thread's counters and their last successful read.
 struct Tracked {
-    group: SoftwareGroup,
+    group: CounterGroup,
     last: [u64; SOFTWARE.len()],
     /// The tick at which the thread was last listed in the tenant.
     seen: u64,
@@ -144,7 +158,7 @@ impl PerThread {
                 t.seen = tick;
                 continue;
             }
-            match SoftwareGroup::open_thread(tid) {
+            match CounterGroup::open_thread(tid) {
                 Ok(group) => {
                     let t = Tracked {
                         group,
@@ -188,12 +202,12 @@ impl PerThread {
 /// Opens the software group of the cgroup `cg` on each CPU. A member event that cannot be
 /// opened on every CPU is left out on all of them (its column stays null); `None` when even the
 /// leader cannot be opened everywhere.
-fn open_software_groups(cg: &File, cpus: &[usize]) -> Option<(Vec<SoftwareGroup>, Vec<usize>)> {
+fn open_software_groups(cg: &File, cpus: &[usize]) -> Option<(Vec<CounterGroup>, Vec<usize>)> {
     let (leader_config, leader_slot) = SOFTWARE[0];
     let mut groups = Vec::with_capacity(cpus.len());
     for &cpu in cpus {
         match open_software(leader_config, Target::Cgroup(cg, cpu), None) {
-            Ok(fd) => groups.push(SoftwareGroup {
+            Ok(fd) => groups.push(CounterGroup {
                 fds: vec![fd],
                 buf: Vec::new(),
             }),
@@ -266,12 +280,67 @@ fn hardware() -> Vec<(Event, usize)> {
 }
 
 /// Result of the start-up probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PerfProbe {
     /// A software counter on this process could be opened.
     pub software: bool,
     /// A hardware cycles counter could be opened (false without a PMU: ENOENT).
     pub hardware: bool,
+    /// Top-Down events the core PMU announces, and which opened as a group on this process.
+    pub topdown: Option<TopDownEvents>,
+}
+
+impl PerfProbe {
+    /// No perf counters at all (`--no-perf`).
+    pub fn none() -> PerfProbe {
+        PerfProbe {
+            software: false,
+            hardware: false,
+            topdown: None,
+        }
+    }
+}
+
+/// Opens the five Top-Down events of `ev` as one group on `target`.
+fn open_topdown(ev: &TopDownEvents, target: Target) -> io::Result<CounterGroup> {
+    let mut fds: Vec<File> = Vec::with_capacity(ev.configs.len());
+    for &config in &ev.configs {
+        let fd = open_counter(ev.pmu_type, config, target, fds.first())?;
+        fds.push(fd);
+    }
+    Ok(CounterGroup {
+        buf: vec![0; 8 * (1 + fds.len())],
+        fds,
+    })
+}
+
+/// The Top-Down events announced under `pmus` (see [`topdown::find`]) that open as a group on
+/// this thread; `None` (logged) otherwise.
+pub fn probe_topdown(pmus: &Path) -> Option<TopDownEvents> {
+    let ev = match topdown::find(pmus) {
+        Ok(Some(ev)) => ev,
+        Ok(None) => {
+            tracing::debug!(
+                "perf probe: no Top-Down events announced under {}",
+                pmus.display()
+            );
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!("perf probe: Top-Down events not usable: {e}");
+            return None;
+        }
+    };
+    match open_topdown(&ev, Target::Thread(0)) {
+        Ok(_) => Some(ev),
+        Err(e) => {
+            tracing::info!(
+                "perf probe: Top-Down events ({:?}) do not open: {e}",
+                ev.flavour
+            );
+            None
+        }
+    }
 }
 
 /// Probes perf support by opening counters on this process.
@@ -288,9 +357,16 @@ pub fn probe() -> PerfProbe {
             }
         }
     };
+    let hardware = try_open(Hardware::CPU_CYCLES.into());
     PerfProbe {
         software: try_open(Software::TASK_CLOCK.into()),
-        hardware: try_open(Hardware::CPU_CYCLES.into()),
+        hardware,
+        // Top-Down events are core PMU events: none without one.
+        topdown: if hardware {
+            probe_topdown(Path::new(topdown::SYSFS_PMUS))
+        } else {
+            None
+        },
     }
 }
 
@@ -318,13 +394,15 @@ pub fn online_cpus() -> Vec<usize> {
 /// A tenant's counters: the software group on each CPU, and for each hardware event one counter
 /// per CPU (summed on read).
 pub struct TenantPerf {
-    software: Vec<SoftwareGroup>,
+    software: Vec<CounterGroup>,
     /// The raw slot of each software group member, in group order.
     software_slots: Vec<usize>,
     hardware: Vec<(usize, Vec<Counter>)>,
     sums: Vec<u64>,
     /// Set for a tenant without a perf_event cgroup: software events per thread.
     per_thread: Option<PerThread>,
+    /// The Top-Down group on each CPU, its events and the state that derives the categories.
+    topdown: Option<(TopDownEvents, Vec<CounterGroup>, Derive)>,
 }
 
 impl TenantPerf {
@@ -367,14 +445,27 @@ impl TenantPerf {
                 hardware.push((slot, counters));
             }
         }
+        let topdown = probe.topdown.and_then(|ev| {
+            let groups: io::Result<Vec<CounterGroup>> = cpus
+                .iter()
+                .map(|&cpu| open_topdown(&ev, Target::Cgroup(&cg, cpu)))
+                .collect();
+            groups
+                .map_err(|e| tracing::debug!("perf Top-Down on {}: {e}", dir.display()))
+                .ok()
+                .map(|g| (ev, g, Derive::default()))
+        });
         let sums = vec![0; software_slots.len()];
-        (!software_slots.is_empty() || !hardware.is_empty()).then_some(TenantPerf {
-            software,
-            software_slots,
-            hardware,
-            sums,
-            per_thread: None,
-        })
+        (!software_slots.is_empty() || !hardware.is_empty() || topdown.is_some()).then_some(
+            TenantPerf {
+                software,
+                software_slots,
+                hardware,
+                sums,
+                per_thread: None,
+                topdown,
+            },
+        )
     }
 
     /// Software counters for a tenant that has no perf_event cgroup, counted per thread (see
@@ -391,6 +482,7 @@ impl TenantPerf {
                 retired: [0; SOFTWARE.len()],
                 tick: 0,
             }),
+            topdown: None,
         })
     }
 
@@ -406,7 +498,11 @@ impl TenantPerf {
 
     /// Number of events opened.
     pub fn n_events(&self) -> usize {
-        self.software_slots.len() + self.hardware.len()
+        let topdown = self
+            .topdown
+            .as_ref()
+            .map_or(0, |(ev, _, _)| ev.configs.len());
+        self.software_slots.len() + self.hardware.len() + topdown
     }
 
     /// Writes the cumulative count of each opened event into `raw` (summed over the CPUs, or
@@ -455,8 +551,34 @@ impl TenantPerf {
                 raw[*slot] = sum as f64;
             }
         }
+        if let Some((ev, groups, derive)) = self.topdown.as_mut() {
+            let mut sums = [0u64; 5];
+            let mut ok = true;
+            for g in groups.iter_mut() {
+                match g.read() {
+                    Ok(counts) => {
+                        for (s, c) in sums.iter_mut().zip(counts) {
+                            *s += c;
+                        }
+                    }
+                    Err(_) => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if ok {
+                let cats = derive.update(ev, sums);
+                for (slot, v) in TOPDOWN_SLOTS.into_iter().zip(cats) {
+                    raw[slot] = v;
+                }
+            }
+        }
     }
 }
+
+/// The raw slots of the Top-Down categories, in [`Derive::update`]'s order.
+const TOPDOWN_SLOTS: [usize; 5] = [TD_SLOTS, TD_RETIRING, TD_BAD_SPEC, TD_FE_BOUND, TD_BE_BOUND];
 
 #[cfg(test)]
 mod tests {

@@ -598,3 +598,44 @@ fn taskstats_matches_status_and_schedstat() {
         let _ = k.wait();
     }
 }
+
+/// The Top-Down probe resolves the events the kernel announces to perf configs: slot events
+/// (with their SMT scales), perf metrics, the big cores of a hybrid part; none on AMD or without a
+/// PMU; a clear error naming the file when the description cannot be read.
+#[test]
+fn topdown_events_resolve_from_sysfs() {
+    use collector::topdown::{find, Flavour};
+    let pmu = fx("pmu");
+
+    let sk = find(&pmu.join("skylake-smt"))
+        .unwrap()
+        .expect("slot events");
+    assert_eq!(sk.flavour, Flavour::SlotEvents);
+    assert_eq!(sk.pmu_type, 4);
+    // event 0x3c | umask 0 << 8 | any << 21
+    assert_eq!(sk.configs[0], 0x3c | 1 << 21);
+    assert_eq!(sk.configs[1], 0x0e | 0x01 << 8);
+    assert_eq!(sk.configs[2], 0xc2 | 0x02 << 8);
+    assert_eq!(sk.configs[3], 0x9c | 0x01 << 8);
+    // recovery bubbles: cmask=1 at bits 24-31, any=1
+    assert_eq!(sk.configs[4], 0x0d | 0x03 << 8 | 1 << 24 | 1 << 21);
+    assert_eq!(sk.scales, [2.0, 1.0, 1.0, 1.0, 2.0]);
+
+    let icl = find(&pmu.join("icelake")).unwrap().expect("perf metrics");
+    assert_eq!(icl.flavour, Flavour::PerfMetrics);
+    // `slots` is perf's TOPDOWN_SLOTS (0x0400); the metrics are umask 0x80-0x83.
+    assert_eq!(icl.configs, [0x0400, 0x8000, 0x8100, 0x8200, 0x8300]);
+    assert_eq!(icl.scales, [1.0; 5]);
+
+    let adl = find(&pmu.join("alderlake-hybrid"))
+        .unwrap()
+        .expect("cpu_core");
+    assert_eq!(adl, icl, "the big cores' PMU, not cpu_atom (type 10)");
+
+    assert_eq!(find(&pmu.join("amd-zen")), Ok(None));
+    assert_eq!(find(&pmu.join("no-pmu")), Ok(None));
+    let e = find(&pmu.join("broken")).unwrap_err();
+    assert!(e.contains("format/umask"), "{e}");
+    // This host: whatever its PMU, the probe answers without error.
+    assert!(find(std::path::Path::new(collector::topdown::SYSFS_PMUS)).is_ok());
+}

@@ -5,7 +5,7 @@
 //! Feature layout (the paper's): the tenant's own metrics in catalogue order, then the mean of
 //! the same metrics over the other tenants present that second, prefixed `nbr.`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 
 /// The catalogue shipped with this build.
 pub const BUILTIN_TOML: &str = include_str!("../metrics.toml");
+
+/// Earlier catalogues that wrote data (`dataset/catalogues/<hash>.toml`, named by their hash).
+const EARLIER_TOML: &[&str] = &[include_str!("../catalogues/7bcd372d41881478.toml")];
 
 /// Prefix of the neighbour-mean features.
 pub const NBR_PREFIX: &str = "nbr.";
@@ -203,6 +206,71 @@ impl Catalogue {
             .filter(|_| i < self.n_features())
     }
 
+    /// An earlier catalogue this build knows (see `dataset/catalogues/`), by hash.
+    pub fn earlier(hash: &str) -> Option<&'static Catalogue> {
+        static C: OnceLock<Vec<Catalogue>> = OnceLock::new();
+        C.get_or_init(|| {
+            EARLIER_TOML
+                .iter()
+                // Checked by this crate's tests, like the builtin text.
+                .filter_map(|t| Catalogue::parse(t).ok())
+                .collect()
+        })
+        .iter()
+        .find(|c| c.hash == hash)
+    }
+
+    /// The columns (features `name` and `nbr.name`, and host columns) a file written under the
+    /// catalogue `hash` lacks and that this build reads as null — empty for this catalogue.
+    /// Data written under an earlier catalogue stays readable when that catalogue's metrics
+    /// are all here unchanged (same family, source, kind, unit and transform) and every metric
+    /// added since belongs to a family the file's footer `availability` records as absent
+    /// (`perf.topdown`: false), so that null is what the collector would have written then.
+    pub fn columns_to_fill(
+        &self,
+        hash: &str,
+        availability: &BTreeMap<String, bool>,
+    ) -> Result<Vec<String>, String> {
+        if hash == self.hash {
+            return Ok(Vec::new());
+        }
+        let Some(old) = Catalogue::earlier(hash) else {
+            return Err(format!(
+                "written under catalogue {hash:?}, which this build ({}) does not know",
+                self.hash
+            ));
+        };
+        let mut fill = Vec::new();
+        for (now, then) in [(&self.metrics, &old.metrics), (&self.host, &old.host)] {
+            for m in then {
+                if !now.contains(m) {
+                    return Err(format!(
+                        "written under catalogue {hash}, whose `{}` this build ({}) no longer has \
+                         or defines differently",
+                        m.name, self.hash
+                    ));
+                }
+            }
+            for m in now
+                .iter()
+                .filter(|m| !then.iter().any(|o| o.name == m.name))
+            {
+                if availability.get(&m.family) != Some(&false) {
+                    return Err(format!(
+                        "written under catalogue {hash}, before `{}` existed, and its footer does \
+                         not record its source `{}` as absent: its values are unknown, not null",
+                        m.name, m.family
+                    ));
+                }
+                fill.push(m.name.clone());
+                if !m.name.starts_with("host.") {
+                    fill.push(format!("{NBR_PREFIX}{}", m.name));
+                }
+            }
+        }
+        Ok(fill)
+    }
+
     /// Whether feature `i` is derived from a counter (heavy-tailed rate: log1p before z-score).
     /// Out-of-range indices are `false`.
     pub fn is_counter_feature(&self, i: usize) -> bool {
@@ -227,6 +295,57 @@ mod tests {
         assert_eq!(c.feature_names().len(), c.n_features());
         assert!(!c.host_metrics().is_empty());
         assert!(c.host_metrics().iter().all(|m| m.name.starts_with("host.")));
+    }
+
+    #[test]
+    fn earlier_catalogues_are_named_by_their_hash() {
+        assert!(!EARLIER_TOML.is_empty());
+        for text in EARLIER_TOML {
+            let c = Catalogue::parse(text).expect("an earlier catalogue parses");
+            assert_eq!(
+                Catalogue::earlier(c.hash()).map(|e| e.hash()),
+                Some(c.hash())
+            );
+            let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("catalogues")
+                .join(format!("{}.toml", c.hash()));
+            assert_eq!(
+                std::fs::read_to_string(&file).ok().as_deref(),
+                Some(*text),
+                "{} holds the text that hashes to its name",
+                file.display()
+            );
+        }
+    }
+
+    #[test]
+    fn data_of_an_earlier_catalogue_reads_with_nulls_only_where_the_source_was_absent() {
+        let now = Catalogue::builtin();
+        let old = Catalogue::parse(EARLIER_TOML[0]).unwrap();
+        let mut avail = BTreeMap::from([("perf.topdown".to_string(), false)]);
+        assert_eq!(now.columns_to_fill(now.hash(), &avail), Ok(vec![]));
+        let fill = now.columns_to_fill(old.hash(), &avail).unwrap();
+        assert!(
+            fill.contains(&"perf.topdown_retiring".to_string()),
+            "{fill:?}"
+        );
+        assert!(fill.contains(&"nbr.perf.topdown_backend_bound".to_string()));
+        assert_eq!(fill.len(), 2 * (now.n_metrics() - old.n_metrics()));
+        // A footer that does not say Top-Down was absent: the values are unknown.
+        avail.insert("perf.topdown".into(), true);
+        let e = now.columns_to_fill(old.hash(), &avail).unwrap_err();
+        assert!(e.contains("perf.topdown_retiring"), "{e}");
+        assert!(now.columns_to_fill(old.hash(), &BTreeMap::new()).is_err());
+        // An unknown catalogue, and one whose metric changed meaning, are refused.
+        assert!(now.columns_to_fill("0123456789abcdef", &avail).is_err());
+        let changed = Catalogue::parse(&BUILTIN_TOML.replacen(
+            "unit = \"percent_of_one_cpu\"",
+            "unit = \"ns\"",
+            1,
+        ))
+        .unwrap();
+        let e = changed.columns_to_fill(old.hash(), &avail).unwrap_err();
+        assert!(e.contains("cpu.usage_pct"), "{e}");
     }
 
     #[test]

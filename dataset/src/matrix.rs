@@ -54,7 +54,7 @@ pub enum MatrixError {
         path: PathBuf,
         found: String,
         expected: String,
-        why: &'static str,
+        why: String,
     },
     #[error("sample file {path}: {why}")]
     BadSampleFile { path: PathBuf, why: String },
@@ -179,14 +179,20 @@ fn read_sample_dir(dir: &Path, cat: &Catalogue) -> Result<Vec<SampleFile>, Matri
             why,
         };
         let hash = sample_file_hash(&path)?.unwrap_or_default();
-        if hash != cat.hash() {
-            return Err(MatrixError::CatalogueMismatch {
-                path,
-                found: hash,
-                expected: cat.hash().to_string(),
-                why: "this build's catalogue",
-            });
-        }
+        // Written under an earlier catalogue: readable when it lacks only metrics whose source
+        // its footer records as absent (read as null).
+        let fill = if hash == cat.hash() {
+            Vec::new()
+        } else {
+            let meta = crate::samples::read_meta(&path).map_err(|e| bad(e.to_string()))?;
+            cat.columns_to_fill(&hash, &meta.availability)
+                .map_err(|why| MatrixError::CatalogueMismatch {
+                    path: path.clone(),
+                    found: hash.clone(),
+                    expected: cat.hash().to_string(),
+                    why,
+                })?
+        };
         let f = File::open(&path).map_err(|source| MatrixError::Io {
             path: path.clone(),
             source,
@@ -213,6 +219,9 @@ fn read_sample_dir(dir: &Path, cat: &Catalogue) -> Result<Vec<SampleFile>, Matri
         let fcount = names.len();
         let mut x = vec![f32::NAN; n * fcount];
         for (j, name) in names.iter().enumerate() {
+            if fill.contains(name) {
+                continue;
+            }
             let c = df
                 .column(name)
                 .map_err(|_| bad(format!("feature column `{name}` is missing")))?;
@@ -250,7 +259,7 @@ fn matrix_for(
                 path: sf.path.clone(),
                 found: sf.hash.clone(),
                 expected: r.catalogue_hash.clone(),
-                why: "the runs table",
+                why: "the runs table".into(),
             });
         }
         for (i, t) in sf.tenants.iter().enumerate() {

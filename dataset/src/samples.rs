@@ -486,6 +486,32 @@ fn filter_frame(df: DataFrame, filter: &Filter, path: &Path) -> Result<DataFrame
     df.filter(&mask).map_err(pq(path))
 }
 
+/// A frame read from a segment written under an earlier catalogue, in this build's columns:
+/// the metrics added since (whose source its footer records as absent) as null columns, in
+/// catalogue order. Frames of this build's catalogue pass unchanged.
+fn upgrade_frame(
+    df: DataFrame,
+    cat: &Catalogue,
+    meta: &SegmentMeta,
+    path: &Path,
+) -> Result<DataFrame, SamplesError> {
+    if meta.catalogue_hash.is_empty() || meta.catalogue_hash == cat.hash() {
+        return Ok(df);
+    }
+    let fill = cat
+        .columns_to_fill(&meta.catalogue_hash, &meta.availability)
+        .map_err(|why| SamplesError::BadFile {
+            path: path.to_path_buf(),
+            why,
+        })?;
+    let mut df = df;
+    for name in &fill {
+        let c = Series::full_null(name.as_str().into(), df.height(), &DataType::Float32);
+        df.with_column(Column::from(c)).map_err(pq(path))?;
+    }
+    df.select(column_names(cat)).map_err(pq(path))
+}
+
 /// Loads the rows matching `filter` from every closed segment under `dir` (Hive-partitioned or
 /// flat), sorted by (`ts_ns`, `tenant`). Files whose columns differ from the first file's are an
 /// error naming the file. An empty directory gives an empty frame with this build's schema.
@@ -497,10 +523,13 @@ pub fn read_samples(dir: &Path, filter: &Filter) -> Result<DataFrame, SamplesErr
         });
     }
     let mut out: Option<DataFrame> = None;
+    let cat = Catalogue::builtin();
     for path in list_segments(dir)? {
+        let meta = read_meta(&path)?;
         let f = File::open(&path).map_err(io(&path))?;
         let df = ParquetReader::new(f).finish().map_err(pq(&path))?;
         let df = filter_frame(df, filter, &path)?;
+        let df = upgrade_frame(df, cat, &meta, &path)?;
         match out.as_mut() {
             None => out = Some(df),
             Some(acc) => {
@@ -624,6 +653,57 @@ mod tests {
         ]
         .into_iter()
         .collect()
+    }
+
+    /// Segments written under the previous catalogue (before Top-Down) read back beside this
+    /// build's, with the added columns null — only when their footer says Top-Down was absent.
+    #[test]
+    fn segments_of_an_earlier_catalogue_read_with_the_added_columns_null() {
+        let cat = Catalogue::builtin();
+        let old = Catalogue::earlier("7bcd372d41881478").expect("the v1 catalogue is known");
+        let dir = tempfile::tempdir().unwrap();
+        let write = |c: &Catalogue, name: &str, avail: BTreeMap<String, bool>, t0: i64| {
+            let path = dir.path().join(name);
+            let mut w = SegmentWriter::create(&path, c, &SegmentMeta::new(c, avail)).unwrap();
+            for s in 0..5 {
+                w.push(&row(c, (t0 + s) * 1_000_000_000, "a", 1.0)).unwrap();
+            }
+            w.close().unwrap()
+        };
+        let mut absent = avail();
+        absent.insert("perf.topdown".into(), false);
+        write(old, "seg-1-1.parquet", absent.clone(), 0);
+        write(cat, "seg-2-1.parquet", absent, 5);
+        let df = read_samples(dir.path(), &Filter::default()).unwrap();
+        assert_eq!(df.height(), 10);
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(names, column_names(cat));
+        let td = df.column("perf.topdown_retiring").unwrap();
+        assert!(td.null_count() >= 5, "the old segment's rows are null");
+        let m = tenant_matrix(&df, "a", cat).unwrap();
+        let j = cat.index_of("cpu.usage_pct").unwrap();
+        let k = old.index_of("cpu.usage_pct").unwrap();
+        assert_eq!(
+            m.row(0)[j],
+            row(old, 0, "a", 1.0).features[k],
+            "values keep their names"
+        );
+
+        // A footer that does not record Top-Down as absent: refused, naming file and metric.
+        let mut present = avail();
+        present.insert("perf.topdown".into(), true);
+        write(old, "seg-3-1.parquet", present, 10);
+        let e = read_samples(dir.path(), &Filter::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("seg-3-1.parquet") && e.contains("perf.topdown_retiring"),
+            "{e}"
+        );
     }
 
     #[test]
