@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Side-by-side pairs of agent builds: each `cloudformer collect` in a cpuacct cgroup of its own,
 # all on the same N tenant cgroups (stress-ng --cpu-load 5 each), ticking at the same seconds.
-# Prints each agent's CPU per tenant-sample and its ratio to the first. Alternate the order
-# between runs: the agents contend for the same 2 vCPUs at each tick.
+# Prints each agent's CPU per tenant-sample, its ratio to the first and its peak RSS. Runs of
+# 80 s or more include the Parquet writer's row groups (600 rows: every 75 s with 8 tenants).
+# Alternate the order between runs: the agents contend for the same 2 vCPUs at each tick.
 #
 #   sudo bash bench/collector/pairs.sh SECS N "label|/path/to/cloudformer [env...]" ...
 #   e.g. sudo bash bench/collector/pairs.sh 40 8 "new|target/release/cloudformer" \
 #          "old|/tmp/old/cloudformer"
+#   AGENT_ARGS="--segment 1m" …: extra `collect` options for every agent (here: a segment closed
+#   every minute, so that a short run includes the cost of writing segment footers).
 set -euo pipefail
 SECS=$1; N=$2; shift 2
 ROOT=/sys/fs/cgroup; PREFIX=cf-pair-$$; ACCT=$ROOT/cpuacct/cf-pair-agents-$$; WORK=$(mktemp -d)
@@ -40,7 +43,7 @@ for spec in "$@"; do
   lb=${spec%%|*}; cmd=${spec#*|}; mkdir -p $ACCT/a$k
   # shellcheck disable=SC2086
   sh -c 'echo $$ > "$0"; exec "$@"' $ACCT/a$k/cgroup.procs $cmd collect --out $WORK/o$k \
-    --tenants "$PREFIX/*" -q >/dev/null 2>$WORK/e$k & PIDS+=($!)
+    --tenants "$PREFIX/*" -q ${AGENT_ARGS:-} >/dev/null 2>$WORK/e$k & PIDS+=($!)
   LB+=("$lb"); k=$((k+1))
 done
 sleep 3
@@ -50,5 +53,6 @@ base=""
 for j in "${!LB[@]}"; do
   d=$(( $(cat $ACCT/a$j/cpuacct.usage) - ${T0[$j]} ))
   us=$(awk -v d=$d -v s=$SECS -v n=$N 'BEGIN{printf "%.1f", d/1000/s/n}'); [ -z "$base" ] && base=$us
-  echo "${LB[$j]}: $us µs per tenant-sample, $(awk -v a=$us -v b=$base 'BEGIN{printf "%.3f", a/b}')× the first"
+  hwm=$(for p in $(cat $ACCT/a$j/cgroup.procs); do awk '/VmHWM/{print $2}' /proc/$p/status; done | sort -n | tail -1)
+  echo "${LB[$j]}: $us µs per tenant-sample, $(awk -v a=$us -v b=$base 'BEGIN{printf "%.3f", a/b}')× the first, peak RSS $(awk -v k=${hwm:-0} 'BEGIN{printf "%.1f", k/1024}') MB"
 done

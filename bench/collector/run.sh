@@ -4,15 +4,21 @@
 # 8 tenant cgroups with a light stress-ng load each. Reports CPU seconds per second of collection
 # and peak RSS of each agent process (not counting curl).
 #
-#   sudo bench/collector/run.sh [SECONDS]     # default 60; needs root, stress-ng,
+#   sudo bench/collector/run.sh [SECONDS]     # default 660; needs root, stress-ng,
 #                                             # prometheus-node-exporter, collectd-core, curl
+#
+# The default covers our agent's steady state: with 8 tenants it writes a Parquet row group
+# (600 rows) every 75 s and closes its 10-minute segment (footer, fsync, rename) once in 660 s.
+# Runs under 75 s measure only the ticks, and under 10 min no segment close: both understate
+# its CPU and peak RSS. AGENT_ARGS="--segment 1m" passes options to our agent (e.g. to include
+# segment closes in a shorter run, at 10× their default rate).
 #
 # BASELINE_BIN=path/to/older/cloudformer adds that build of our agent to the same run, on the same
 # tenants, so a change to the agent is measured against its predecessor side by side.
 # ONLY_OURS=1 leaves node_exporter and collectd out: our agent's CPU without other agents
 # ticking beside it on the same CPUs.
 set -euo pipefail
-SECS=${1:-60}
+SECS=${1:-660}
 N=8
 ROOT=/sys/fs/cgroup
 PREFIX=cf-bench-$$
@@ -78,11 +84,12 @@ hwm_kb() { awk '/VmHWM/{print $2}' /proc/$1/status; }
 
 # ours
 # (not --quiet: on SIGTERM it prints its summary with the tick lateness p99 to stderr)
-start_agent OURS "$BIN" collect --out "$WORK/cf" --tenants "$PREFIX/*" >/dev/null 2>"$WORK/cf.err"
+start_agent OURS "$BIN" collect --out "$WORK/cf" --tenants "$PREFIX/*" ${AGENT_ARGS:-} \
+  >/dev/null 2>"$WORK/cf.err"
 OURS=$LAST
 if [ -n "${BASELINE_BIN:-}" ]; then
   start_agent BASE "$BASELINE_BIN" collect --out "$WORK/base" --tenants "$PREFIX/*" \
-    >/dev/null 2>"$WORK/base.err"
+    ${AGENT_ARGS:-} >/dev/null 2>"$WORK/base.err"
   BASE=$LAST
 fi
 # node_exporter, scraped once a second

@@ -145,6 +145,8 @@ struct PerThread {
     threads: HashMap<u32, Tracked>,
     retired: [u64; SOFTWARE.len()],
     tick: u64,
+    /// Whether running out of descriptors was reported.
+    warned: bool,
 }
 
 impl PerThread {
@@ -153,9 +155,13 @@ impl PerThread {
     fn update(&mut self, tids: &[u32]) -> [u64; SOFTWARE.len()] {
         self.tick += 1;
         let tick = self.tick;
+        let mut out_of_fds = false;
         for &tid in tids {
             if let Some(t) = self.threads.get_mut(&tid) {
                 t.seen = tick;
+                continue;
+            }
+            if out_of_fds {
                 continue;
             }
             match CounterGroup::open_thread(tid) {
@@ -166,6 +172,19 @@ impl PerThread {
                         seen: tick,
                     };
                     self.threads.insert(tid, t);
+                }
+                // Out of descriptors: the counts are short from here on; say so once and stop
+                // opening for this tick (the threads already followed stay followed).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if !self.warned {
+                        self.warned = true;
+                        tracing::warn!(
+                            "perf per-thread counters: {e} at {} threads; the tenant's perf \
+                             counts miss the threads beyond (raise the open-file limit)",
+                            self.threads.len()
+                        );
+                    }
+                    out_of_fds = true;
                 }
                 // Most often the thread exited between the listing and now.
                 Err(e) => tracing::debug!("perf software events on thread {tid}: {e}"),
@@ -481,6 +500,7 @@ impl TenantPerf {
                 threads: HashMap::new(),
                 retired: [0; SOFTWARE.len()],
                 tick: 0,
+                warned: false,
             }),
             topdown: None,
         })

@@ -252,11 +252,53 @@ fn opt(x: f32) -> Option<f32> {
     }
 }
 
+/// The segment file, written through a 1 MiB buffer: the Parquet writer emits page headers and
+/// the footer's Thrift fields a few bytes per `write`, which unbuffered cost one system call each
+/// (at every row group, most of the writer thread's CPU). Shared so that `close` can flush it
+/// and see the error after the writer has written the footer.
+#[derive(Clone)]
+struct SharedFile(std::sync::Arc<std::sync::Mutex<std::io::BufWriter<File>>>);
+
+impl SharedFile {
+    fn new(f: File) -> SharedFile {
+        let w = std::io::BufWriter::with_capacity(1 << 20, f);
+        SharedFile(std::sync::Arc::new(std::sync::Mutex::new(w)))
+    }
+
+    fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, std::io::BufWriter<File>>> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("segment writer panicked mid-write"))
+    }
+
+    fn flush_and_sync(&self) -> std::io::Result<()> {
+        let mut w = self.lock()?;
+        std::io::Write::flush(&mut *w)?;
+        w.get_ref().sync_all()
+    }
+}
+
+impl std::io::Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lock()?.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.lock()?.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.lock()?.flush()
+    }
+}
+
 /// Writes one segment: rows are buffered and flushed as row groups of at least `row_group_rows`.
 pub struct SegmentWriter {
     final_path: PathBuf,
     partial_path: PathBuf,
-    writer: Option<polars::io::parquet::write::BatchedWriter<File>>,
+    writer: Option<polars::io::parquet::write::BatchedWriter<SharedFile>>,
+    /// The segment file behind the Parquet writer, to flush and sync on close.
+    file: SharedFile,
     names: Vec<String>,
     n_features: usize,
     n_host: usize,
@@ -279,8 +321,9 @@ impl SegmentWriter {
         partial.push(PARTIAL_SUFFIX);
         let partial_path = PathBuf::from(partial);
         let f = File::create(&partial_path).map_err(io(&partial_path))?;
+        let file = SharedFile::new(f);
         let kv = KeyValueMetadata::from_static(meta.to_kv());
-        let writer = ParquetWriter::new(f)
+        let writer = ParquetWriter::new(file.clone())
             .with_compression(ParquetCompression::Zstd(None))
             .with_statistics(StatisticsOptions::default())
             .with_key_value_metadata(Some(kv))
@@ -293,6 +336,7 @@ impl SegmentWriter {
             final_path: final_path.to_path_buf(),
             partial_path,
             writer: Some(writer),
+            file,
             names: column_names(cat),
             n_features,
             n_host,
@@ -384,9 +428,9 @@ impl SegmentWriter {
         if let Some(w) = self.writer.take() {
             w.finish().map_err(pq(&self.partial_path))?;
         }
-        if let Ok(f) = File::open(&self.partial_path) {
-            let _ = f.sync_all();
-        }
+        // Everything the footer wrote reaches the file (an error here, e.g. a full disk, keeps
+        // the segment `.partial`), then the disk.
+        self.file.flush_and_sync().map_err(io(&self.partial_path))?;
         std::fs::rename(&self.partial_path, &self.final_path).map_err(io(&self.final_path))?;
         if let Some(dir) = self.final_path.parent().and_then(|d| File::open(d).ok()) {
             let _ = dir.sync_all();
