@@ -34,14 +34,7 @@ fn collect_two_real_tenants_for_ten_seconds() {
             ("b", b_load),
         ],
     );
-    let out = tempfile::tempdir().unwrap();
-    let st = bin()
-        .args(["--quiet", "collect", "--out"])
-        .arg(out.path())
-        .args(["--tenants", &format!("{prefix}/*"), "--duration", "10s"])
-        .status()
-        .expect("run cloudformer collect");
-    assert!(st.success(), "collect failed: {st}");
+    let out = collect_for(&prefix, "10s");
     drop(tenants);
 
     let segs = samples::list_segments(out.path()).unwrap();
@@ -108,29 +101,8 @@ fn collect_two_real_tenants_for_ten_seconds() {
     // Software perf counters (one group per CPU, read at once): the tenant's task-clock is its
     // CPU time, so it agrees with the cgroup's usage, and every event has a value after row 0.
     if meta.availability.get("perf.sw") == Some(&true) {
-        let col = |name: &str| cat.index_of(name).unwrap();
-        let tc = col("perf.task_clock_pct");
-        let mean_tc: f32 = (1..ma.t).map(|i| ma.row(i)[tc]).sum::<f32>() / (ma.t - 1) as f32;
-        eprintln!("tenant a perf.task_clock_pct mean {mean_tc}");
-        assert!(
-            (mean_tc - mean_a).abs() <= 0.1 * mean_a,
-            "perf task-clock {mean_tc} vs cgroup usage {mean_a}"
-        );
-        for name in [
-            "perf.task_clock_pct",
-            "perf.context_switches_per_s",
-            "perf.cpu_migrations_per_s",
-            "perf.page_faults_per_s",
-            "perf.major_faults_per_s",
-        ] {
-            let j = col(name);
-            for m in [&ma, &mb] {
-                assert!(
-                    (1..m.t).all(|i| !m.row(i)[j].is_nan()),
-                    "{name} has a value in every row after the first"
-                );
-            }
-        }
+        assert_software_perf(&ma, cat, "a");
+        assert_software_perf(&mb, cat, "b");
     }
     // Neighbour means: with two tenants, nbr.x(a) == x(b) at the same second.
     let mut compared = 0;
@@ -334,14 +306,7 @@ fn v1_only_tenant_gets_software_perf_counters_per_thread() {
     tenants.add_in("a", "stress-ng --cpu 2 --cpu-load 30 --timeout 60s", &v1);
     tenants.add("b", "stress-ng --cpu 1 --cpu-load 30 --timeout 60s");
     std::thread::sleep(Duration::from_millis(300));
-    let out = tempfile::tempdir().unwrap();
-    let st = bin()
-        .args(["--quiet", "collect", "--out"])
-        .arg(out.path())
-        .args(["--tenants", &format!("{prefix}/*"), "--duration", "8s"])
-        .status()
-        .expect("run cloudformer collect");
-    assert!(st.success(), "collect failed: {st}");
+    let out = collect_for(&prefix, "8s");
     drop(tenants);
 
     let cat = Catalogue::builtin();
@@ -352,28 +317,51 @@ fn v1_only_tenant_gets_software_perf_counters_per_thread() {
         return;
     }
     let df = samples::read_samples(out.path(), &Filter::default()).unwrap();
-    let col = |name: &str| cat.index_of(name).unwrap();
     for t in ["a", "b"] {
         let m = samples::tenant_matrix(&df, &format!("{prefix}/{t}"), cat).unwrap();
         assert!(m.t >= 6, "tenant {t}: {} rows", m.t);
-        let mean = |j: usize| (1..m.t).map(|i| m.row(i)[j]).sum::<f32>() / (m.t - 1) as f32;
-        let (usage, tc) = (mean(col("cpu.usage_pct")), mean(col("perf.task_clock_pct")));
-        eprintln!("tenant {t}: cpu.usage_pct {usage}, perf.task_clock_pct {tc}");
-        assert!(usage > 20.0, "tenant {t}: stress-ng shows up: {usage}");
+        assert_software_perf(&m, cat, t);
+    }
+}
+
+/// Runs `cloudformer collect` on the tenants `<prefix>/*` for `duration` in the foreground;
+/// the output directory.
+fn collect_for(prefix: &str, duration: &str) -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    let st = bin()
+        .args(["--quiet", "collect", "--out"])
+        .arg(out.path())
+        .args(["--tenants", &format!("{prefix}/*"), "--duration", duration])
+        .status()
+        .expect("run cloudformer collect");
+    assert!(st.success(), "collect failed: {st}");
+    out
+}
+
+/// A tenant's software perf counters: its task-clock is its CPU time, so it agrees with the
+/// cgroup's usage (within 10 %; the tenant must be busy), and every software event has a value in
+/// every row after the first.
+fn assert_software_perf(m: &samples::Matrix, cat: &Catalogue, tenant: &str) {
+    let col = |name: &str| cat.index_of(name).unwrap();
+    let mean = |j: usize| (1..m.t).map(|i| m.row(i)[j]).sum::<f32>() / (m.t - 1) as f32;
+    let (usage, tc) = (mean(col("cpu.usage_pct")), mean(col("perf.task_clock_pct")));
+    eprintln!("tenant {tenant}: cpu.usage_pct {usage}, perf.task_clock_pct {tc}");
+    assert!(usage > 20.0, "tenant {tenant}: its load shows up: {usage}");
+    assert!(
+        (tc - usage).abs() <= 0.1 * usage,
+        "tenant {tenant}: perf task-clock {tc} vs cgroup usage {usage}"
+    );
+    for name in [
+        "perf.task_clock_pct",
+        "perf.context_switches_per_s",
+        "perf.cpu_migrations_per_s",
+        "perf.page_faults_per_s",
+        "perf.major_faults_per_s",
+    ] {
+        let j = col(name);
         assert!(
-            (tc - usage).abs() <= 0.1 * usage,
-            "tenant {t}: perf task-clock {tc} vs cgroup usage {usage}"
+            (1..m.t).all(|i| !m.row(i)[j].is_nan()),
+            "tenant {tenant}: {name} has a value in every row after the first"
         );
-        for name in [
-            "perf.context_switches_per_s",
-            "perf.cpu_migrations_per_s",
-            "perf.page_faults_per_s",
-        ] {
-            let j = col(name);
-            assert!(
-                (1..m.t).all(|i| !m.row(i)[j].is_nan()),
-                "tenant {t}: {name} has a value in every row after the first"
-            );
-        }
     }
 }
