@@ -4,16 +4,16 @@
 //! returns one [`RunMatrix`] per labelled tenant-run: the tenant's per-second feature rows
 //! (T × F, row-major, in `Catalogue::feature_names()` order, null → NaN) with its label.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
 use crate::catalogue::Catalogue;
 use crate::runs::{self, RunRecord, RunsError, STATUS_OK};
+use crate::samples::SamplesError;
 
 /// Footer key holding the catalogue hash of a sample file.
-pub const CATALOGUE_HASH_KEY: &str = "cloudformer.catalogue_hash";
+pub const CATALOGUE_HASH_KEY: &str = crate::samples::META_CATALOGUE_HASH;
 
 /// One labelled tenant-run.
 #[derive(Debug, Clone)]
@@ -147,24 +147,6 @@ fn list_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), MatrixError> {
     Ok(())
 }
 
-/// Reads the footer's catalogue hash of a sample file.
-pub fn sample_file_hash(path: &Path) -> Result<Option<String>, MatrixError> {
-    let f = File::open(path).map_err(|source| MatrixError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut rd = ParquetReader::new(f);
-    let md = rd.get_metadata().map_err(|e| MatrixError::BadSampleFile {
-        path: path.to_path_buf(),
-        why: format!("unreadable footer: {e}"),
-    })?;
-    Ok(md.key_value_metadata().as_ref().and_then(|kvs| {
-        kvs.iter()
-            .find(|kv| kv.key == CATALOGUE_HASH_KEY)
-            .and_then(|kv| kv.value.clone())
-    }))
-}
-
 fn read_sample_dir(dir: &Path, cat: &Catalogue) -> Result<Vec<SampleFile>, MatrixError> {
     let mut paths = Vec::new();
     if dir.is_dir() {
@@ -178,28 +160,22 @@ fn read_sample_dir(dir: &Path, cat: &Catalogue) -> Result<Vec<SampleFile>, Matri
             path: path.clone(),
             why,
         };
-        let hash = sample_file_hash(&path)?.unwrap_or_default();
+        let (meta, df) = match crate::samples::read_segment(&path) {
+            Ok(r) => r,
+            Err(SamplesError::Io { path, source }) => return Err(MatrixError::Io { path, source }),
+            Err(e) => return Err(bad(format!("unreadable: {e}"))),
+        };
+        let hash = meta.catalogue_hash;
         // Written under an earlier catalogue: readable when it lacks only metrics whose source
         // its footer records as absent (read as null).
-        let fill = if hash == cat.hash() {
-            Vec::new()
-        } else {
-            let meta = crate::samples::read_meta(&path).map_err(|e| bad(e.to_string()))?;
-            cat.columns_to_fill(&hash, &meta.availability)
-                .map_err(|why| MatrixError::CatalogueMismatch {
-                    path: path.clone(),
-                    found: hash.clone(),
-                    expected: cat.hash().to_string(),
-                    why,
-                })?
-        };
-        let f = File::open(&path).map_err(|source| MatrixError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let df = ParquetReader::new(f)
-            .finish()
-            .map_err(|e| bad(format!("unreadable: {e}")))?;
+        let fill = cat
+            .columns_to_fill(&hash, &meta.availability)
+            .map_err(|why| MatrixError::CatalogueMismatch {
+                path: path.clone(),
+                found: hash.clone(),
+                expected: cat.hash().to_string(),
+                why,
+            })?;
         let tenants: Vec<String> = df
             .column("tenant")
             .and_then(|c| c.str().cloned())
@@ -317,6 +293,7 @@ fn matrix_for(
 mod tests {
     use super::*;
     use crate::runs::{append_runs, runs_path, RunRecord};
+    use std::fs::File;
 
     /// Writes a sample file in the contract's layout (a subset of the columns the collector
     /// writes: the ones the loader reads).

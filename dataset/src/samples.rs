@@ -472,7 +472,20 @@ pub fn list_segments(dir: &Path) -> Result<Vec<PathBuf>, SamplesError> {
 /// Reads a segment's footer metadata.
 pub fn read_meta(path: &Path) -> Result<SegmentMeta, SamplesError> {
     let f = File::open(path).map_err(io(path))?;
+    meta_of(&mut ParquetReader::new(f), path)
+}
+
+/// A segment's footer metadata and its rows, through one reader (the footer is read once).
+pub fn read_segment(path: &Path) -> Result<(SegmentMeta, DataFrame), SamplesError> {
+    let f = File::open(path).map_err(io(path))?;
     let mut rd = ParquetReader::new(f);
+    let meta = meta_of(&mut rd, path)?;
+    let df = rd.finish().map_err(pq(path))?;
+    Ok((meta, df))
+}
+
+/// The footer metadata of the segment `path` open in `rd`.
+fn meta_of(rd: &mut ParquetReader<File>, path: &Path) -> Result<SegmentMeta, SamplesError> {
     let md = rd.get_metadata().map_err(pq(path))?;
     let mut meta = SegmentMeta::default();
     for kv in md.key_value_metadata().iter().flatten() {
@@ -569,9 +582,7 @@ pub fn read_samples(dir: &Path, filter: &Filter) -> Result<DataFrame, SamplesErr
     let mut out: Option<DataFrame> = None;
     let cat = Catalogue::builtin();
     for path in list_segments(dir)? {
-        let meta = read_meta(&path)?;
-        let f = File::open(&path).map_err(io(&path))?;
-        let df = ParquetReader::new(f).finish().map_err(pq(&path))?;
+        let (meta, df) = read_segment(&path)?;
         let df = filter_frame(df, filter, &path)?;
         let df = upgrade_frame(df, cat, &meta, &path)?;
         match out.as_mut() {
