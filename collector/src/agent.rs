@@ -244,15 +244,7 @@ impl Agent {
         };
         let host = HostReader::open(&cfg.proc_root, Path::new("/sys/block"));
         let mut availability = BTreeMap::new();
-        for k in [
-            "v2",
-            "cpu",
-            "cpuacct",
-            "memory",
-            "blkio",
-            "pids",
-            "perf_event",
-        ] {
+        for k in std::iter::once("v2").chain(discover::V1_CONTROLLERS) {
             let name = if k == "v2" {
                 "cgroup2".to_string()
             } else {

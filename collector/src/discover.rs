@@ -18,6 +18,9 @@ pub struct Hierarchy {
     pub path: PathBuf,
 }
 
+/// The cgroup v1 controllers whose hierarchies tenants are looked for in (kind names).
+pub const V1_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "memory", "blkio", "pids", "perf_event"];
+
 /// The cgroup hierarchies under `root`: pure v2 (`root/cgroup.controllers`), or hybrid/v1
 /// (`root/<ctrl>/` plus v2 at `root/unified` when present).
 pub fn hierarchies(root: &Path) -> Vec<Hierarchy> {
@@ -34,7 +37,7 @@ pub fn hierarchies(root: &Path) -> Vec<Hierarchy> {
             path: root.join("unified"),
         });
     }
-    for c in ["cpu", "cpuacct", "memory", "blkio", "pids", "perf_event"] {
+    for c in V1_CONTROLLERS {
         let p = root.join(c);
         // `cpu` and `cpuacct` may be one mount (`cpu,cpuacct`) reached through symlinks.
         if p.join("cgroup.procs").exists() {

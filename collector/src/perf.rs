@@ -111,12 +111,16 @@ impl CounterGroup {
 }
 
 impl CounterGroup {
-    /// Opens every software event on the thread `tid` (all CPUs) as one group; fails when any
-    /// of them cannot be opened (ESRCH once the thread has exited).
-    fn open_thread(tid: u32) -> io::Result<CounterGroup> {
-        let mut fds: Vec<File> = Vec::with_capacity(SOFTWARE.len());
-        for &(config, _) in &SOFTWARE {
-            let fd = open_software(config, Target::Thread(tid), fds.first())?;
+    /// Opens the events `configs` of PMU `type_` on `target` as one group, the first leading;
+    /// fails when any of them cannot be opened (ESRCH once a thread has exited).
+    fn open(
+        type_: u32,
+        configs: impl ExactSizeIterator<Item = u64>,
+        target: Target,
+    ) -> io::Result<CounterGroup> {
+        let mut fds: Vec<File> = Vec::with_capacity(configs.len());
+        for config in configs {
+            let fd = open_counter(type_, config, target, fds.first())?;
             fds.push(fd);
         }
         Ok(CounterGroup {
@@ -124,6 +128,34 @@ impl CounterGroup {
             fds,
         })
     }
+
+    /// Every software event on the thread `tid` (all CPUs), as one group.
+    fn open_thread(tid: u32) -> io::Result<CounterGroup> {
+        use perf_event_open_sys::bindings as sys;
+        let configs = SOFTWARE.iter().map(|&(config, _)| u64::from(config));
+        CounterGroup::open(sys::PERF_TYPE_SOFTWARE, configs, Target::Thread(tid))
+    }
+
+    /// The five Top-Down events of `ev` on `target`, as one group.
+    fn open_topdown(ev: &TopDownEvents, target: Target) -> io::Result<CounterGroup> {
+        CounterGroup::open(ev.pmu_type, ev.configs.into_iter(), target)
+    }
+}
+
+/// Adds each group's counts into `sums` (in member order); false, with `sums` partial, when a
+/// group could not be read.
+fn sum_groups(groups: &mut [CounterGroup], sums: &mut [u64]) -> bool {
+    for g in groups {
+        match g.read() {
+            Ok(counts) => {
+                for (s, c) in sums.iter_mut().zip(counts) {
+                    *s += c;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// One thread's counters and their last successful read.
@@ -199,20 +231,16 @@ impl PerThread {
                     *l = (*l).max(c);
                 }
             }
-            if t.seen == tick {
-                for (s, l) in sums.iter_mut().zip(t.last) {
-                    *s += l;
-                }
-                true
-            } else {
+            for (s, l) in sums.iter_mut().zip(t.last) {
+                *s += l;
+            }
+            let listed = t.seen == tick;
+            if !listed {
                 for (r, l) in retired.iter_mut().zip(t.last) {
                     *r += l;
                 }
-                for (s, l) in sums.iter_mut().zip(t.last) {
-                    *s += l;
-                }
-                false
             }
+            listed
         });
         sums
     }
@@ -320,19 +348,6 @@ impl PerfProbe {
     }
 }
 
-/// Opens the five Top-Down events of `ev` as one group on `target`.
-fn open_topdown(ev: &TopDownEvents, target: Target) -> io::Result<CounterGroup> {
-    let mut fds: Vec<File> = Vec::with_capacity(ev.configs.len());
-    for &config in &ev.configs {
-        let fd = open_counter(ev.pmu_type, config, target, fds.first())?;
-        fds.push(fd);
-    }
-    Ok(CounterGroup {
-        buf: vec![0; 8 * (1 + fds.len())],
-        fds,
-    })
-}
-
 /// The Top-Down events announced under `pmus` (see [`topdown::find`]) that open as a group on
 /// this thread; `None` (logged) otherwise.
 pub fn probe_topdown(pmus: &Path) -> Option<TopDownEvents> {
@@ -350,7 +365,7 @@ pub fn probe_topdown(pmus: &Path) -> Option<TopDownEvents> {
             return None;
         }
     };
-    match open_topdown(&ev, Target::Thread(0)) {
+    match CounterGroup::open_topdown(&ev, Target::Thread(0)) {
         Ok(_) => Some(ev),
         Err(e) => {
             tracing::info!(
@@ -467,7 +482,7 @@ impl TenantPerf {
         let topdown = probe.topdown.and_then(|ev| {
             let groups: io::Result<Vec<CounterGroup>> = cpus
                 .iter()
-                .map(|&cpu| open_topdown(&ev, Target::Cgroup(&cg, cpu)))
+                .map(|&cpu| CounterGroup::open_topdown(&ev, Target::Cgroup(&cg, cpu)))
                 .collect();
             groups
                 .map_err(|e| tracing::debug!("perf Top-Down on {}: {e}", dir.display()))
@@ -536,21 +551,7 @@ impl TenantPerf {
             return;
         }
         self.sums.fill(0);
-        let mut ok = !self.software.is_empty();
-        for g in &mut self.software {
-            match g.read() {
-                Ok(counts) => {
-                    for (s, c) in self.sums.iter_mut().zip(counts) {
-                        *s += c;
-                    }
-                }
-                Err(_) => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if ok {
+        if !self.software.is_empty() && sum_groups(&mut self.software, &mut self.sums) {
             for (&slot, &sum) in self.software_slots.iter().zip(&self.sums) {
                 raw[slot] = sum as f64;
             }
@@ -573,21 +574,7 @@ impl TenantPerf {
         }
         if let Some((ev, groups, derive)) = self.topdown.as_mut() {
             let mut sums = [0u64; 5];
-            let mut ok = true;
-            for g in groups.iter_mut() {
-                match g.read() {
-                    Ok(counts) => {
-                        for (s, c) in sums.iter_mut().zip(counts) {
-                            *s += c;
-                        }
-                    }
-                    Err(_) => {
-                        ok = false;
-                        break;
-                    }
-                }
-            }
-            if ok {
+            if sum_groups(groups, &mut sums) {
                 let cats = derive.update(ev, sums);
                 for (slot, v) in TOPDOWN_SLOTS.into_iter().zip(cats) {
                     raw[slot] = v;

@@ -172,36 +172,28 @@ fn place(format: &str, mut value: u64) -> Result<u64, String> {
 /// their shares, so they never decrease.
 #[derive(Debug, Default)]
 pub struct Derive {
-    last: Option<[f64; 5]>,
+    /// The previous read's categories before clamping (zeros before the first read, so that the
+    /// first read's deltas are its totals).
+    last: [f64; 4],
     cum: [f64; 5],
 }
 
 impl Derive {
     pub fn update(&mut self, ev: &TopDownEvents, counts: [u64; 5]) -> [f64; 5] {
         let c = std::array::from_fn::<f64, 5, _>(|i| counts[i] as f64 * ev.scales[i]);
-        let cur = match ev.flavour {
-            Flavour::PerfMetrics => c,
-            Flavour::SlotEvents => {
-                let [slots, issued, retired, fetch, recovery] = c;
-                [slots, retired, issued - retired + recovery, fetch, 0.0]
-            }
+        let [slots, issued, retired, fetch, recovery] = match ev.flavour {
+            Flavour::PerfMetrics => return c,
+            Flavour::SlotEvents => c,
         };
-        if ev.flavour == Flavour::PerfMetrics {
-            return cur;
-        }
-        let Some(last) = self.last.replace(cur) else {
-            self.cum = cur;
-            self.cum[2] = self.cum[2].max(0.0);
-            self.cum[4] = (cur[0] - cur[1] - self.cum[2] - cur[3]).max(0.0);
-            return self.cum;
-        };
-        let d: [f64; 5] = std::array::from_fn(|i| cur[i] - last[i]);
+        let cur = [slots, retired, issued - retired + recovery, fetch];
+        let d: [f64; 4] = std::array::from_fn(|i| cur[i] - self.last[i]);
+        self.last = cur;
         let bad = d[2].max(0.0);
         let backend = (d[0] - d[1] - bad - d[3]).max(0.0);
-        self.cum[0] = cur[0];
-        self.cum[1] = cur[1];
+        self.cum[0] = slots;
+        self.cum[1] = retired;
         self.cum[2] += bad;
-        self.cum[3] = cur[3];
+        self.cum[3] = fetch;
         self.cum[4] += backend;
         self.cum
     }
