@@ -324,6 +324,74 @@ fn v1_only_tenant_gets_software_perf_counters_per_thread() {
     }
 }
 
+/// The agent's sampling thread (the main one, which runs its runtime) is at nice -5 while its
+/// Parquet writer thread keeps the process's priority (`collector/src/priority.rs`), and
+/// `--nice` sets the value. Read from `/proc/PID/task/TID/stat` of the running process.
+#[test]
+fn sampling_thread_is_raised_and_the_writer_is_not() {
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIP sampling_thread_is_raised_and_the_writer_is_not: {why}");
+        return;
+    }
+    // This test process's own nice: what the agent's writer thread must keep.
+    let ours = thread_nices(std::process::id())
+        .into_iter()
+        .map(|(_, _, n)| n)
+        .next()
+        .expect("our own /proc/self/task");
+    for (arg, want) in [(None, -5), (Some("-3"), -3)] {
+        let out = tempfile::tempdir().unwrap();
+        let mut cmd = bin();
+        cmd.args(["--quiet", "collect", "--out"])
+            .arg(out.path())
+            .args(["--tenants", "cf-no-such-tenant-*", "--duration", "4s"]);
+        if let Some(a) = arg {
+            cmd.args(["--nice", a]);
+        }
+        let mut child = cmd.spawn().expect("spawn collect");
+        std::thread::sleep(Duration::from_millis(2_500));
+        let threads = thread_nices(child.id());
+        assert!(child.wait().unwrap().success());
+        let main = threads.iter().find(|(tid, _, _)| *tid == child.id());
+        let writer = threads.iter().find(|(_, comm, _)| comm == "cf-writer");
+        assert_eq!(
+            main.map(|t| t.2),
+            Some(want),
+            "sampling thread: {threads:?}"
+        );
+        assert_eq!(
+            writer.map(|t| t.2),
+            Some(ours),
+            "writer thread: {threads:?}"
+        );
+    }
+}
+
+/// (tid, comm, nice) of every thread of `pid`.
+fn thread_nices(pid: u32) -> Vec<(u32, String, i32)> {
+    let mut v = Vec::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return v;
+    };
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(l), Some(r)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        // Fields after the comm start at field 3 (state); nice is field 19.
+        let nice = stat[r + 1..]
+            .split_whitespace()
+            .nth(16)
+            .and_then(|f| f.parse().ok());
+        if let (Ok(tid), Some(nice)) = (stat[..l].trim().parse(), nice) {
+            v.push((tid, stat[l + 1..r].to_string(), nice));
+        }
+    }
+    v
+}
+
 /// Runs `cloudformer collect` on the tenants `<prefix>/*` for `duration` in the foreground;
 /// the output directory.
 fn collect_for(prefix: &str, duration: &str) -> tempfile::TempDir {

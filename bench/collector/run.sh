@@ -16,7 +16,9 @@
 # BASELINE_BIN=path/to/older/cloudformer adds that build of our agent to the same run, on the same
 # tenants, so a change to the agent is measured against its predecessor side by side.
 # ONLY_OURS=1 leaves node_exporter and collectd out: our agent's CPU without other agents
-# ticking beside it on the same CPUs.
+# ticking beside it on the same CPUs. KEEP_OUT=DIR keeps our agent's Parquet output there (its
+# per-row collect_us and lateness_us, e.g. to see which ticks woke late). RSS_LOG=FILE writes our
+# agent's RssAnon and RssFile (kB) every 5 s to FILE.
 set -euo pipefail
 SECS=${1:-660}
 N=8
@@ -119,6 +121,12 @@ CONF
   start_agent CDP "$CD" -f -C "$WORK/collectd.conf" >/dev/null 2>&1
   CDP=$LAST
 fi
+if [ -n "${RSS_LOG:-}" ]; then
+  ( t=0; while kill -0 "$OURS" 2>/dev/null; do
+      echo "$t $(awk '/^RssAnon|^RssFile/{printf "%s ", $2}' /proc/$OURS/status 2>/dev/null)"
+      sleep 5; t=$((t+5)); done ) > "$RSS_LOG" &
+  PIDS+=($!)
+fi
 sleep 3   # start-up excluded
 declare -A T0
 for name in OURS BASE NEP CDP; do p=${!name:-}; [ -n "$p" ] && T0[$name]=$(cpu_ns $name); done
@@ -144,10 +152,14 @@ for name in OURS BASE NEP CDP; do
   printf '%-32s %14s %16s %12s %10s\n' "$label" "${R[$name]}" "$us" "$rss" "$ratio"
 done
 echo "($N tenants, ${SECS}s, $(nproc) CPUs, $(uname -r); CPU from each agent's own cgroup counter)"
+# Our agent's resident memory now, by kind (code pages of the binary are file-backed).
+awk '/^RssAnon|^RssFile/{printf "%s %.1f MB  ", $1, $2/1024} END{print ""}' /proc/$OURS/status |
+  sed 's/^/cloudformer collect at the end: /'
 # Our agent's own timing: stop it (SIGTERM = clean shutdown) and read its summary line.
 kill -TERM "$OURS" 2>/dev/null || true
 for _ in $(seq 1 50); do kill -0 "$OURS" 2>/dev/null || break; sleep 0.1; done
 summary=$(tr '\r' '\n' <"$WORK/cf.err" | grep 'collected .* ticks' | tail -n 1 || true)
+if [ -n "${KEEP_OUT:-}" ]; then rm -rf "$KEEP_OUT"; cp -r "$WORK/cf" "$KEEP_OUT"; fi
 if [ -n "$summary" ]; then
   echo "cloudformer collect: ${summary#*; }"
 else

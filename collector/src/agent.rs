@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dataset::catalogue::Catalogue;
-use dataset::samples::{self, SampleRow, SamplesError, SegmentMeta, SegmentWriter};
+use dataset::samples::{self, RowRef, SamplesError, SegmentMeta, SegmentWriter};
 use tokio::sync::broadcast;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
@@ -44,7 +44,14 @@ pub struct AgentConfig {
     pub row_group_rows: usize,
     /// Open perf counters per tenant.
     pub perf: bool,
+    /// Nice value of the thread that samples (see [`crate::priority`]); `None` leaves it. Applied
+    /// only on a current-thread runtime (`collect`, campaigns), where that thread runs nothing
+    /// but the agent; the writer thread keeps the process's value.
+    pub sampler_nice: Option<i32>,
 }
+
+/// Default [`AgentConfig::sampler_nice`].
+pub const DEFAULT_SAMPLER_NICE: i32 = -5;
 
 impl Default for AgentConfig {
     fn default() -> Self {
@@ -59,6 +66,7 @@ impl Default for AgentConfig {
             proc_root: PathBuf::from("/proc"),
             row_group_rows: samples::MIN_ROW_GROUP_ROWS,
             perf: true,
+            sampler_nice: Some(DEFAULT_SAMPLER_NICE),
         }
     }
 }
@@ -133,6 +141,8 @@ pub struct AgentSummary {
     pub collect_us_p99: u32,
     pub lateness_us_p99: u32,
     pub availability: BTreeMap<String, bool>,
+    /// The sampling thread's nice value while it ran, when the agent set it.
+    pub sampler_nice: Option<i32>,
 }
 
 struct TenantState {
@@ -298,6 +308,38 @@ impl Agent {
         &self.availability
     }
 
+    /// Sets the calling thread's nice value to `cfg.sampler_nice` when it runs a current-thread
+    /// runtime (on a multi-thread one the agent's task moves between shared workers). `None`
+    /// when not set; a refusal (no root or CAP_SYS_NICE) is a warning, not an error.
+    fn raise_sampler_priority(&self) -> Option<crate::priority::SchedGuard> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let nice = self.cfg.sampler_nice?;
+        if Handle::try_current().map(|h| h.runtime_flavor()).ok()
+            != Some(RuntimeFlavor::CurrentThread)
+        {
+            tracing::debug!("sampling thread priority left as is: not a current-thread runtime");
+            return None;
+        }
+        match crate::priority::SchedGuard::set(nice, crate::priority::SAMPLER_SLICE_NS) {
+            Ok(g) => {
+                tracing::debug!(
+                    "sampling thread at nice {nice} (was {}), slice {} µs",
+                    g.before(),
+                    crate::priority::SAMPLER_SLICE_NS / 1000
+                );
+                Some(g)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "sampling thread stays at its nice value: setting {nice} failed ({e}); \
+                     raising priority needs root or CAP_SYS_NICE, and without it ticks may wake \
+                     late on a busy host (--nice 0 silences this)"
+                );
+                None
+            }
+        }
+    }
+
     /// The latest tick (what `/metrics` shows).
     pub fn latest(&self) -> Arc<Mutex<Option<Arc<Tick>>>> {
         self.latest.clone()
@@ -338,6 +380,9 @@ impl Agent {
             None => None,
         };
 
+        // After the writer thread exists (it keeps the process's priority): the sampling thread's.
+        let nice_guard = self.raise_sampler_priority();
+
         // Clock anchor: wall₀ + monotonic elapsed gives strictly increasing stamps.
         let mono0 = Instant::now();
         let wall0 = now_wall_ns();
@@ -354,6 +399,9 @@ impl Agent {
         let mut host_prev: Option<(HostRaw, Instant)> = None;
         let mut summary = AgentSummary {
             availability: self.availability.clone(),
+            sampler_nice: nice_guard
+                .as_ref()
+                .and_then(|_| crate::priority::nice_of(0).ok()),
             ..Default::default()
         };
         let mut collect_hist: VecDeque<u32> = VecDeque::new();
@@ -621,17 +669,17 @@ fn writer_loop(
         }
         if let Some((w, _, _)) = cur.as_mut() {
             for r in &tick.rows {
-                w.push(&SampleRow {
+                w.push_ref(RowRef {
                     ts_ns: tick.ts_ns,
                     seq: tick.seq,
-                    tenant: r.tenant.clone(),
+                    tenant: &r.tenant,
                     n_neighbours: r.n_neighbours,
                     dt_s: r.dt_s,
                     gap: r.gap,
                     collect_us: tick.collect_us,
                     lateness_us: tick.lateness_us,
-                    features: r.features.clone(),
-                    host: tick.host.clone(),
+                    features: &r.features,
+                    host: &tick.host,
                 })?;
             }
         }

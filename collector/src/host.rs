@@ -66,7 +66,7 @@ impl HostReader {
         HostReader {
             stat: o("stat"),
             meminfo: o("meminfo"),
-            vmstat: o("vmstat"),
+            vmstat: o("vmstat").map(PreadFile::with_fixed_lines),
             diskstats: o("diskstats"),
             netdev: o("net/dev"),
             psi_cpu: o("pressure/cpu"),

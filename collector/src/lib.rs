@@ -8,6 +8,7 @@ pub mod discover;
 pub mod host;
 pub mod parse;
 pub mod perf;
+pub mod priority;
 pub mod prom;
 pub mod specs;
 pub mod taskstats;

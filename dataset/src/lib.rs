@@ -5,3 +5,4 @@ pub mod catalogue;
 pub mod matrix;
 pub mod runs;
 pub mod samples;
+pub mod zero_buffer;

@@ -94,6 +94,41 @@ pub struct SampleRow {
     pub host: Vec<f32>,
 }
 
+impl SampleRow {
+    /// The row as borrowed slices, for [`SegmentWriter::push_ref`].
+    pub fn view(&self) -> RowRef<'_> {
+        RowRef {
+            ts_ns: self.ts_ns,
+            seq: self.seq,
+            tenant: &self.tenant,
+            n_neighbours: self.n_neighbours,
+            dt_s: self.dt_s,
+            gap: self.gap,
+            collect_us: self.collect_us,
+            lateness_us: self.lateness_us,
+            features: &self.features,
+            host: &self.host,
+        }
+    }
+}
+
+/// A [`SampleRow`] whose tenant, features and host block are borrowed: the agent writes every
+/// tenant's row of a tick from the tick itself, without copying its 214 features and the host
+/// block shared by all its rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowRef<'a> {
+    pub ts_ns: i64,
+    pub seq: u32,
+    pub tenant: &'a str,
+    pub n_neighbours: u32,
+    pub dt_s: f32,
+    pub gap: bool,
+    pub collect_us: u32,
+    pub lateness_us: u32,
+    pub features: &'a [f32],
+    pub host: &'a [f32],
+}
+
 /// Footer metadata of a segment.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SegmentMeta {
@@ -322,6 +357,8 @@ impl SegmentWriter {
         let partial_path = PathBuf::from(partial);
         let f = File::create(&partial_path).map_err(io(&partial_path))?;
         let file = SharedFile::new(f);
+        // All-null pages (PMU columns without a PMU) would make 8 MiB of zeros resident.
+        crate::zero_buffer::release();
         let kv = KeyValueMetadata::from_static(meta.to_kv());
         let writer = ParquetWriter::new(file.clone())
             .with_compression(ParquetCompression::Zstd(None))
@@ -369,9 +406,14 @@ impl SegmentWriter {
 
     /// Adds one row (NaN/inf → null); writes a row group when enough rows are buffered.
     pub fn push(&mut self, row: &SampleRow) -> Result<(), SamplesError> {
+        self.push_ref(row.view())
+    }
+
+    /// [`SegmentWriter::push`] from borrowed parts.
+    pub fn push_ref(&mut self, row: RowRef<'_>) -> Result<(), SamplesError> {
         if row.features.len() != self.n_features {
             return Err(SamplesError::RowWidth {
-                tenant: row.tenant.clone(),
+                tenant: row.tenant.to_string(),
                 what: "feature",
                 got: row.features.len(),
                 expected: self.n_features,
@@ -379,7 +421,7 @@ impl SegmentWriter {
         }
         if row.host.len() != self.n_host {
             return Err(SamplesError::RowWidth {
-                tenant: row.tenant.clone(),
+                tenant: row.tenant.to_string(),
                 what: "host",
                 got: row.host.len(),
                 expected: self.n_host,
@@ -388,7 +430,7 @@ impl SegmentWriter {
         let b = &mut self.buf;
         b.ts.push(row.ts_ns);
         b.seq.push(row.seq);
-        b.tenant.push(row.tenant.clone());
+        b.tenant.push(row.tenant.to_string());
         b.nn.push(row.n_neighbours);
         b.dt.push(row.dt_s);
         b.gap.push(row.gap);

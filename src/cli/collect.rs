@@ -30,6 +30,12 @@ pub struct CollectArgs {
     /// Do not open perf-event counters
     #[arg(long)]
     pub no_perf: bool,
+    /// Nice value of the sampling thread (-20..=19), so that ticks wake on time on a busy host;
+    /// the Parquet writer thread keeps the process's. Below the process's own value needs root
+    /// or CAP_SYS_NICE (otherwise a warning, and the thread stays as it is)
+    #[arg(long, default_value_t = collector::agent::DEFAULT_SAMPLER_NICE,
+          allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub nice: i32,
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h`, or a bare number of seconds.
@@ -73,6 +79,7 @@ pub fn run(args: CollectArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         duration: args.duration,
         listen: args.listen,
         perf: !args.no_perf,
+        sampler_nice: Some(args.nice),
         ..AgentConfig::default()
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -130,7 +137,7 @@ pub fn run(args: CollectArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
     if !quiet {
         eprintln!();
         eprintln!(
-            "collected {} ticks, {} rows, {} segment(s) in {}; collect p50 {} us p99 {} us, lateness p99 {} us, missed {} tick(s)",
+            "collected {} ticks, {} rows, {} segment(s) in {}; collect p50 {} us p99 {} us, lateness p99 {} us, missed {} tick(s){}",
             summary.ticks,
             summary.rows,
             summary.segments.len(),
@@ -138,7 +145,11 @@ pub fn run(args: CollectArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
             summary.collect_us_p50,
             summary.collect_us_p99,
             summary.lateness_us_p99,
-            summary.missed_ticks
+            summary.missed_ticks,
+            summary
+                .sampler_nice
+                .map(|n| format!(", sampling at nice {n}"))
+                .unwrap_or_default()
         );
     }
     Ok(())
