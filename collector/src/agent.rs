@@ -44,9 +44,10 @@ pub struct AgentConfig {
     pub row_group_rows: usize,
     /// Open perf counters per tenant.
     pub perf: bool,
-    /// Nice value of the thread that samples (see [`crate::priority`]); `None` leaves it. Applied
-    /// only on a current-thread runtime (`collect`, campaigns), where that thread runs nothing
-    /// but the agent; the writer thread keeps the process's value.
+    /// Nice value of the thread that samples, which also asks for a short time slice (see
+    /// [`crate::priority`]); `None` leaves both. Applied only on a current-thread runtime
+    /// (`collect`, campaigns, the live agent's own thread), where that thread runs nothing but
+    /// the agent; the writer thread keeps the process's values.
     pub sampler_nice: Option<i32>,
 }
 
@@ -308,7 +309,8 @@ impl Agent {
         &self.availability
     }
 
-    /// Sets the calling thread's nice value to `cfg.sampler_nice` when it runs a current-thread
+    /// Sets the calling thread's nice value to `cfg.sampler_nice`, and its time slice to
+    /// [`crate::priority::SAMPLER_SLICE_NS`], when it runs a current-thread
     /// runtime (on a multi-thread one the agent's task moves between shared workers). `None`
     /// when not set; a refusal (no root or CAP_SYS_NICE) is a warning, not an error.
     fn raise_sampler_priority(&self) -> Option<crate::priority::SchedGuard> {

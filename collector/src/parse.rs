@@ -70,6 +70,8 @@ impl PreadFile {
     /// Longer files are read on until a read returns nothing.
     pub fn read(&mut self) -> io::Result<&[u8]> {
         let mut off = 0usize;
+        // The first read held the known number of lines of a fixed-line file: nothing to recount.
+        let mut by_count = false;
         loop {
             if off == self.buf.len() {
                 let n = self.buf.len() * 2;
@@ -81,17 +83,17 @@ impl PreadFile {
                 break;
             }
             off += n;
-            if off == n
-                && (n < SHORT_READ_IS_EOF
-                    || (self.fixed_lines.is_some()
-                        && self.buf[n - 1] == b'\n'
-                        && self.fixed_lines == Some(newlines(&self.buf[..n]))))
-            {
-                break;
+            if off == n {
+                by_count = self
+                    .fixed_lines
+                    .is_some_and(|k| self.buf[n - 1] == b'\n' && newlines(&self.buf[..n]) == k);
+                if n < SHORT_READ_IS_EOF || by_count {
+                    break;
+                }
             }
         }
         self.len = off;
-        if self.fixed {
+        if self.fixed && !by_count {
             self.fixed_lines = Some(newlines(&self.buf[..off]));
         }
         Ok(&self.buf[..self.len])

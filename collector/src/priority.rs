@@ -148,7 +148,8 @@ mod tests {
         let main_before = nice_of(0).unwrap();
         let target = if main_before == -5 { -6 } else { -5 };
         let (before, inside, slice, child, after, slice_after) = std::thread::spawn(move || {
-            let g = SchedGuard::set(target, SAMPLER_SLICE_NS).expect("setpriority on this thread");
+            let g =
+                SchedGuard::set(target, SAMPLER_SLICE_NS).expect("sched_setattr on this thread");
             let inside = nice_of(0).unwrap();
             let slice = slice_of(0).unwrap();
             // A thread created now inherits the raised priority.
