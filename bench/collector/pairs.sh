@@ -2,7 +2,8 @@
 # Side-by-side pairs of agent builds: each `cloudformer collect` in a cpuacct cgroup of its own,
 # all on the same N tenant cgroups (stress-ng --cpu-load 5 each), ticking at the same seconds.
 # Prints each agent's CPU per tenant-sample, its ratio to the first and its peak RSS. Runs of
-# 80 s or more include the Parquet writer's row groups (600 rows: every 75 s with 8 tenants).
+# 160 s or more include the Parquet writer's row groups (every 150 s: a quarter of the 10-minute
+# segment; builds before 2026-11-29 12:00 UTC wrote one per 600 rows, every 75 s with 8 tenants).
 # Alternate the order between runs: the agents contend for the same 2 vCPUs at each tick.
 #
 #   sudo bash bench/collector/pairs.sh SECS N "label|/path/to/cloudformer [env...]" ...

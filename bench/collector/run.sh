@@ -7,11 +7,11 @@
 #   sudo bench/collector/run.sh [SECONDS]     # default 660; needs root, stress-ng,
 #                                             # prometheus-node-exporter, collectd-core, curl
 #
-# The default covers our agent's steady state: with 8 tenants it writes a Parquet row group
-# (600 rows) every 75 s and closes its 10-minute segment (footer, fsync, rename) once in 660 s.
-# Runs under 75 s measure only the ticks, and under 10 min no segment close: both understate
-# its CPU and peak RSS. AGENT_ARGS="--segment 1m" passes options to our agent (e.g. to include
-# segment closes in a shorter run, at 10× their default rate).
+# The default covers our agent's steady state: it writes a Parquet row group every 150 s (a
+# quarter of its 10-minute segment; 1200 rows with 8 tenants) and closes the segment (footer,
+# fsync, rename) once in 660 s. Runs under 150 s measure only the ticks, and under 10 min no
+# segment close: both understate its CPU and peak RSS. AGENT_ARGS="--segment 1m" passes options
+# to our agent (e.g. to include segment closes in a shorter run, at 10× their default rate).
 #
 # BASELINE_BIN=path/to/older/cloudformer adds that build of our agent to the same run, on the same
 # tenants, so a change to the agent is measured against its predecessor side by side.

@@ -627,6 +627,11 @@ impl Agent {
     }
 }
 
+/// Row groups a full segment is written as (each at least `row_group_rows` rows): the Parquet
+/// writer holds every row group's metadata until the segment closes, so a fixed count bounds
+/// it whatever the number of tenants (with 600-row groups, 24 tenants made 24 a segment).
+const ROW_GROUPS_PER_SEGMENT: i64 = 4;
+
 struct WriterCtx {
     out: PathBuf,
     partition: Vec<(String, String)>,
@@ -666,7 +671,10 @@ fn writer_loop(
             }
             let path = dir.join(samples::segment_file_name(tick.ts_ns, pid));
             let w = SegmentWriter::create(&path, cat, &ctx.meta)?
-                .with_row_group_rows(ctx.row_group_rows);
+                .with_row_group_rows(ctx.row_group_rows)
+                .with_row_group_span(Duration::from_nanos(
+                    (ctx.segment_ns / ROW_GROUPS_PER_SEGMENT).max(0) as u64,
+                ));
             cur = Some((w, tick.ts_ns, dir));
         }
         if let Some((w, _, _)) = cur.as_mut() {
