@@ -10,32 +10,18 @@
 //! rather than misbehaving). It is used when the build machine's own glibc is that recent;
 //! `CLOUDFORMER_NO_RELR=1` leaves it out (to build for an older machine).
 
-use std::process::Command;
-
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build_support/glibc.rs");
     println!("cargo:rerun-if-env-changed=CLOUDFORMER_NO_RELR");
     if std::env::var_os("CLOUDFORMER_NO_RELR").is_some() {
         return;
     }
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if os == "linux" && env == "gnu" && glibc_at_least(2, 36) {
+    if os == "linux" && env == "gnu" && glibc_version().is_some_and(|v| v >= (2, 36)) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
 }
 
-/// The build machine's glibc version (`getconf GNU_LIBC_VERSION` prints `glibc 2.36`) is at
-/// least `major.minor`; false when it cannot be told.
-fn glibc_at_least(major: u32, minor: u32) -> bool {
-    let Ok(out) = Command::new("getconf").arg("GNU_LIBC_VERSION").output() else {
-        return false;
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let Some(version) = text.split_whitespace().nth(1) else {
-        return false;
-    };
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (maj, min) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (maj, min) >= (major, minor)
-}
+include!("build_support/glibc.rs");

@@ -4,17 +4,7 @@
 
 use std::process::Command;
 
-/// `major.minor` of the machine's glibc (`getconf GNU_LIBC_VERSION` prints `glibc 2.36`).
-fn glibc() -> Option<(u32, u32)> {
-    let out = Command::new("getconf")
-        .arg("GNU_LIBC_VERSION")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let v = text.split_whitespace().nth(1)?;
-    let mut p = v.split('.').map(|x| x.parse::<u32>().ok());
-    Some((p.next()??, p.next()??))
-}
+include!("../build_support/glibc.rs");
 
 /// The value of a dynamic-section tag as `readelf -d` prints it (`(RELASZ) 7488 (bytes)`).
 fn dynamic_value(dynamic: &str, tag: &str) -> Option<u64> {
@@ -33,7 +23,7 @@ fn relative_relocations_are_packed() {
         eprintln!("SKIP: built with CLOUDFORMER_NO_RELR");
         return;
     }
-    match glibc() {
+    match glibc_version() {
         Some(v) if v >= (2, 36) => {}
         other => {
             eprintln!("SKIP: glibc {other:?} has no DT_RELR support, the build leaves it out");

@@ -237,17 +237,19 @@ struct Buffer {
 
 impl Buffer {
     fn new(n_vals: usize, rows: usize) -> Buffer {
-        Buffer {
-            ts: Vec::with_capacity(rows),
-            seq: Vec::with_capacity(rows),
-            tenant: Vec::with_capacity(rows),
-            nn: Vec::with_capacity(rows),
-            dt: Vec::with_capacity(rows),
-            gap: Vec::with_capacity(rows),
-            cus: Vec::with_capacity(rows),
-            late: Vec::with_capacity(rows),
-            vals: (0..n_vals).map(|_| Vec::with_capacity(rows)).collect(),
-        }
+        let mut b = Buffer {
+            ts: vec![],
+            seq: vec![],
+            tenant: vec![],
+            nn: vec![],
+            dt: vec![],
+            gap: vec![],
+            cus: vec![],
+            late: vec![],
+            vals: (0..n_vals).map(|_| Vec::new()).collect(),
+        };
+        b.reserve_rows(rows);
+        b
     }
 
     /// Room for `rows` rows in every column, so that filling a row group never grows one.
@@ -377,8 +379,6 @@ pub struct SegmentWriter {
     row_group_rows: usize,
     /// Row groups cover at least this many nanoseconds of `ts_ns` (None: rows only).
     span_ns: Option<i64>,
-    /// `ts_ns` of the first buffered row.
-    first_ts: Option<i64>,
     rows: usize,
 }
 
@@ -420,7 +420,6 @@ impl SegmentWriter {
             buf: Buffer::new(n_features + n_host, MIN_ROW_GROUP_ROWS),
             row_group_rows: MIN_ROW_GROUP_ROWS,
             span_ns: None,
-            first_ts: None,
             rows: 0,
         })
     }
@@ -486,7 +485,6 @@ impl SegmentWriter {
         if self.buf.len() == self.buf.ts.capacity() {
             self.buf.reserve_rows(self.buf.len() + GROW_ROWS);
         }
-        self.first_ts.get_or_insert(row.ts_ns);
         let b = &mut self.buf;
         b.ts.push(row.ts_ns);
         b.seq.push(row.seq);
@@ -519,15 +517,16 @@ impl SegmentWriter {
         n >= MAX_ROW_GROUP_ROWS.max(self.row_group_rows)
             || (n >= self.row_group_rows
                 && self
-                    .first_ts
-                    .is_some_and(|t0| ts_ns.saturating_sub(t0) >= span))
+                    .buf
+                    .ts
+                    .first()
+                    .is_some_and(|&t0| ts_ns.saturating_sub(t0) >= span))
     }
 
     fn flush(&mut self) -> Result<(), SamplesError> {
         if self.buf.len() == 0 {
             return Ok(());
         }
-        self.first_ts = None;
         let n = self.buf.len();
         let df = self
             .buf
