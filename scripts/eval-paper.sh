@@ -23,4 +23,4 @@ fi
 "$BIN" eval --data dataset/data --protocol "$PROTOCOL" --out "$OUT" --models "$MODELS" \
   --epochs "${EPOCHS:-10}" --patience "${PATIENCE:-4}" --lr "${LR:-1e-3}" --blocks "${BLOCKS:-2}" \
   --early "${EARLY:-5,10}" --lstm-epochs 20
-"$BIN" report --results "$OUT" --out "$OUT/report" --readme README.md
+"$BIN" report --results "$OUT" --out "$OUT/report" --readme bench/results/README.md

@@ -26,24 +26,49 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the host agent in the foreground: sample every tenant each second into Parquet.
+    #[command(
+        after_help = "Example:\n  cloudformer collect --out /var/lib/cloudformer --tenants 'machine.slice/machine-qemu*.scope' --duration 10m"
+    )]
     Collect(cli::collect::CollectArgs),
     /// Run or inspect labelled-data campaigns (real applications as tenants).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  cloudformer campaign run --plan campaigns/default.toml --out /tmp/campaign"
+    )]
     Campaign(cli::campaign::CampaignCmd),
     /// Inspect datasets.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  cloudformer dataset summary dataset/data"
+    )]
     Dataset(cli::dataset::DatasetCmd),
     /// Train a CloudFormer model (or a baseline) on a dataset.
+    #[command(after_help = "Example:\n  cloudformer train --data dataset/data --out models/mine")]
     Train(cli::train::TrainArgs),
     /// Evaluate models and baselines with the leave-applications-out protocols.
+    #[command(
+        after_help = "Example:\n  cloudformer eval --data dataset/data --protocol loao --out bench/results/loao"
+    )]
     Eval(cli::eval::EvalArgs),
     /// Write plots and an HTML/Markdown summary of evaluation results.
+    #[command(
+        after_help = "Example:\n  cloudformer report --results bench/results/loao --out bench/results/loao/report"
+    )]
     Report(cli::report::ReportArgs),
     /// Predict P for windows in a dataset with a checkpoint (the CLI twin of POST /v1/predict).
+    #[command(
+        after_help = "Example:\n  cloudformer predict --model models/default --data dataset/data --json"
+    )]
     Predict(cli::predict::PredictArgs),
     /// Serve predictions over HTTP (posted windows, or live from the in-process agent).
+    #[command(
+        after_help = "Example:\n  cloudformer serve --model models/default --listen 127.0.0.1:8787\n  curl -s http://127.0.0.1:8787/v1/predict -H 'Content-Type: application/json' -d @window.json"
+    )]
     Serve(cli::serve::ServeArgs),
     /// The main job: agent on this host's tenants + server with the bundled default model.
+    #[command(
+        after_help = "Example:\n  cloudformer up    # then: curl -s http://127.0.0.1:8787/v1/tenants"
+    )]
     Up(cli::up::UpArgs),
 }
 

@@ -20,13 +20,19 @@ fn dynamic_value(dynamic: &str, tag: &str) -> Option<u64> {
 #[test]
 fn relative_relocations_are_packed() {
     if std::env::var_os("CLOUDFORMER_NO_RELR").is_some() {
-        eprintln!("SKIP: built with CLOUDFORMER_NO_RELR");
+        collector::testing::cannot_run(
+            "relative_relocations_are_packed",
+            "built with CLOUDFORMER_NO_RELR",
+        );
         return;
     }
     match glibc_version() {
         Some(v) if v >= (2, 36) => {}
         other => {
-            eprintln!("SKIP: glibc {other:?} has no DT_RELR support, the build leaves it out");
+            collector::testing::cannot_run(
+                "relative_relocations_are_packed",
+                &format!("glibc {other:?} has no DT_RELR support, the build leaves it out"),
+            );
             return;
         }
     }
@@ -34,7 +40,10 @@ fn relative_relocations_are_packed() {
     let out = match Command::new("readelf").args(["-d", bin]).output() {
         Ok(o) if o.status.success() => o,
         other => {
-            eprintln!("SKIP: readelf (binutils) not usable: {other:?}");
+            collector::testing::cannot_run(
+                "relative_relocations_are_packed",
+                &format!("readelf (binutils) not usable: {other:?}"),
+            );
             return;
         }
     };

@@ -1,19 +1,23 @@
 //! Foreign load: a CPU hog outside the campaign's tenants makes every isolated baseline exceed the
 //! plan's threshold, so each is rejected and retaken (up to `max_retakes`), the last attempt is
 //! kept with its foreign load recorded, and a retake leaves no duplicate row or sample file.
-//! Skips (with a printed reason) when not root, without cgroups, or without sysbench/stress-ng.
+//! Fails, naming what is missing, when not root, without cgroups, or without sysbench/stress-ng
+//! (`collector::testing::cannot_run`).
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use dataset::runs::{read_runs, runs_path};
+use dataset::runs::{read_runs, runs_path, RunKind};
 
 #[test]
 fn baselines_under_foreign_load_are_retaken_and_recorded() {
     if let Some(why) = common::campaign_skip_reason() {
-        eprintln!("SKIP baselines_under_foreign_load_are_retaken_and_recorded: {why}");
+        collector::testing::cannot_run(
+            "baselines_under_foreign_load_are_retaken_and_recorded",
+            &why,
+        );
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -66,7 +70,10 @@ fn baselines_under_foreign_load_are_retaken_and_recorded() {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or_else(|| panic!("no retake count in {stdout:?}"));
     let rows = read_runs(&runs_path(&out)).unwrap();
-    let base: Vec<_> = rows.iter().filter(|r| r.kind == "baseline").collect();
+    let base: Vec<_> = rows
+        .iter()
+        .filter(|r| r.kind == RunKind::Baseline)
+        .collect();
     eprintln!(
         "retaken {retaken}; baseline foreign load {:?}",
         base.iter().map(|r| r.foreign_cpu_pct).collect::<Vec<_>>()
@@ -97,6 +104,6 @@ fn baselines_under_foreign_load_are_retaken_and_recorded() {
     // Every co-located row records its foreign load too.
     assert!(rows
         .iter()
-        .filter(|r| r.kind == "colocated")
+        .filter(|r| r.kind == RunKind::Colocated)
         .all(|r| r.foreign_cpu_pct.is_finite()));
 }

@@ -1,7 +1,8 @@
 //! Interrupt a real campaign (campaigns/smoke.toml) twice — SIGTERM (clean stop: its cgroups are
 //! gone at once) and SIGKILL (crash: its cgroups are removed by the next start) — then resume it:
 //! every run exactly once, no duplicate row, no sample row of a killed attempt.
-//! Skips (with a printed reason) when not root, without cgroups, or without sysbench/stress-ng.
+//! Fails, naming what is missing, when not root, without cgroups, or without sysbench/stress-ng
+//! (`collector::testing::cannot_run`).
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use dataset::runs::{read_runs, runs_path};
+use dataset::runs::{read_runs, runs_path, RunKind};
 
 fn start(out: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cloudformer"))
@@ -33,7 +34,10 @@ fn cg(pid: u32) -> PathBuf {
 #[test]
 fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
     if let Some(why) = common::campaign_skip_reason() {
-        eprintln!("SKIPPED campaign_resume: {why}");
+        collector::testing::cannot_run(
+            "killed_campaign_resumes_without_duplicates_or_partial_runs",
+            &why,
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -112,18 +116,18 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
         assert_eq!(*n, want, "run {id} has {n} tenant rows");
     }
     // Baselines: 3 per (app, cpuset) of every co-located tenant.
-    let coloc: Vec<_> = rs.iter().filter(|r| r.kind == "colocated").collect();
+    let coloc: Vec<_> = rs.iter().filter(|r| r.kind == RunKind::Colocated).collect();
     for c in &coloc {
         let n = rs
             .iter()
-            .filter(|b| b.kind == "baseline" && b.app == c.app && b.cpuset == c.cpuset)
+            .filter(|b| b.kind == RunKind::Baseline && b.app == c.app && b.cpuset == c.cpuset)
             .count();
         assert_eq!(n, 3, "baselines of {}", c.app);
     }
     // The samples of each run come from its recorded attempt only (the killed attempt's files
     // were deleted before the redo): every row lies within the run's own time window.
     let ms = dataset::matrix::load_run_matrices(&out).unwrap();
-    assert_eq!(ms.len(), rs.iter().filter(|r| r.status == "ok").count());
+    assert_eq!(ms.len(), rs.iter().filter(|r| r.is_ok()).count());
     for m in &ms {
         let r = rs
             .iter()

@@ -1,14 +1,15 @@
 //! End-to-end smoke campaign (campaigns/smoke.toml): 2 applications, 2 tenants sharing vCPU0,
 //! ~8 s runs, real processes in real cgroups, recorded by the collector's agent. The labels are
 //! checked against the applications' own reported numbers, re-read here from their logs.
-//! Skips (with a printed reason) when not root, without cgroups, or without sysbench/stress-ng.
+//! Fails, naming what is missing, when not root, without cgroups, or without sysbench/stress-ng
+//! (`collector::testing::cannot_run`).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dataset::runs::{read_runs, runs_path, RunRecord};
+use dataset::runs::{read_runs, runs_path, RunKind, RunRecord};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -44,7 +45,10 @@ fn log_of(out: &Path, r: &RunRecord) -> String {
 #[test]
 fn smoke_campaign_labels_match_the_applications_own_numbers() {
     if let Some(why) = common::campaign_skip_reason() {
-        eprintln!("SKIPPED campaign_smoke: {why}");
+        collector::testing::cannot_run(
+            "smoke_campaign_labels_match_the_applications_own_numbers",
+            &why,
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -59,10 +63,16 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
     assert!(st.success(), "campaign failed: {st}");
 
     let rows = read_runs(&runs_path(&out)).unwrap();
-    let failed: Vec<_> = rows.iter().filter(|r| r.status != "ok").collect();
+    let failed: Vec<_> = rows.iter().filter(|r| !r.is_ok()).collect();
     assert!(failed.is_empty(), "failed tenant-runs: {failed:#?}");
-    let coloc: Vec<&RunRecord> = rows.iter().filter(|r| r.kind == "colocated").collect();
-    let base: Vec<&RunRecord> = rows.iter().filter(|r| r.kind == "baseline").collect();
+    let coloc: Vec<&RunRecord> = rows
+        .iter()
+        .filter(|r| r.kind == RunKind::Colocated)
+        .collect();
+    let base: Vec<&RunRecord> = rows
+        .iter()
+        .filter(|r| r.kind == RunKind::Baseline)
+        .collect();
     assert_eq!(coloc.len(), 4, "2 co-located runs × 2 tenants");
     // Every (app, cpuset) used has exactly 3 isolated repeats.
     for c in &coloc {

@@ -1,6 +1,6 @@
 //! End-to-end: real cgroups running real load, `cloudformer collect` as a process, Parquet read
-//! back. Needs root, a cgroup hierarchy and stress-ng (CI installs them); skips with a reason
-//! otherwise.
+//! back. Needs root, a cgroup hierarchy and stress-ng (CI installs them); fails naming what
+//! is missing otherwise (`collector::testing::cannot_run`).
 
 mod common;
 
@@ -14,7 +14,7 @@ use dataset::samples::{self, Filter};
 #[test]
 fn collect_two_real_tenants_for_ten_seconds() {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIP collect_two_real_tenants_for_ten_seconds: {why}");
+        collector::testing::cannot_run("collect_two_real_tenants_for_ten_seconds", &why);
         return;
     }
     let prefix = format!("cf-e2e-{}", std::process::id());
@@ -155,7 +155,7 @@ fn collect_two_real_tenants_for_ten_seconds() {
 #[test]
 fn kill_9_leaves_completed_segments_readable() {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIP kill_9_leaves_completed_segments_readable: {why}");
+        collector::testing::cannot_run("kill_9_leaves_completed_segments_readable", &why);
         return;
     }
     let prefix = format!("cf-k9-{}", std::process::id());
@@ -218,7 +218,7 @@ fn kill_9_leaves_completed_segments_readable() {
 #[test]
 fn tenant_made_mid_run_is_collected_at_once() {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIP tenant_made_mid_run_is_collected_at_once: {why}");
+        collector::testing::cannot_run("tenant_made_mid_run_is_collected_at_once", &why);
         return;
     }
     let prefix = format!("cf-mid-{}", std::process::id());
@@ -288,7 +288,10 @@ fn tenant_made_mid_run_is_collected_at_once() {
 #[test]
 fn v1_only_tenant_gets_software_perf_counters_per_thread() {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIP v1_only_tenant_gets_software_perf_counters_per_thread: {why}");
+        collector::testing::cannot_run(
+            "v1_only_tenant_gets_software_perf_counters_per_thread",
+            &why,
+        );
         return;
     }
     let v1: Vec<_> = common::hierarchies()
@@ -296,8 +299,9 @@ fn v1_only_tenant_gets_software_perf_counters_per_thread() {
         .filter(|h| !h.join("cgroup.controllers").exists())
         .collect();
     if v1.is_empty() {
-        eprintln!(
-            "SKIP v1_only_tenant_gets_software_perf_counters_per_thread: no cgroup v1 hierarchy"
+        collector::testing::cannot_run(
+            "v1_only_tenant_gets_software_perf_counters_per_thread",
+            "no cgroup v1 hierarchy",
         );
         return;
     }
@@ -313,7 +317,10 @@ fn v1_only_tenant_gets_software_perf_counters_per_thread() {
     let segs = samples::list_segments(out.path()).unwrap();
     let meta = samples::read_meta(&segs[0]).unwrap();
     if meta.availability.get("perf.sw") != Some(&true) {
-        eprintln!("SKIP v1_only_tenant_gets_software_perf_counters_per_thread: no perf.sw");
+        collector::testing::cannot_run(
+            "v1_only_tenant_gets_software_perf_counters_per_thread",
+            "no perf.sw",
+        );
         return;
     }
     let df = samples::read_samples(out.path(), &Filter::default()).unwrap();
@@ -330,7 +337,7 @@ fn v1_only_tenant_gets_software_perf_counters_per_thread() {
 #[test]
 fn sampling_thread_is_raised_and_the_writer_is_not() {
     if let Some(why) = skip_reason() {
-        eprintln!("SKIP sampling_thread_is_raised_and_the_writer_is_not: {why}");
+        collector::testing::cannot_run("sampling_thread_is_raised_and_the_writer_is_not", &why);
         return;
     }
     // This test process's own nice: what the agent's writer thread must keep.

@@ -1,7 +1,8 @@
 //! Live mode end to end: two real cgroup tenants running real processes, `cloudformer serve
 //! --live` as a process with a real checkpoint, predictions for both over a real socket within a
 //! few seconds, and a change when a third, heavy neighbour starts. Needs root, a cgroup hierarchy
-//! and stress-ng (CI installs them); skips with a reason otherwise.
+//! and stress-ng (CI installs them); fails naming what is missing
+//! otherwise (`collector::testing::cannot_run`).
 
 mod common;
 
@@ -92,8 +93,9 @@ fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 #[test]
 fn live_predictions_for_two_real_tenants_change_when_a_neighbour_starts() {
     if let Some(why) = skip_reason() {
-        eprintln!(
-            "SKIP live_predictions_for_two_real_tenants_change_when_a_neighbour_starts: {why}"
+        collector::testing::cannot_run(
+            "live_predictions_for_two_real_tenants_change_when_a_neighbour_starts",
+            &why,
         );
         return;
     }

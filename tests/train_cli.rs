@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use dataset::catalogue::Catalogue;
-use dataset::runs::{runs_path, write_runs, RunRecord};
+use dataset::runs::{runs_path, write_runs, Placement, RunKind, RunRecord, RunStatus, Scenario};
 use dataset::samples::{segment_file_name, SampleRow, SegmentMeta, SegmentWriter};
 
 fn bin() -> Command {
@@ -81,15 +81,15 @@ fn write_dataset(
                 run_id,
                 tenant: "t0".into(),
                 app: app.to_string(),
-                kind: "colocated".into(),
+                kind: RunKind::Colocated,
                 scenario: if ai >= 2 && i % 2 == 0 {
-                    "periodic".into()
+                    Scenario::Periodic
                 } else {
-                    "static".into()
+                    Scenario::Static
                 },
                 level: "l1".into(),
                 trace: "static".into(),
-                placement: "same-core".into(),
+                placement: Placement::SameCore,
                 n_tenants: 2,
                 perf_metric: "ops".into(),
                 higher_is_better: true,
@@ -98,7 +98,7 @@ fn write_dataset(
                 p,
                 p_raw: p,
                 label_noise: 0.02,
-                status: "ok".into(),
+                status: RunStatus::Ok,
                 catalogue_hash: hash_override.unwrap_or(cat.hash()).to_string(),
                 samples_dir,
                 start_ns: start,

@@ -1,9 +1,8 @@
 //! The host agent: tenant discovery, per-second sampling, feature rows (2 × the catalogue's
-//! metrics), Parquet segments, and campaigns (real applications as tenants). See
+//! metrics), Parquet segments and the `/metrics` endpoint. Campaigns live in the `campaign` crate. See
 //! `docs/architecture.md` and `docs/collector.md`.
 
 pub mod agent;
-pub mod campaign;
 pub mod discover;
 pub mod host;
 pub mod parse;
@@ -13,6 +12,10 @@ pub mod prom;
 pub mod specs;
 pub mod taskstats;
 pub mod tenant;
+#[doc(hidden)]
+pub mod testing;
+pub mod tick;
 pub mod topdown;
 
-pub use agent::{Agent, AgentConfig, AgentSummary, CollectError, TenantRow, Tick};
+pub use agent::{Agent, AgentConfig, AgentSummary, CollectError};
+pub use tick::{TenantRow, Tick};

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::agent::Tick;
+use crate::tick::Tick;
 use dataset::catalogue::Catalogue;
 
 fn esc(s: &str) -> String {

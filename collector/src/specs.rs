@@ -430,6 +430,7 @@ pub fn eval(spec: Spec, prev: Option<&[f64]>, cur: &[f64], dt_s: f64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dataset::catalogue::{Kind, Transform};
 
     #[test]
     fn every_catalogue_metric_has_a_spec() {
@@ -438,13 +439,32 @@ mod tests {
         assert_eq!(t.len(), cat.n_metrics());
         let h = host_specs(cat).unwrap();
         assert_eq!(h.len(), cat.host_metrics().len());
-        // Counters in the catalogue are computed from deltas, gauges are not rates.
-        for (m, s) in cat.metrics().iter().zip(&t) {
+        // Counters in the catalogue are computed from deltas, gauges are not rates; the spec
+        // computes what the catalogue's transform says.
+        let metrics = cat.metrics().iter().zip(&t);
+        for (m, s) in metrics.chain(cat.host_metrics().iter().zip(&h)) {
             match (m.kind, s) {
-                (dataset::catalogue::Kind::Counter, Spec::Rate(..)) => {}
-                (dataset::catalogue::Kind::Gauge, Spec::Gauge(..) | Spec::Ratio(..)) => {}
+                (Kind::Counter, Spec::Rate(..) | Spec::Jiffies(_)) => {}
+                (Kind::Gauge, Spec::Gauge(..) | Spec::Ratio(..)) => {}
                 other => panic!("{}: kind/spec mismatch {other:?}", m.name),
             }
+            let (tr, name) = (m.transform, &m.name);
+            assert!(
+                transform_matches(tr, *s),
+                "{name}: transform {tr} but spec {s:?}"
+            );
+        }
+    }
+
+    /// Whether `spec` computes what `transform` documents.
+    fn transform_matches(transform: Transform, spec: Spec) -> bool {
+        match (transform, spec) {
+            (Transform::None, Spec::Gauge(..)) => true,
+            (Transform::Rate, Spec::Rate(_, s)) => s == 1.0,
+            (Transform::DeltaTimePct, Spec::Rate(_, s)) => [NS_PCT, US_PCT, MS_PCT].contains(&s),
+            (Transform::JiffiesPct, Spec::Jiffies(_)) => true,
+            (Transform::DeltaRatio, Spec::Ratio(..)) => true,
+            _ => false,
         }
     }
 

@@ -69,13 +69,33 @@ pub struct TaskCounters {
     pub slices: u64,
 }
 
+/// Taskstats cannot be used here (no permission, no TASKSTATS family, a bad reply): the agent
+/// reads the per-process files instead. The message says why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unusable(pub String);
+
+impl From<String> for Unusable {
+    fn from(s: String) -> Unusable {
+        Unusable(s)
+    }
+}
+
+impl From<&str> for Unusable {
+    fn from(s: &str) -> Unusable {
+        Unusable(s.to_string())
+    }
+}
+
 /// Why a query gave no counters.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     /// The task is gone (ESRCH): normal, processes exit.
+    #[error("the task is gone")]
     Gone,
-    /// Taskstats cannot be used here (no permission, bad reply): use the files instead.
-    Unusable(String),
+    /// Taskstats cannot be used here: use the files instead.
+    #[error(transparent)]
+    Unusable(#[from] Unusable),
 }
 
 /// A generic-netlink socket bound to the TASKSTATS family, with reused buffers.
@@ -145,7 +165,7 @@ fn message(family: u16, cmd: u8, seq: u32, attrs: &[u8], out: &mut [u8]) -> usiz
 
 impl Taskstats {
     /// Opens the socket and resolves the TASKSTATS family.
-    pub fn open() -> Result<Taskstats, String> {
+    pub fn open() -> Result<Taskstats, Unusable> {
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw = unsafe {
             libc::socket(
@@ -155,7 +175,8 @@ impl Taskstats {
             )
         };
         if raw < 0 {
-            return Err(format!("netlink socket: {}", io::Error::last_os_error()));
+            let e = io::Error::last_os_error();
+            return Err(format!("netlink socket: {e}").into());
         }
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -177,15 +198,13 @@ impl Taskstats {
             .exchange(&msg[..n])
             .map_err(|e| format!("resolving the TASKSTATS family: {e}"))?;
         if let Some(errno) = nl_errno(reply) {
-            return Err(format!(
-                "no TASKSTATS netlink family: {}",
-                io::Error::from_raw_os_error(errno)
-            ));
+            let e = io::Error::from_raw_os_error(errno);
+            return Err(format!("no TASKSTATS netlink family: {e}").into());
         }
         let family = Attrs(reply.get(NLMSG_HDRLEN + GENL_HDRLEN..).unwrap_or(&[]))
             .find(|(t, _)| *t == CTRL_ATTR_FAMILY_ID)
             .and_then(|(_, p)| get_u16(p, 0))
-            .ok_or("no family id in the TASKSTATS family reply")?;
+            .ok_or(Unusable::from("no family id in the TASKSTATS family reply"))?;
         ts.family = family;
         let mut attr = [0u8; 8];
         put_u16(&mut attr, 0, 8);
@@ -194,7 +213,7 @@ impl Taskstats {
         // Asking needs CAP_NET_ADMIN in the initial namespaces: find out now, with ourselves.
         ts.query(std::process::id()).map_err(|e| match e {
             QueryError::Unusable(e) => e,
-            QueryError::Gone => "taskstats does not know this process".into(),
+            QueryError::Gone => Unusable::from("taskstats does not know this process"),
         })?;
         Ok(ts)
     }
@@ -248,7 +267,7 @@ impl Taskstats {
         &mut self,
         pids: &[u32],
         out: &mut HashMap<u32, TaskCounters>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Unusable> {
         out.clear();
         for chunk in pids.chunks(BATCH) {
             self.batch(chunk, out)?;
@@ -256,7 +275,11 @@ impl Taskstats {
         Ok(())
     }
 
-    fn batch(&mut self, pids: &[u32], out: &mut HashMap<u32, TaskCounters>) -> Result<(), String> {
+    fn batch(
+        &mut self,
+        pids: &[u32],
+        out: &mut HashMap<u32, TaskCounters>,
+    ) -> Result<(), Unusable> {
         let mut reqs = [0u8; REQ_LEN * BATCH];
         let first_seq = self.seq.wrapping_add(1);
         for (i, &pid) in pids.iter().enumerate() {
@@ -299,11 +322,13 @@ impl Taskstats {
                     pids.len() - got,
                     pids.len(),
                     io::Error::last_os_error()
-                ));
+                )
+                .into());
             }
             for (i, m) in msgs.iter().take(n as usize).enumerate() {
                 let reply = &self.buf[i * SLOT..i * SLOT + (m.msg_len as usize).min(SLOT)];
-                let seq = get_u32(reply, 8).ok_or("taskstats reply without a header")?;
+                let seq =
+                    get_u32(reply, 8).ok_or(Unusable::from("taskstats reply without a header"))?;
                 let k = seq.wrapping_sub(first_seq) as usize;
                 let Some(&pid) = pids.get(k) else {
                     return Err("taskstats reply out of sequence".into());
@@ -337,7 +362,7 @@ fn nl_errno(reply: &[u8]) -> Option<i32> {
 
 /// Parses a TASKSTATS_CMD_GET reply for `pid`.
 fn parse_reply(reply: &[u8], seq: u32, pid: u32) -> Result<TaskCounters, QueryError> {
-    let bad = |what: &str| QueryError::Unusable(format!("taskstats reply: {what}"));
+    let bad = |what: &str| QueryError::Unusable(format!("taskstats reply: {what}").into());
     let len = get_u32(reply, 0).ok_or_else(|| bad("shorter than its header"))? as usize;
     if len > reply.len() || len < NLMSG_HDRLEN {
         return Err(bad("length does not match"));
@@ -348,10 +373,9 @@ fn parse_reply(reply: &[u8], seq: u32, pid: u32) -> Result<TaskCounters, QueryEr
     if let Some(errno) = nl_errno(reply) {
         return match errno {
             libc::ESRCH => Err(QueryError::Gone),
-            e => Err(QueryError::Unusable(format!(
-                "taskstats: {}",
-                io::Error::from_raw_os_error(e)
-            ))),
+            e => Err(QueryError::Unusable(
+                format!("taskstats: {}", io::Error::from_raw_os_error(e)).into(),
+            )),
         };
     }
     let body = reply

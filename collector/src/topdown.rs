@@ -18,6 +18,18 @@ use std::path::Path;
 /// Where the kernel lists its PMUs.
 pub const SYSFS_PMUS: &str = "/sys/bus/event_source/devices";
 
+/// A PMU announces Top-Down events but their description cannot be used (the message names
+/// the file and what is wrong).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct TopDownError(pub String);
+
+impl From<String> for TopDownError {
+    fn from(s: String) -> TopDownError {
+        TopDownError(s)
+    }
+}
+
 /// Which set of events the core PMU announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -55,7 +67,7 @@ const SLOT_EVENTS: [&str; 5] = [
 /// Finds the Top-Down events under `pmus` (normally [`SYSFS_PMUS`]): the core PMU is `cpu`, or
 /// `cpu_core` (the big cores of a hybrid Intel part). `Ok(None)` when no PMU announces a full
 /// set; `Err` when one does but its description cannot be parsed (named in the message).
-pub fn find(pmus: &Path) -> Result<Option<TopDownEvents>, String> {
+pub fn find(pmus: &Path) -> Result<Option<TopDownEvents>, TopDownError> {
     for pmu in ["cpu", "cpu_core"] {
         let dir = pmus.join(pmu);
         if !dir.join("type").exists() {
@@ -73,13 +85,13 @@ pub fn find(pmus: &Path) -> Result<Option<TopDownEvents>, String> {
     Ok(None)
 }
 
-fn read_trim(path: &Path) -> Result<String, String> {
+fn read_trim(path: &Path) -> Result<String, TopDownError> {
     fs::read_to_string(path)
         .map(|s| s.trim().to_string())
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
-fn resolve(dir: &Path, flavour: Flavour, names: &[&str; 5]) -> Result<TopDownEvents, String> {
+fn resolve(dir: &Path, flavour: Flavour, names: &[&str; 5]) -> Result<TopDownEvents, TopDownError> {
     let type_path = dir.join("type");
     let pmu_type = read_trim(&type_path)?
         .parse::<u32>()
@@ -108,7 +120,7 @@ fn resolve(dir: &Path, flavour: Flavour, names: &[&str; 5]) -> Result<TopDownEve
 /// The `config` value of an event description such as `event=0x3c,umask=0x0,any=1`, placing
 /// each term's value in the bits its `format/<term>` file names (`config:0-7`, `config:21`,
 /// or split ranges such as `config:0-7,32-35`). A term without a value means 1.
-pub fn event_config(pmu: &Path, terms: &str) -> Result<u64, String> {
+pub fn event_config(pmu: &Path, terms: &str) -> Result<u64, TopDownError> {
     let mut config = 0u64;
     for term in terms.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let (name, value) = match term.split_once('=') {
@@ -121,23 +133,22 @@ pub fn event_config(pmu: &Path, terms: &str) -> Result<u64, String> {
     Ok(config)
 }
 
-fn parse_number(s: &str) -> Result<u64, String> {
+fn parse_number(s: &str) -> Result<u64, TopDownError> {
     let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16),
         None => s.parse::<u64>(),
     };
-    r.map_err(|e| format!("`{s}`: {e}"))
+    r.map_err(|e| format!("`{s}`: {e}").into())
 }
 
 /// Places `value`'s bits, lowest first, into the bit ranges of a format such as `config:8-15`.
-fn place(format: &str, mut value: u64) -> Result<u64, String> {
+fn place(format: &str, mut value: u64) -> Result<u64, TopDownError> {
     let (field, ranges) = format
         .split_once(':')
         .ok_or_else(|| format!("format `{format}` has no `config:` prefix"))?;
     if field != "config" {
-        return Err(format!(
-            "format `{format}` uses `{field}`, only `config` is supported"
-        ));
+        let why = format!("format `{format}` uses `{field}`, only `config` is supported");
+        return Err(why.into());
     }
     let mut out = 0u64;
     for range in ranges.split(',') {
@@ -148,7 +159,7 @@ fn place(format: &str, mut value: u64) -> Result<u64, String> {
         let lo: u32 = lo.parse().map_err(|e| format!("`{range}`: {e}"))?;
         let hi: u32 = hi.parse().map_err(|e| format!("`{range}`: {e}"))?;
         if hi < lo || hi > 63 {
-            return Err(format!("bit range `{range}` out of order or past 63"));
+            return Err(format!("bit range `{range}` out of order or past 63").into());
         }
         let width = hi - lo + 1;
         let mask = if width == 64 {
@@ -160,7 +171,7 @@ fn place(format: &str, mut value: u64) -> Result<u64, String> {
         value = value.checked_shr(width).unwrap_or(0);
     }
     if value != 0 {
-        return Err(format!("value too wide for `{format}`"));
+        return Err(format!("value too wide for `{format}`").into());
     }
     Ok(out)
 }

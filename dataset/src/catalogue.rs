@@ -28,25 +28,95 @@ pub enum Kind {
     Gauge,
 }
 
+/// How a metric's value is derived from its readings (see the header of `metrics.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transform {
+    /// The value as read (gauges).
+    None,
+    /// Δ / Δt.
+    Rate,
+    /// 100 × Δtime / Δt, the time in the source's unit converted.
+    DeltaTimePct,
+    /// 100 × Δfield / Δ(total jiffies) (host CPU modes).
+    JiffiesPct,
+    /// Ratio of two deltas over the same second.
+    DeltaRatio,
+}
+
+impl Transform {
+    /// Every transform, in the order `metrics.toml` documents them.
+    pub const ALL: [Transform; 5] = [
+        Transform::None,
+        Transform::Rate,
+        Transform::DeltaTimePct,
+        Transform::JiffiesPct,
+        Transform::DeltaRatio,
+    ];
+
+    /// The name used in `metrics.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transform::None => "none",
+            Transform::Rate => "rate",
+            Transform::DeltaTimePct => "delta_time_pct",
+            Transform::JiffiesPct => "jiffies_pct",
+            Transform::DeltaRatio => "delta_ratio",
+        }
+    }
+
+    /// The transform named `s` in `metrics.toml`.
+    pub fn from_name(s: &str) -> Option<Transform> {
+        Transform::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Transform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One catalogue entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metric {
     pub name: String,
     pub family: String,
     pub source: String,
     pub kind: Kind,
     pub unit: String,
-    pub transform: String,
+    pub transform: Transform,
 }
 
-/// Transforms the catalogue may name (see the header of `metrics.toml`).
-pub const TRANSFORMS: &[&str] = &[
-    "none",
-    "rate",
-    "delta_time_pct",
-    "jiffies_pct",
-    "delta_ratio",
-];
+/// A catalogue entry as written in the TOML, before its transform is checked.
+#[derive(Deserialize)]
+struct RawMetric {
+    name: String,
+    family: String,
+    source: String,
+    kind: Kind,
+    unit: String,
+    transform: String,
+}
+
+impl RawMetric {
+    fn checked(self) -> Result<Metric, CatalogueError> {
+        let Some(transform) = Transform::from_name(&self.transform) else {
+            return Err(CatalogueError::Transform {
+                known: Transform::ALL.map(Transform::as_str).join(", "),
+                name: self.name,
+                transform: self.transform,
+            });
+        };
+        Ok(Metric {
+            name: self.name,
+            family: self.family,
+            source: self.source,
+            kind: self.kind,
+            unit: self.unit,
+            transform,
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
@@ -71,9 +141,9 @@ pub enum CatalogueError {
 #[derive(Deserialize)]
 struct Raw {
     version: u32,
-    metric: Vec<Metric>,
+    metric: Vec<RawMetric>,
     #[serde(default)]
-    host: Vec<Metric>,
+    host: Vec<RawMetric>,
 }
 
 /// The parsed catalogue.
@@ -111,39 +181,37 @@ impl Catalogue {
         if raw.metric.is_empty() {
             return Err(CatalogueError::Empty);
         }
+        let checked = |v: Vec<RawMetric>| -> Result<Vec<Metric>, CatalogueError> {
+            v.into_iter().map(RawMetric::checked).collect()
+        };
+        let version = raw.version;
+        let (metric, host) = (checked(raw.metric)?, checked(raw.host)?);
         let mut index = HashMap::new();
-        for (i, m) in raw.metric.iter().chain(raw.host.iter()).enumerate() {
+        for (i, m) in metric.iter().chain(host.iter()).enumerate() {
             if !valid_name(&m.name) {
                 return Err(CatalogueError::BadName(m.name.clone()));
-            }
-            if !TRANSFORMS.contains(&m.transform.as_str()) {
-                return Err(CatalogueError::Transform {
-                    name: m.name.clone(),
-                    transform: m.transform.clone(),
-                    known: TRANSFORMS.join(", "),
-                });
             }
             if index.insert(m.name.clone(), i).is_some() {
                 return Err(CatalogueError::Duplicate(m.name.clone()));
             }
         }
-        for h in &raw.host {
+        for h in &host {
             if !h.name.starts_with("host.") {
                 return Err(CatalogueError::HostPrefix(h.name.clone()));
             }
         }
-        for m in &raw.metric {
+        for m in &metric {
             if m.name.starts_with("host.") {
                 return Err(CatalogueError::BadName(m.name.clone()));
             }
         }
-        index.retain(|_, i| *i < raw.metric.len());
+        index.retain(|_, i| *i < metric.len());
         let digest = Sha256::digest(text.as_bytes());
         let hash: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         Ok(Catalogue {
-            version: raw.version,
-            metrics: raw.metric,
-            host: raw.host,
+            version,
+            metrics: metric,
+            host,
             hash,
             index,
         })

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::catalogue::Catalogue;
-use crate::runs::{self, RunRecord, RunsError, STATUS_OK};
+use crate::runs::{self, Placement, RunKind, RunRecord, RunsError, Scenario};
 use crate::samples::SamplesError;
 
 /// Footer key holding the catalogue hash of a sample file.
@@ -21,8 +21,8 @@ pub struct RunMatrix {
     pub run_id: String,
     pub tenant: String,
     pub app: String,
-    /// Trace kind: `static`, `increasing`, `decreasing`, `periodic`, `random`.
-    pub scenario: String,
+    /// The trace the tenant's load followed.
+    pub scenario: Scenario,
     /// Seconds (rows).
     pub t: usize,
     /// Features (columns).
@@ -34,11 +34,10 @@ pub struct RunMatrix {
     pub p_per_second: Option<Vec<f32>>,
     /// Spread (coefficient of variation) of the isolated repeats of this (app, level, trace).
     pub label_noise: f32,
-    /// `baseline` or `colocated`.
-    pub kind: String,
+    pub kind: RunKind,
     pub level: String,
     pub trace: String,
-    pub placement: String,
+    pub placement: Placement,
     /// `app@level` of each neighbour.
     pub neighbours: Vec<String>,
     /// `ts_ns` of each row.
@@ -101,10 +100,10 @@ pub fn load_run_matrices_with(
     let mut cache: std::collections::HashMap<String, Vec<SampleFile>> = Default::default();
     let mut out = Vec::new();
     for r in records {
-        if r.status != STATUS_OK || !r.p.is_finite() {
+        if !r.is_ok() || !r.p.is_finite() {
             continue;
         }
-        if !opts.include_baselines && r.kind == "baseline" {
+        if !opts.include_baselines && r.kind == RunKind::Baseline {
             continue;
         }
         if !cache.contains_key(&r.samples_dir) {
@@ -264,7 +263,7 @@ fn matrix_for(
         run_id: r.run_id.clone(),
         tenant: r.tenant.clone(),
         app: r.app.clone(),
-        scenario: r.scenario.clone(),
+        scenario: r.scenario,
         t,
         f,
         x,
@@ -275,7 +274,7 @@ fn matrix_for(
         } else {
             f32::NAN
         },
-        kind: r.kind.clone(),
+        kind: r.kind,
         level: r.level.clone(),
         trace: r.trace.clone(),
         placement: r.placement.clone(),
@@ -341,8 +340,8 @@ mod tests {
             run_id: run.into(),
             tenant: tenant.into(),
             app: "redis".into(),
-            kind: "colocated".into(),
-            scenario: "static".into(),
+            kind: RunKind::Colocated,
+            scenario: Scenario::Static,
             level: "high".into(),
             trace: "static".into(),
             neighbours: "fio@high".into(),
@@ -353,7 +352,6 @@ mod tests {
             p: 0.5,
             p_raw: 0.5,
             label_noise: 0.01,
-            status: STATUS_OK.into(),
             catalogue_hash: hash.into(),
             samples_dir: format!("samples/app=redis/run={run}"),
             ..Default::default()
@@ -379,7 +377,7 @@ mod tests {
         )
         .unwrap();
         let mut failed = rec("r1", "t9", &h);
-        failed.status = "failed".into();
+        failed.status = crate::runs::RunStatus::Failed;
         append_runs(
             &runs_path(dir.path()),
             &[rec("r1", "t0", &h), rec("r1", "t1", &h), failed],

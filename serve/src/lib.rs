@@ -22,6 +22,7 @@ pub mod server;
 pub use batcher::BatchConfig;
 pub use engine::{Engine, Loader, ModelInfo, Pred, WindowData};
 pub use error::{ApiError, ServeError};
+pub use live::LiveConfig;
 pub use live::LiveSizes;
 pub use parse::Limits;
-pub use server::{read_token_file, run, LiveConfig, ServeConfig, Server};
+pub use server::{read_token_file, run, ServeConfig, Server};

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::RwLock;
 
@@ -11,6 +12,14 @@ use serde::Serialize;
 use crate::batcher::Batcher;
 use crate::engine::{Pred, WindowData};
 use crate::metrics::escape_label;
+
+/// Live mode: run the collector's agent in-process on these tenants.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub cgroup_root: PathBuf,
+    pub tenant_globs: Vec<String>,
+    pub sizes: LiveSizes,
+}
 
 /// Live-mode sizes.
 #[derive(Debug, Clone, Copy)]
@@ -309,7 +318,7 @@ pub fn agent_catalogue_hash() -> String {
 /// later (e.g. the cgroup root vanished) leaves its error in `LiveState::agent_error` (shown on
 /// `/readyz` and `/v1/tenants`).
 pub fn spawn_agent(
-    cfg: &crate::server::LiveConfig,
+    cfg: &LiveConfig,
     live: std::sync::Arc<LiveState>,
     batcher: Batcher,
     mut shutdown: tokio::sync::watch::Receiver<bool>,

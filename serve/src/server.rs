@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::batcher::{BatchConfig, Batcher};
 use crate::engine::{validate, Loader, ModelInfo};
 use crate::error::{ApiError, ServeError};
-use crate::live::{LiveSizes, LiveState};
+use crate::live::{LiveConfig, LiveState};
 use crate::metrics::Metrics;
 use crate::parse::{parse_infer, parse_predict, Limits};
 use crate::reload::{fingerprint, reload, ReloadStatus};
@@ -28,14 +28,6 @@ use crate::reload::{fingerprint, reload, ReloadStatus};
 /// The name the model is served under on the Open Inference Protocol routes (its model id is
 /// accepted too).
 pub const MODEL_NAME: &str = "cloudformer";
-
-/// Live mode: run the collector's agent in-process on these tenants.
-#[derive(Debug, Clone)]
-pub struct LiveConfig {
-    pub cgroup_root: PathBuf,
-    pub tenant_globs: Vec<String>,
-    pub sizes: LiveSizes,
-}
 
 /// Everything `serve` needs.
 #[derive(Clone)]

@@ -2,12 +2,15 @@
 
 use std::path::PathBuf;
 
+use ::campaign::{self as campaign, Plan};
 use anyhow::Context as _;
-use collector::campaign::{self, Plan};
 
 #[derive(clap::Subcommand)]
 pub enum CampaignCmd {
     /// Run (or resume) a campaign: baselines, co-located runs, labels, sample files
+    #[command(
+        after_help = "Example:\n  cloudformer campaign run --plan campaigns/default.toml --out /tmp/campaign"
+    )]
     Run {
         /// The plan (TOML), e.g. campaigns/default.toml
         #[arg(long)]
@@ -20,11 +23,13 @@ pub enum CampaignCmd {
         cgroup_root: PathBuf,
     },
     /// Show how far a campaign directory is
+    #[command(after_help = "Example:\n  cloudformer campaign status --out /tmp/campaign")]
     Status {
         #[arg(long)]
         out: PathBuf,
     },
     /// Validate a plan (applications, binaries, regexes, limits) without running anything
+    #[command(after_help = "Example:\n  cloudformer campaign check --plan campaigns/default.toml")]
     Check {
         #[arg(long)]
         plan: PathBuf,

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use dataset::runs::{self, RunRecord, STATUS_OK};
+use dataset::runs::{self, RunKind, RunRecord};
 
 #[derive(clap::Subcommand)]
 pub enum DatasetCmd {
     /// Per-application counts, P distribution and label noise of a campaign directory
+    #[command(after_help = "Example:\n  cloudformer dataset summary dataset/data")]
     Summary {
         /// Campaign directory (holding runs.parquet)
         dir: PathBuf,
@@ -60,7 +61,7 @@ pub fn summary(rows: &[RunRecord]) -> String {
     for (app, rs) in &by_app {
         let mut p: Vec<f64> = rs
             .iter()
-            .filter(|r| r.kind == "colocated" && r.status == STATUS_OK && r.p.is_finite())
+            .filter(|r| r.kind == RunKind::Colocated && r.is_ok() && r.p.is_finite())
             .map(|r| r.p)
             .collect();
         p.sort_by(|a, b| a.total_cmp(b));
@@ -86,9 +87,9 @@ pub fn summary(rows: &[RunRecord]) -> String {
             "{:<16} {:>6} {:>6} {:>6} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.1}% {:>9.1}\n",
             app,
             rs.len(),
-            rs.iter().filter(|r| r.kind == "colocated").count(),
-            rs.iter().filter(|r| r.kind == "baseline").count(),
-            rs.iter().filter(|r| r.status != STATUS_OK).count(),
+            rs.iter().filter(|r| r.kind == RunKind::Colocated).count(),
+            rs.iter().filter(|r| r.kind == RunKind::Baseline).count(),
+            rs.iter().filter(|r| !r.is_ok()).count(),
             p.first().copied().unwrap_or(f64::NAN),
             quantile(&p, 0.5),
             mean(&p),

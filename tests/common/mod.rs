@@ -1,5 +1,6 @@
 //! Shared helpers of the root end-to-end tests: real cgroup tenants running real processes,
-//! the skip rule, the binary under test and the workspace's HTTP/1.1 test client.
+//! what a test lacks when it cannot run here (it then fails: `collector::testing::cannot_run`),
+//! the binary under test and the workspace's HTTP/1.1 test client.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;

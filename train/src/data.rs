@@ -173,7 +173,7 @@ impl From<dataset::matrix::RunMatrix> for Run {
             run_id: m.run_id,
             tenant: m.tenant,
             app: m.app,
-            scenario: m.scenario,
+            scenario: m.scenario.to_string(),
             t: m.t,
             f: m.f,
             x: m.x,

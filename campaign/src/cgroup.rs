@@ -23,6 +23,8 @@ pub enum CgroupError {
     NoHierarchy(PathBuf),
     #[error("cgroup {0} still has processes after kill")]
     Busy(PathBuf),
+    #[error("campaigns create cgroups: run as root")]
+    NotRoot,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CgroupError + '_ {
@@ -365,10 +367,10 @@ impl Drop for Tenant {
 }
 
 /// Whether this process may create cgroups (root and a writable hierarchy).
-pub fn can_create(root: &Path) -> Result<(), String> {
+pub fn can_create(root: &Path) -> Result<(), CgroupError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return Err("campaigns create cgroups: run as root".into());
+        return Err(CgroupError::NotRoot);
     }
-    Layout::detect(root).map(|_| ()).map_err(|e| e.to_string())
+    Layout::detect(root).map(|_| ())
 }

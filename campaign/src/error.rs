@@ -1,0 +1,34 @@
+//! The campaign's errors.
+
+use std::path::{Path, PathBuf};
+
+use crate::cgroup::CgroupError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Runs(#[from] dataset::runs::RunsError),
+    #[error(transparent)]
+    Collect(#[from] collector::CollectError),
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
+    #[error("interrupted (SIGINT/SIGTERM): the unfinished run was discarded; rerun the same command to resume")]
+    Interrupted,
+}
+
+/// Maps an I/O error on `path` (for `map_err`).
+pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CampaignError + '_ {
+    move |source| CampaignError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -1,0 +1,169 @@
+//! Campaigns: real applications as tenants, alone and co-located, recorded by the collector's
+//! agent and labelled with P = ideal / actual performance (whole run and per second).
+//!
+//! - [`plan`]: the TOML plan (applications are data), validated before any run;
+//! - [`schedule`]: the co-located runs and their tenants, deterministic from the plan's seed;
+//! - [`cgroup`]: tenant cgroups, always removed (drop, SIGINT/SIGTERM, stale at start);
+//! - [`exec`] and [`output`]: processes inside tenants, their load scripts and what they report;
+//! - [`runner`]: one run executed and recorded; [`baseline`]: isolated baseline groups;
+//! - [`journal`]: the runs table as the resumable record of what is done.
+//!
+//! Labels are computed by `dataset::runs` ([`dataset::runs::RunRecord::label`]), the one place.
+
+pub mod baseline;
+pub mod cgroup;
+pub mod error;
+pub mod exec;
+pub mod journal;
+pub mod machine;
+pub mod output;
+pub mod plan;
+pub mod runner;
+pub mod schedule;
+
+use std::path::PathBuf;
+
+use dataset::catalogue::Catalogue;
+use dataset::runs::{RunKind, RunRecord, RunStatus};
+
+pub use error::CampaignError;
+pub use journal::{status, Status};
+pub use plan::{App, Plan, PlanError};
+
+use crate::cgroup::{Layout, Parent};
+use crate::journal::Journal;
+use crate::runner::Runner;
+use crate::schedule::{schedule, ColocatedRun, TenantSpec};
+
+/// Campaign settings beyond the plan.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub out: PathBuf,
+    pub quiet: bool,
+    pub cgroup_root: PathBuf,
+}
+
+/// What a campaign did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub colocated_total: usize,
+    pub colocated_done_before: usize,
+    pub colocated_done_now: usize,
+    pub baseline_groups_now: usize,
+    pub baselines_retaken: usize,
+    pub failed_tenant_runs: usize,
+}
+
+/// Runs (or resumes) a campaign: for each co-located run of the schedule not yet in the runs
+/// table, first the baselines its tenants lack, then the run itself.
+pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignError> {
+    cgroup::can_create(&opts.cgroup_root)?;
+    cgroup::install_signal_handlers();
+    journal::claim_dir(&opts.out, plan)?;
+    let layout = Layout::detect(&opts.cgroup_root)?;
+    let stale = cgroup::remove_stale(&layout);
+    if stale > 0 {
+        tracing::warn!(stale, "removed cgroups of a crashed earlier campaign");
+    }
+    let runner = Runner {
+        plan,
+        out: &opts.out,
+        cgroup_root: &opts.cgroup_root,
+        parent: Parent::create(layout)?,
+        catalogue_hash: Catalogue::builtin().hash().to_string(),
+    };
+    let mut journal = Journal::open(&opts.out)?;
+    let todo: Vec<ColocatedRun> = schedule(plan)
+        .into_iter()
+        .filter(|r| !journal.is_done(&r.run_id))
+        .collect();
+    let mut summary = Summary {
+        colocated_total: plan.colocated_runs as usize,
+        colocated_done_before: plan.colocated_runs as usize - todo.len(),
+        ..Default::default()
+    };
+    let pb = progress(opts.quiet, work_units(plan, &journal, &todo));
+    for run in &todo {
+        for spec in &run.tenants {
+            if journal.has_baseline(&spec.baseline_key()) {
+                continue;
+            }
+            pb.set_message(format!(
+                "baseline {}@{} {}",
+                spec.app, spec.level, spec.trace
+            ));
+            let group = baseline::take_group(&runner, spec, &mut summary, || pb.inc(1))?;
+            journal.append(group)?;
+            summary.baseline_groups_now += 1;
+        }
+        pb.set_message(format!(
+            "{} ({} tenants, {})",
+            run.run_id,
+            run.tenants.len(),
+            run.placement
+        ));
+        let rows = colocated(&runner, run, &journal)?;
+        summary.failed_tenant_runs += rows.iter().filter(|r| !r.is_ok()).count();
+        journal.append(rows)?;
+        summary.colocated_done_now += 1;
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(summary)
+}
+
+/// Runs one co-located run and labels each tenant against its baseline.
+fn colocated(
+    runner: &Runner,
+    run: &ColocatedRun,
+    journal: &Journal,
+) -> Result<Vec<RunRecord>, CampaignError> {
+    let ex = runner.execute(&run.run_id, &run.tenants)?;
+    let mut rows = Vec::new();
+    for (k, (spec, o)) in run.tenants.iter().zip(&ex.tenants).enumerate() {
+        let nbrs: Vec<&TenantSpec> = (run.tenants.iter().enumerate())
+            .filter(|(j, _)| *j != k)
+            .map(|(_, t)| t)
+            .collect();
+        let kind = RunKind::Colocated;
+        let mut r = runner.record(&run.run_id, kind, &run.placement, spec, &nbrs, 0, &ex, o);
+        match journal.baseline(&spec.baseline_key()) {
+            Some(b) => r.label(&b),
+            None if r.is_ok() => {
+                r.status = RunStatus::NoBaseline;
+                r.error = Some(
+                    "every isolated baseline of this (app, level, trace, cpuset) failed".into(),
+                );
+            }
+            None => {}
+        }
+        rows.push(r);
+    }
+    Ok(rows)
+}
+
+/// Work units for the progress bar: baseline repeats still missing + co-located runs left.
+fn work_units(plan: &Plan, journal: &Journal, todo: &[ColocatedRun]) -> u64 {
+    let mut missing = std::collections::BTreeSet::new();
+    for t in todo.iter().flat_map(|r| &r.tenants) {
+        let key = t.baseline_key();
+        if !journal.has_baseline(&key) {
+            missing.insert(key);
+        }
+    }
+    missing.len() as u64 * plan.repeats as u64 + todo.len() as u64
+}
+
+fn progress(quiet: bool, units: u64) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(units);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs, ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb
+}

@@ -1,0 +1,318 @@
+//! The campaign plan (TOML). Applications are **data**: how to start a server (if any), how to
+//! prepare it, the load command (with `{rate}`, `{duration}`, `{port}`, `{workdir}`, `{cpus}` and
+//! per-level placeholders), and regexes reading the performance metric per run and per second
+//! from the load command's output. See `docs/campaigns.md` for the format.
+//!
+//! [`Plan::parse`] validates everything before any run starts; every error names the plan line
+//! (`raw` is the file as TOML gives it, `validate` the checks, `text` the helpers on its text).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use dataset::runs::{Placement, Scenario};
+use regex::Regex;
+
+mod raw;
+mod text;
+mod validate;
+
+pub use text::{first_program, parse_cpulist, substitute, CpuListError, RUNNER_PLACEHOLDERS};
+
+use crate::machine::{mem_total_mb, online_cpus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{file}:{line}: {msg}")]
+    At {
+        file: String,
+        line: usize,
+        msg: String,
+    },
+    #[error("cannot read plan {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One load level of an application: its name and placeholder values.
+#[derive(Debug, Clone)]
+pub struct Level {
+    pub name: String,
+    pub vars: BTreeMap<String, String>,
+    /// The level's request rate, when the generator takes one (`rate` key).
+    pub rate: Option<f64>,
+}
+
+/// One application, validated.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    pub server: Option<String>,
+    pub ready: Option<String>,
+    pub prepare: Option<String>,
+    pub load: String,
+    pub metric: String,
+    pub higher_is_better: bool,
+    pub run_regex: Regex,
+    pub second_regex: Option<Regex>,
+    pub levels: Vec<Level>,
+    pub cpu_limit: f64,
+    pub mem_limit_mb: f64,
+    /// Plan line of the `[[app]]` entry.
+    pub line: usize,
+}
+
+impl App {
+    /// Whether dynamic traces apply (the load command takes `{rate}`).
+    pub fn takes_rate(&self) -> bool {
+        self.load.contains("{rate}")
+    }
+
+    /// The level named `name`.
+    pub fn level(&self, name: &str) -> Option<&Level> {
+        self.levels.iter().find(|l| l.name == name)
+    }
+}
+
+/// A validated plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub text: String,
+    pub seed: u64,
+    pub run_seconds: u32,
+    pub repeats: u32,
+    pub warmup_seconds: u32,
+    pub foreign_cpu_max_pct: f64,
+    pub max_retakes: u32,
+    pub sizes: Vec<u32>,
+    pub placements: Vec<Placement>,
+    pub scenarios: Vec<Scenario>,
+    pub trace_steps: u32,
+    /// How many distinct seeded traces the `random` scenario draws from.
+    pub random_traces: u32,
+    pub colocated_runs: u32,
+    pub work_dir: PathBuf,
+    pub apps: Vec<App>,
+}
+
+impl Plan {
+    /// Reads and validates a plan file.
+    pub fn load(path: &Path) -> Result<Plan, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Plan::parse(&text, path)
+    }
+
+    /// Parses and validates a plan; `path` names it in errors. Checks binaries exist.
+    pub fn parse(text: &str, path: &Path) -> Result<Plan, PlanError> {
+        Plan::parse_with(text, path, &text::find_binary)
+    }
+
+    /// [`Plan::parse`] with a custom binary check (tests).
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        has_binary: &dyn Fn(&str) -> bool,
+    ) -> Result<Plan, PlanError> {
+        let check = validate::Checker {
+            text,
+            file: path.display().to_string(),
+            ncpu: online_cpus(),
+            mem_mb: mem_total_mb(),
+        };
+        let raw = check.toml()?;
+        check.shape(&raw)?;
+        let placements = check.placements(&raw.placements)?;
+        let scenarios = check.scenarios(&raw.scenarios)?;
+        check.trace_steps(&raw)?;
+        check.limits(&raw.limits, text::line_of(text, "[limits]"))?;
+        let mut apps = Vec::new();
+        for a in &raw.app_defs {
+            if apps.iter().any(|b: &App| b.name == a.name) {
+                let line = text::line_of(text, &format!("name = \"{}\"", a.name));
+                let msg = format!("application `{}` is defined twice", a.name);
+                return Err(check.err(line, msg));
+            }
+            apps.push(check.app(a, &raw.limits, has_binary)?);
+        }
+        let apps = check.select(apps, &raw.apps)?;
+        check.memory(&apps, &raw.sizes)?;
+        Ok(Plan {
+            path: path.to_path_buf(),
+            text: text.to_string(),
+            seed: raw.seed,
+            run_seconds: raw.run_seconds,
+            repeats: raw.repeats,
+            warmup_seconds: raw.warmup_seconds,
+            foreign_cpu_max_pct: raw.foreign_cpu_max_pct,
+            max_retakes: raw.max_retakes,
+            sizes: raw.sizes,
+            placements,
+            scenarios,
+            trace_steps: raw.trace_steps,
+            random_traces: raw.random_traces.max(1),
+            colocated_runs: raw.colocated_runs,
+            work_dir: raw
+                .work_dir
+                .unwrap_or_else(|| std::env::temp_dir().join("cloudformer-campaign")),
+            apps,
+        })
+    }
+
+    pub fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    /// The directory the plan file is in (absolute where it can be resolved).
+    pub fn dir(&self) -> PathBuf {
+        let dir = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        std::fs::canonicalize(&dir).unwrap_or(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+seed = 1
+run_seconds = 10
+colocated_runs = 4
+sizes = [2]
+
+[limits]
+cpu = 1.0
+mem_mb = 512
+
+[[app]]
+name = "sb"
+load = "sysbench cpu --time={duration} run"
+metric = "events_per_s"
+higher_is_better = true
+run_regex = 'events per second:\s*([0-9.]+)'
+second_regex = 'eps: ([0-9.]+)'
+levels = [{ name = "one", threads = 1 }]
+
+[[app]]
+name = "pg"
+server = "postgres -p {port}"
+load = "pgbench -p {port} -T {duration} -R {rate}"
+metric = "latency_ms"
+higher_is_better = false
+run_regex = 'latency average = ([0-9.]+)'
+levels = [{ name = "low", rate = 100 }]
+"#;
+
+    fn parse(text: &str) -> Result<Plan, PlanError> {
+        Plan::parse_with(text, Path::new("p.toml"), &|b| b != "missingbin")
+    }
+
+    fn line_of_err(e: PlanError) -> (usize, String) {
+        match e {
+            PlanError::At { line, msg, .. } => (line, msg),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn good_plan_parses() {
+        let p = parse(GOOD).unwrap();
+        assert_eq!(p.apps.len(), 2);
+        assert!(p.apps[1].takes_rate());
+        assert_eq!(p.apps[1].levels[0].rate, Some(100.0));
+        assert_eq!(p.apps[0].cpu_limit, 1.0);
+        assert_eq!(p.repeats, 3);
+    }
+
+    #[test]
+    fn unknown_application_names_the_line() {
+        let text = GOOD.replace("sizes = [2]", "sizes = [2]\napps = [\"sb\", \"nosuch\"]");
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 6, "{msg}");
+        assert!(msg.contains("nosuch"), "{msg}");
+    }
+
+    #[test]
+    fn missing_binary_names_the_line() {
+        let text = GOOD.replace("sysbench cpu", "missingbin cpu");
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 12, "{msg}");
+        assert!(msg.contains("missingbin") && msg.contains("sb"), "{msg}");
+    }
+
+    #[test]
+    fn bad_regex_names_the_line() {
+        let text = GOOD.replace(
+            r"latency average = ([0-9.]+)",
+            r"latency (average = [0-9.]+",
+        );
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 26, "{msg}");
+        assert!(msg.contains("run_regex") && msg.contains("pg"), "{msg}");
+    }
+
+    #[test]
+    fn regex_without_group_is_rejected() {
+        let text = GOOD.replace(r"'eps: ([0-9.]+)'", r"'eps: [0-9.]+'");
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 17, "{msg}");
+        assert!(msg.contains("capture group"), "{msg}");
+    }
+
+    #[test]
+    fn impossible_limits_name_the_line() {
+        let text = GOOD.replace("cpu = 1.0", "cpu = 64.0");
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 8, "{msg}");
+        assert!(msg.contains("64"), "{msg}");
+        let text = GOOD.replace("mem_mb = 512", "mem_mb = 99999999");
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 9, "{msg}");
+        assert!(msg.contains("memory"), "{msg}");
+    }
+
+    #[test]
+    fn too_few_repeats_and_bad_toml_name_the_line() {
+        let text = GOOD.replace("seed = 1", "seed = 1\nrepeats = 2");
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 3, "{msg}");
+        assert!(msg.contains("at least 3"), "{msg}");
+        let text = GOOD.replace("colocated_runs = 4", "colocated_runs = = 4");
+        let (line, _) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 4);
+    }
+
+    #[test]
+    fn rate_app_needs_rates_and_placeholders_are_checked() {
+        let text = GOOD.replace(r#"{ name = "low", rate = 100 }"#, r#"{ name = "low" }"#);
+        let (_, msg) = line_of_err(parse(&text).unwrap_err());
+        assert!(msg.contains("rate"), "{msg}");
+        let text = GOOD.replace("--time={duration}", "--time={durration}");
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 12);
+        assert!(msg.contains("{durration}"), "{msg}");
+    }
+
+    #[test]
+    fn first_program_skips_wrappers() {
+        assert_eq!(
+            first_program("FOO=1 timeout -s INT 5 redis-benchmark -q").as_deref(),
+            Some("redis-benchmark")
+        );
+        assert_eq!(
+            first_program("runuser -u postgres -- pgbench -T 3").as_deref(),
+            Some("pgbench")
+        );
+        assert_eq!(parse_cpulist("0-1,3").unwrap(), vec![0, 1, 3]);
+        assert!(parse_cpulist("2-1").is_err());
+    }
+}

@@ -1,0 +1,100 @@
+//! The plan file as TOML gives it, before validation, with its defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPlan {
+    pub seed: u64,
+    pub run_seconds: u32,
+    #[serde(default = "d_repeats")]
+    pub repeats: u32,
+    #[serde(default)]
+    pub warmup_seconds: u32,
+    #[serde(default = "d_foreign")]
+    pub foreign_cpu_max_pct: f64,
+    #[serde(default = "d_retakes")]
+    pub max_retakes: u32,
+    #[serde(default = "d_sizes")]
+    pub sizes: Vec<u32>,
+    #[serde(default = "d_placements")]
+    pub placements: Vec<String>,
+    #[serde(default = "d_scenarios")]
+    pub scenarios: Vec<String>,
+    #[serde(default = "d_steps")]
+    pub trace_steps: u32,
+    #[serde(default = "d_random_traces")]
+    pub random_traces: u32,
+    pub colocated_runs: u32,
+    #[serde(default)]
+    pub apps: Vec<String>,
+    #[serde(default)]
+    pub work_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(rename = "app", default)]
+    pub app_defs: Vec<RawApp>,
+}
+
+fn d_repeats() -> u32 {
+    3
+}
+fn d_foreign() -> f64 {
+    30.0
+}
+fn d_retakes() -> u32 {
+    2
+}
+fn d_sizes() -> Vec<u32> {
+    vec![2]
+}
+fn d_placements() -> Vec<String> {
+    vec!["same-core".into(), "cross-core".into()]
+}
+fn d_scenarios() -> Vec<String> {
+    vec!["static".into()]
+}
+fn d_steps() -> u32 {
+    5
+}
+fn d_random_traces() -> u32 {
+    3
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    /// vCPUs per tenant (CFS quota); 0 = none.
+    #[serde(default)]
+    pub cpu: f64,
+    /// MiB per tenant; 0 = none.
+    #[serde(default)]
+    pub mem_mb: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApp {
+    pub name: String,
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub ready: Option<String>,
+    #[serde(default)]
+    pub prepare: Option<String>,
+    pub load: String,
+    pub metric: String,
+    pub higher_is_better: bool,
+    pub run_regex: String,
+    #[serde(default)]
+    pub second_regex: Option<String>,
+    #[serde(default)]
+    pub requires: Vec<String>,
+    #[serde(default)]
+    pub levels: Vec<BTreeMap<String, toml::Value>>,
+    #[serde(default)]
+    pub limits: Option<RawLimits>,
+}
