@@ -342,3 +342,43 @@ fn bad_inputs_give_clear_errors() {
     );
     assert!(e.contains("unknown model"), "{e}");
 }
+
+#[test]
+fn eval_runs_in_parts_with_a_time_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_dataset(&data, &["redis", "nginx", "pgbench", "fio"], 5, 12, None);
+    let res = tmp.path().join("results");
+    let eval = |seed: &str| {
+        let mut c = bin();
+        c.args(["-q", "eval", "--protocol", "paper", "--splits", "2"])
+            .args(["--models", "mean,dt", "--early", "5", "--seed", seed])
+            .args(["--stop-after", "1ms", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&res);
+        c
+    };
+    // A 1-ms budget: each call computes one fold and stops; the fourth completes the four.
+    for call in 1..=3 {
+        let out = eval("7").output().unwrap();
+        let se = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{se}");
+        assert!(
+            se.contains(&format!("{call} of 4 folds")),
+            "call {call}: {se}"
+        );
+        assert!(!res.join("results.json").exists());
+    }
+    run_ok(&mut eval("7"));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(res.join("results.json")).unwrap()).unwrap();
+    for m in r["models"].as_array().unwrap() {
+        assert_eq!(m["fold_seconds"].as_array().unwrap().len(), 2, "{m}");
+    }
+    let md = std::fs::read_to_string(res.join("summary.md")).unwrap();
+    assert!(md.contains("## Seconds per fold"), "{md}");
+    // Another seed is another evaluation: refused, naming the difference.
+    let e = run_err(&mut eval("8"));
+    assert!(e.contains("plan.options.seed: 7 before, 8 now"), "{e}");
+}

@@ -39,14 +39,21 @@ pub struct EvalArgs {
     /// Keep the per-split CloudFormer weights under OUT/checkpoints (default: only curves).
     #[arg(long)]
     pub keep_checkpoints: bool,
-    /// Results directory (e.g. bench/results/paper).
+    /// Results directory (e.g. bench/results/paper). Each fold is written to OUT/folds/ when
+    /// it finishes; the same command run again takes those and computes only the rest.
     #[arg(long)]
     pub out: PathBuf,
+    /// Stop at the first fold boundary after this long since the command started (e.g. 20m,
+    /// 1h; at least one fold is computed): the folds done stay in OUT/folds/ and the same
+    /// command continues from them. Default: run to the end.
+    #[arg(long, value_name = "DURATION", value_parser = super::collect::parse_duration)]
+    pub stop_after: Option<std::time::Duration>,
     #[command(flatten)]
     pub cf: CfFlags,
 }
 
 pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
+    let deadline = args.stop_after.map(|d| std::time::Instant::now() + d);
     let protocol: train::split::Protocol = args.protocol.parse()?;
     let models = args
         .models
@@ -71,8 +78,32 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
     let cf_opts = args.cf.to_options("cf", args.seed, true);
     let mut trainer = train::cf::CfTrainer::new(cf_opts, args.keep_checkpoints);
     let scratch = args.out.join("checkpoints");
-    let res =
-        train::eval::evaluate_with_bar(&runs, &options, Some(&mut trainer), &scratch, ctx.quiet)?;
+    let plan = train::eval::plan(&runs, &options, Some(&trainer));
+    let folds = args.out.join("folds");
+    let store = train::folds::FoldStore::open(&folds, &plan)?;
+    let parts = train::eval::Parts {
+        store: &store,
+        deadline,
+    };
+    let outcome = train::eval::evaluate_with_bar(
+        &runs,
+        &options,
+        Some(&mut trainer),
+        &scratch,
+        &parts,
+        ctx.quiet,
+    )?;
+    let res = match outcome {
+        train::eval::Outcome::Complete(res) => res,
+        train::eval::Outcome::Stopped { done, total } => {
+            eprintln!(
+                "stopped after --stop-after: {done} of {total} folds are in {}; run the same \
+                 command again to continue",
+                folds.display()
+            );
+            return Ok(());
+        }
+    };
     res.write(&args.out)
         .with_context(|| format!("writing results into {}", args.out.display()))?;
     if !ctx.quiet {

@@ -530,6 +530,17 @@ impl SeqPredictor for CfPredictor {
 }
 
 impl SeqTrainer for CfTrainer {
+    /// The training options that change results (not `quiet`; variant and seed are per fold).
+    fn fingerprint(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.options).unwrap_or_default();
+        if let serde_json::Value::Object(m) = &mut v {
+            for k in ["quiet", "variant", "seed"] {
+                m.remove(k);
+            }
+        }
+        v
+    }
+
     fn fit(
         &mut self,
         variant: &str,

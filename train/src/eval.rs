@@ -4,16 +4,19 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::baselines::lstm::{self, LstmParams};
 use crate::baselines::Tabular;
 use crate::data::{validate_runs, Run};
 use crate::error::{io_err, Result, TrainError};
 use crate::features::{self, FeatureSet, Table};
+use crate::folds::{Fold, FoldStore};
 use crate::metrics::{self, compute, summarise, Metrics, Pred, Summary};
-use crate::split::{app_infos, make_splits, AppInfo, Protocol, Split};
+use crate::split::{app_infos, make_splits, AppInfo, Protocol, Split, SplitIdx};
 
 /// A model in the comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +57,11 @@ impl ModelSpec {
 pub trait SeqTrainer {
     /// Trains variant `variant` on `train`, early-stopping on `val`; `out` is a scratch directory
     /// for checkpoints and curves. Returns a predictor.
+    /// The settings that make its results differ (recorded with an evaluation's folds).
+    fn fingerprint(&self) -> Value {
+        Value::Null
+    }
+
     fn fit(
         &mut self,
         variant: &str,
@@ -104,7 +112,11 @@ pub struct ModelResult {
     pub early: BTreeMap<usize, Summary>,
     /// The hyper-parameters chosen per split.
     pub chosen: Vec<String>,
+    /// Seconds of all folds together.
     pub fit_seconds: f64,
+    /// Seconds of each split's fold (fit and predictions), in split order.
+    #[serde(default)]
+    pub fold_seconds: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,14 +132,15 @@ pub struct EvalResults {
     pub predictions: Vec<PredRow>,
 }
 
-/// [`evaluate`] with an indicatif progress bar on stderr (hidden when `quiet`).
+/// [`evaluate_in_parts`] with an indicatif progress bar on stderr (hidden when `quiet`).
 pub fn evaluate_with_bar(
     runs: &[Run],
     options: &EvalOptions,
     seq: Option<&mut dyn SeqTrainer>,
     scratch: &Path,
+    parts: &Parts<'_>,
     quiet: bool,
-) -> Result<EvalResults> {
+) -> Result<Outcome> {
     use indicatif::{ProgressBar, ProgressStyle};
     let bar = if quiet {
         ProgressBar::hidden()
@@ -143,7 +156,7 @@ pub fn evaluate_with_bar(
         bar.set_position(done as u64);
         bar.set_message(msg.to_string());
     };
-    let res = evaluate(runs, options, seq, scratch, &mut progress);
+    let res = evaluate_in_parts(runs, options, seq, scratch, parts, &mut progress);
     bar.finish_and_clear();
     res
 }
@@ -151,149 +164,317 @@ pub fn evaluate_with_bar(
 /// Progress callback: (done, total, message).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &str);
 
-/// Per model: metrics per split, metrics per early-prediction k, descriptions, fit seconds.
-type ModelAcc = (
-    Vec<Metrics>,
-    BTreeMap<usize, Vec<Metrics>>,
-    Vec<String>,
-    f64,
-);
+/// How [`evaluate_in_parts`] ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Complete(Box<EvalResults>),
+    /// The time budget ran out at a fold boundary: `done` of `total` folds are in the store and
+    /// the same call continues from them.
+    Stopped {
+        done: usize,
+        total: usize,
+    },
+}
+
+/// An evaluation in parts: folds are read from and written to `store`; once `deadline` has
+/// passed, the evaluation stops before the next fold it would compute (every call computes at
+/// least one, so it ends by the deadline plus one fold).
+pub struct Parts<'a> {
+    pub store: &'a FoldStore,
+    pub deadline: Option<Instant>,
+}
+
+/// What the folds of an evaluation depend on, for [`FoldStore::open`]: the options (not the
+/// command line), the sequence trainer's settings and the dataset's applications and runs.
+pub fn plan(runs: &[Run], options: &EvalOptions, seq: Option<&dyn SeqTrainer>) -> Value {
+    let mut o = serde_json::to_value(options).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut o {
+        m.remove("command");
+    }
+    let apps: BTreeMap<&str, usize> = runs.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r.app.as_str()).or_default() += 1;
+        m
+    });
+    serde_json::json!({
+        "options": o,
+        "trainer": seq.map_or(Value::Null, |s| s.fingerprint()),
+        "runs_per_app": apps,
+    })
+}
 
 /// Runs the comparison. `seq` trains the CloudFormer variants (required when `options.models`
 /// has any). `scratch` holds per-split checkpoints.
 pub fn evaluate(
     runs: &[Run],
     options: &EvalOptions,
-    mut seq: Option<&mut dyn SeqTrainer>,
+    seq: Option<&mut dyn SeqTrainer>,
     scratch: &Path,
     progress: Progress<'_>,
 ) -> Result<EvalResults> {
-    validate_runs(runs, 2)?;
-    let apps = app_infos(runs);
-    let splits = make_splits(options.protocol, &apps, options.n_splits, options.seed)?;
+    match run_folds(runs, options, seq, scratch, None, progress)? {
+        Outcome::Complete(r) => Ok(*r),
+        Outcome::Stopped { .. } => Err(TrainError::Invalid(
+            "the evaluation stopped without a time budget".into(),
+        )),
+    }
+}
+
+/// [`evaluate`] in parts: folds already in `parts.store` are taken as they are, each new fold
+/// is written there as soon as it finishes, and the call stops at a fold boundary once
+/// `parts.deadline` has passed.
+pub fn evaluate_in_parts(
+    runs: &[Run],
+    options: &EvalOptions,
+    seq: Option<&mut dyn SeqTrainer>,
+    scratch: &Path,
+    parts: &Parts<'_>,
+    progress: Progress<'_>,
+) -> Result<Outcome> {
+    run_folds(runs, options, seq, scratch, Some(parts), progress)
+}
+
+/// The prefixes evaluated: 0 (the whole run) and the early-prediction ks.
+fn prefix_ks(options: &EvalOptions) -> Vec<usize> {
     let mut ks: Vec<usize> = vec![0];
     ks.extend(options.early_ks.iter().copied().filter(|&k| k > 0));
     ks.sort_unstable();
     ks.dedup();
-    // Per-run aggregates depend on one run only: compute once per (set, k).
-    let mut tables: BTreeMap<(bool, usize), Table> = BTreeMap::new();
-    let needs = |set: FeatureSet| {
-        options
+    ks
+}
+
+/// Per-run aggregate tables of the tabular models, keyed by (rich, k): each depends on one run
+/// only, so they are computed once for every split.
+fn tabular_tables(
+    runs: &[Run],
+    options: &EvalOptions,
+    ks: &[usize],
+) -> BTreeMap<(bool, usize), Table> {
+    let mut tables = BTreeMap::new();
+    for set in [FeatureSet::Mean, FeatureSet::Rich] {
+        let needed = options
             .models
             .iter()
-            .any(|m| matches!(m, ModelSpec::Tabular(t) if t.feature_set() == set))
-    };
-    for set in [FeatureSet::Mean, FeatureSet::Rich] {
-        if needs(set) {
-            for &k in &ks {
+            .any(|m| matches!(m, ModelSpec::Tabular(t) if t.feature_set() == set));
+        if needed {
+            for &k in ks {
                 tables.insert((set == FeatureSet::Rich, k), features::table(runs, set, k));
             }
         }
     }
+    tables
+}
+
+fn run_folds(
+    runs: &[Run],
+    options: &EvalOptions,
+    mut seq: Option<&mut dyn SeqTrainer>,
+    scratch: &Path,
+    parts: Option<&Parts<'_>>,
+    progress: Progress<'_>,
+) -> Result<Outcome> {
+    validate_runs(runs, 2)?;
+    let splits = make_splits(
+        options.protocol,
+        &app_infos(runs),
+        options.n_splits,
+        options.seed,
+    )?;
+    let ks = prefix_ks(options);
+    let tables = tabular_tables(runs, options, &ks);
     let total = splits.len() * options.models.len();
-    let mut done = 0;
+    let mut folds = Vec::with_capacity(total);
+    let mut computed = 0;
+    for split in &splits {
+        let idx = split.indices(runs)?;
+        let keys: Vec<String> = idx.test.iter().map(|&i| runs[i].key()).collect();
+        for model in &options.models {
+            let name = model.name();
+            progress(folds.len(), total, &format!("{} {name}", split.name));
+            if let Some(p) = parts {
+                if let Some(f) = p.store.load(&split.name, &name, &keys)? {
+                    folds.push(f);
+                    continue;
+                }
+                let over = p.deadline.is_some_and(|d| Instant::now() >= d);
+                if over && computed > 0 {
+                    return Ok(Outcome::Stopped {
+                        done: folds.len(),
+                        total,
+                    });
+                }
+            }
+            let ctx = FoldCtx {
+                runs,
+                split,
+                idx: &idx,
+                ks: &ks,
+                tables: &tables,
+                options,
+                scratch,
+            };
+            let fold = ctx.run(model, keys.clone(), seq.as_deref_mut())?;
+            computed += 1;
+            if let Some(p) = parts {
+                p.store.save(&fold)?;
+            }
+            folds.push(fold);
+        }
+    }
+    progress(total, total, "done");
+    Ok(Outcome::Complete(Box::new(aggregate(
+        runs, options, splits, &folds,
+    )?)))
+}
+
+/// What one fold needs.
+struct FoldCtx<'a> {
+    runs: &'a [Run],
+    split: &'a Split,
+    idx: &'a SplitIdx,
+    ks: &'a [usize],
+    tables: &'a BTreeMap<(bool, usize), Table>,
+    options: &'a EvalOptions,
+    scratch: &'a Path,
+}
+
+impl FoldCtx<'_> {
+    fn subset(&self, ii: &[usize]) -> Vec<&Run> {
+        ii.iter().map(|&i| &self.runs[i]).collect()
+    }
+
+    /// Fits `model` on the split's training (and validation) runs and predicts its test runs
+    /// for every prefix k.
+    fn run<'s>(
+        &self,
+        model: &ModelSpec,
+        keys: Vec<String>,
+        seq: Option<&mut (dyn SeqTrainer + 's)>,
+    ) -> Result<Fold> {
+        let (split, idx) = (self.split, self.idx);
+        let t0 = Instant::now();
+        let mut p_hat = BTreeMap::new();
+        let chosen;
+        match model {
+            ModelSpec::Tabular(t) => {
+                let y = |ii: &[usize]| {
+                    ii.iter()
+                        .map(|&i| self.runs[i].p as f64)
+                        .collect::<Vec<_>>()
+                };
+                let rich = t.feature_set() == FeatureSet::Rich;
+                let full = &self.tables[&(rich, 0)];
+                let m = t.fit(
+                    &full.select(&idx.train),
+                    &y(&idx.train),
+                    &full.select(&idx.val),
+                    &y(&idx.val),
+                    split.seed,
+                )?;
+                chosen = m.describe();
+                for &k in self.ks {
+                    p_hat.insert(k, m.predict(&self.tables[&(rich, k)].select(&idx.test)));
+                }
+            }
+            ModelSpec::Lstm => {
+                let (tr, va, te) = (
+                    self.subset(&idx.train),
+                    self.subset(&idx.val),
+                    self.subset(&idx.test),
+                );
+                let m = lstm::fit(&tr, &va, self.options.lstm, split.seed)?;
+                chosen = m.describe();
+                for &k in self.ks {
+                    p_hat.insert(k, m.predict(&te, k)?);
+                }
+            }
+            ModelSpec::CloudFormer(variant) => {
+                let trainer = seq.ok_or_else(|| {
+                    TrainError::Invalid(format!("model {variant} needs the CloudFormer trainer"))
+                })?;
+                let (tr, va, te) = (
+                    self.subset(&idx.train),
+                    self.subset(&idx.val),
+                    self.subset(&idx.test),
+                );
+                let dir = self.scratch.join(&split.name).join(variant);
+                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+                let mut m = trainer.fit(variant, &tr, &va, split.seed, &dir)?;
+                chosen = m.describe();
+                for &k in self.ks {
+                    p_hat.insert(k, m.predict(&te, k)?);
+                }
+            }
+        }
+        Ok(Fold {
+            split: split.name.clone(),
+            model: model.name(),
+            seconds: t0.elapsed().as_secs_f64(),
+            chosen,
+            keys,
+            p_hat,
+        })
+    }
+}
+
+/// The test runs `test` with their predictions `p_hat` (clamped to [0, 1]; a non-finite P̂
+/// counts as 1).
+fn preds_of(runs: &[Run], test: &[usize], p_hat: &[f64]) -> Vec<Pred> {
+    test.iter()
+        .zip(p_hat)
+        .map(|(&i, &p_hat)| {
+            let r = &runs[i];
+            Pred {
+                key: r.key(),
+                app: r.app.clone(),
+                p: r.p as f64,
+                p_hat: if p_hat.is_finite() {
+                    p_hat.clamp(0.0, 1.0)
+                } else {
+                    1.0
+                },
+                label_noise: r.label_noise as f64,
+            }
+        })
+        .collect()
+}
+
+/// Per model: metrics per split, metrics per early-prediction k, descriptions, fold seconds.
+type ModelAcc = (
+    Vec<Metrics>,
+    BTreeMap<usize, Vec<Metrics>>,
+    Vec<String>,
+    Vec<f64>,
+);
+
+/// The results of `folds` (in split-major order, as [`run_folds`] makes them).
+fn aggregate(
+    runs: &[Run],
+    options: &EvalOptions,
+    splits: Vec<Split>,
+    folds: &[Fold],
+) -> Result<EvalResults> {
     let mut per_model: BTreeMap<String, ModelAcc> = BTreeMap::new();
     let mut predictions = Vec::new();
     let mut all_test_preds: Vec<Pred> = Vec::new();
     for split in &splits {
         let idx = split.indices(runs)?;
-        let y = |ii: &[usize]| ii.iter().map(|&i| runs[i].p as f64).collect::<Vec<_>>();
-        let (ytr, yva) = (y(&idx.train), y(&idx.val));
-        for r in idx.test.iter().map(|&i| &runs[i]) {
-            all_test_preds.push(Pred {
-                key: r.key(),
-                app: r.app.clone(),
-                p: r.p as f64,
-                p_hat: r.p as f64,
-                label_noise: r.label_noise as f64,
-            });
-        }
-        for model in &options.models {
-            let name = model.name();
-            progress(done, total, &format!("{} {name}", split.name));
-            let t0 = std::time::Instant::now();
-            let mut preds_by_k: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-            let chosen;
-            match model {
-                ModelSpec::Tabular(t) => {
-                    let rich = t.feature_set() == FeatureSet::Rich;
-                    let full = &tables[&(rich, 0)];
-                    let m = t.fit(
-                        &full.select(&idx.train),
-                        &ytr,
-                        &full.select(&idx.val),
-                        &yva,
-                        split.seed,
-                    )?;
-                    chosen = m.describe();
-                    for &k in &ks {
-                        preds_by_k.insert(k, m.predict(&tables[&(rich, k)].select(&idx.test)));
-                    }
-                }
-                ModelSpec::Lstm => {
-                    let tr: Vec<&Run> = idx.train.iter().map(|&i| &runs[i]).collect();
-                    let va: Vec<&Run> = idx.val.iter().map(|&i| &runs[i]).collect();
-                    let te: Vec<&Run> = idx.test.iter().map(|&i| &runs[i]).collect();
-                    let m = lstm::fit(&tr, &va, options.lstm, split.seed)?;
-                    chosen = m.describe();
-                    for &k in &ks {
-                        preds_by_k.insert(k, m.predict(&te, k)?);
-                    }
-                }
-                ModelSpec::CloudFormer(variant) => {
-                    let trainer = seq.as_deref_mut().ok_or_else(|| {
-                        TrainError::Invalid(format!(
-                            "model {variant} needs the CloudFormer trainer"
-                        ))
-                    })?;
-                    let tr: Vec<&Run> = idx.train.iter().map(|&i| &runs[i]).collect();
-                    let va: Vec<&Run> = idx.val.iter().map(|&i| &runs[i]).collect();
-                    let te: Vec<&Run> = idx.test.iter().map(|&i| &runs[i]).collect();
-                    let dir = scratch.join(&split.name).join(variant);
-                    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-                    let mut m = trainer.fit(variant, &tr, &va, split.seed, &dir)?;
-                    chosen = m.describe();
-                    for &k in &ks {
-                        preds_by_k.insert(k, m.predict(&te, k)?);
-                    }
-                }
-            }
-            let secs = t0.elapsed().as_secs_f64();
-            let entry = per_model.entry(name.clone()).or_default();
-            entry.2.push(chosen);
-            entry.3 += secs;
-            for (k, ph) in preds_by_k {
-                let preds: Vec<Pred> = idx
-                    .test
-                    .iter()
-                    .zip(&ph)
-                    .map(|(&i, &p_hat)| {
-                        let r = &runs[i];
-                        let p_hat = if p_hat.is_finite() {
-                            p_hat.clamp(0.0, 1.0)
-                        } else {
-                            1.0
-                        };
-                        Pred {
-                            key: r.key(),
-                            app: r.app.clone(),
-                            p: r.p as f64,
-                            p_hat,
-                            label_noise: r.label_noise as f64,
-                        }
-                    })
-                    .collect();
-                for p in &preds {
-                    predictions.push(PredRow {
-                        split: split.name.clone(),
-                        model: name.clone(),
-                        k,
-                        key: p.key.clone(),
-                        app: p.app.clone(),
-                        p: p.p,
-                        p_hat: p.p_hat,
-                    });
-                }
+        let truth: Vec<f64> = idx.test.iter().map(|&i| runs[i].p as f64).collect();
+        all_test_preds.extend(preds_of(runs, &idx.test, &truth));
+        for fold in folds.iter().filter(|f| f.split == split.name) {
+            let entry = per_model.entry(fold.model.clone()).or_default();
+            entry.2.push(fold.chosen.clone());
+            entry.3.push(fold.seconds);
+            for (&k, ph) in &fold.p_hat {
+                let preds = preds_of(runs, &idx.test, ph);
+                predictions.extend(preds.iter().map(|p| PredRow {
+                    split: split.name.clone(),
+                    model: fold.model.clone(),
+                    k,
+                    key: p.key.clone(),
+                    app: p.app.clone(),
+                    p: p.p,
+                    p_hat: p.p_hat,
+                }));
                 let m = compute(&preds);
                 if k == 0 {
                     entry.0.push(m);
@@ -301,10 +482,8 @@ pub fn evaluate(
                     entry.1.entry(k).or_default().push(m);
                 }
             }
-            done += 1;
         }
     }
-    progress(done, total, "done");
     let models = options
         .models
         .iter()
@@ -312,19 +491,20 @@ pub fn evaluate(
             let name = m.name();
             per_model
                 .remove(&name)
-                .map(|(per_split, early, chosen, secs)| ModelResult {
+                .map(|(per_split, early, chosen, fold_seconds)| ModelResult {
                     summary: summarise(&per_split),
                     early: early.into_iter().map(|(k, v)| (k, summarise(&v))).collect(),
                     name,
                     per_split,
                     chosen,
-                    fit_seconds: secs,
+                    fit_seconds: fold_seconds.iter().sum(),
+                    fold_seconds,
                 })
         })
         .collect();
     Ok(EvalResults {
         options: options.clone(),
-        apps,
+        apps: app_infos(runs),
         n_runs: runs.len(),
         splits,
         models,
@@ -399,6 +579,28 @@ impl EvalResults {
         s
     }
 
+    /// How long each model's fold took on each split (fit and predictions).
+    fn fold_times_markdown(&self) -> String {
+        let mut s = String::from("\n## Seconds per fold (fit and predictions)\n\n| model |");
+        for sp in &self.splits {
+            s.push_str(&format!(" {} |", sp.name));
+        }
+        s.push_str("\n|---|");
+        s.push_str(&"---|".repeat(self.splits.len()));
+        s.push('\n');
+        for m in &self.models {
+            s.push_str(&format!("| {} |", m.name));
+            for i in 0..self.splits.len() {
+                match m.fold_seconds.get(i) {
+                    Some(t) => s.push_str(&format!(" {t:.1} |")),
+                    None => s.push_str(" n/a |"),
+                }
+            }
+            s.push('\n');
+        }
+        s
+    }
+
     /// The comparison as a Markdown document.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
@@ -413,6 +615,7 @@ impl EvalResults {
         ));
         s.push_str(&format!("Command: `{}`\n\n", o.command));
         s.push_str(&self.headline_markdown());
+        s.push_str(&self.fold_times_markdown());
         // early prediction
         let ks: Vec<usize> = self
             .models

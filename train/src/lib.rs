@@ -6,7 +6,8 @@
 //! * [`features`]: per-run aggregate statistics (NaN-aware) for the tabular baselines.
 //! * [`baselines`]: predict-the-mean, ridge, Gamma GLM, decision tree, random forest, GBDT
 //!   (`forust-ml`), LSTM (candle).
-//! * [`eval`]: runs every model on the same splits and writes the comparison.
+//! * [`eval`]: runs every model on the same splits and writes the comparison; [`folds`]: its
+//!   per-fold results on disk, so a long evaluation runs in parts.
 //! * [`report`]: plots (plotters) and a Markdown/HTML summary.
 
 pub mod baselines;
@@ -15,6 +16,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod folds;
 pub mod linalg;
 pub mod metrics;
 pub mod report;

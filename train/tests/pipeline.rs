@@ -297,3 +297,76 @@ fn normaliser_is_fitted_on_training_apps_only() {
         }
     }
 }
+
+#[test]
+fn an_evaluation_in_parts_equals_one_run_through() {
+    use train::eval::{evaluate_in_parts, plan, Outcome, Parts};
+    use train::folds::FoldStore;
+    let runs = synthetic_runs(12, 6, 5);
+    let options = EvalOptions {
+        protocol: Protocol::Paper,
+        n_splits: 2,
+        seed: 3,
+        models: vec![
+            ModelSpec::Tabular(Tabular::Mean),
+            ModelSpec::Tabular(Tabular::Tree),
+            ModelSpec::Tabular(Tabular::Forest),
+        ],
+        early_ks: vec![10],
+        lstm: Default::default(),
+        command: "test".into(),
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let whole = evaluate(&runs, &options, None, scratch.path(), &mut |_, _, _| {}).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let folds = out.path().join("folds");
+    let store = FoldStore::open(&folds, &plan(&runs, &options, None)).unwrap();
+    // A deadline already past: every call computes one fold, then stops at the next boundary.
+    let parts = Parts {
+        store: &store,
+        deadline: Some(std::time::Instant::now()),
+    };
+    let mut calls = 0;
+    let parted = loop {
+        calls += 1;
+        assert!(calls <= 6, "more calls than folds");
+        match evaluate_in_parts(
+            &runs,
+            &options,
+            None,
+            scratch.path(),
+            &parts,
+            &mut |_, _, _| {},
+        )
+        .unwrap()
+        {
+            Outcome::Complete(r) => break r,
+            Outcome::Stopped { done, total } => assert_eq!((done, total), (calls, 6)),
+        }
+    };
+    assert_eq!(calls, 6, "2 splits × 3 models, one fold per call");
+    let json = |v: &dyn Fn(&train::eval::ModelResult) -> String, r: &EvalResults| {
+        r.models.iter().map(v).collect::<Vec<_>>()
+    };
+    let metrics = |m: &train::eval::ModelResult| {
+        serde_json::to_string(&(&m.name, &m.per_split, &m.early, &m.chosen)).unwrap()
+    };
+    assert_eq!(json(&metrics, &parted), json(&metrics, &whole));
+    assert_eq!(parted.predictions.len(), whole.predictions.len());
+    for (a, b) in parted.predictions.iter().zip(&whole.predictions) {
+        assert_eq!((&a.key, a.k, a.p_hat), (&b.key, b.k, b.p_hat));
+    }
+    assert!(parted.models.iter().all(|m| m.fold_seconds.len() == 2));
+    assert!(parted.markdown().contains("## Seconds per fold"));
+
+    // Folds of another evaluation are not mixed in.
+    let other = EvalOptions {
+        seed: 4,
+        ..options.clone()
+    };
+    let e = FoldStore::open(&folds, &plan(&runs, &other, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("plan.options.seed: 3 before, 4 now"), "{e}");
+}
