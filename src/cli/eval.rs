@@ -20,7 +20,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 6)]
     pub splits: usize,
     /// Seed of the splits (published in the results) and of every model.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = train::cf::TrainOptions::default().seed)]
     pub seed: u64,
     /// Comma-separated models: mean, lr, glm, dt, rf, rf-rich, gbdt, lstm, cf, cf-permetric,
     /// cf-temporal, cf-system.
@@ -34,7 +34,7 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', default_value = "10,30,60")]
     pub early: Vec<usize>,
     /// LSTM baseline epochs.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = train::baselines::lstm::LstmParams::default().epochs)]
     pub lstm_epochs: usize,
     /// Keep the per-split CloudFormer weights under OUT/checkpoints (default: only curves).
     #[arg(long)]

@@ -6,48 +6,53 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+/// The library's training defaults: the one source of every flag's default below.
+fn defaults() -> train::cf::TrainOptions {
+    train::cf::TrainOptions::default()
+}
+
 /// CloudFormer training flags, shared by `train` and `eval` (the paper's recipe by default).
 #[derive(clap::Args, Clone, Debug)]
 pub struct CfFlags {
     /// Peak learning rate (Adam; the paper's 1e-5).
-    #[arg(long, default_value_t = 1e-5)]
+    #[arg(long, default_value_t = defaults().lr)]
     pub lr: f64,
     /// Linear warm-up, as a share of all optimiser steps, before cosine decay.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = defaults().warmup)]
     pub warmup: f64,
     /// Maximum epochs.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = defaults().epochs)]
     pub epochs: usize,
     /// Runs per batch (batches are bucketed by length).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = defaults().batch_size)]
     pub batch_size: usize,
     /// Early stopping: epochs without a better validation MAE.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = defaults().patience)]
     pub patience: usize,
     /// Decoupled weight decay (0 = plain Adam, as in the paper).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = defaults().weight_decay)]
     pub weight_decay: f64,
     /// Loss: logcosh (paper) | mse | mae.
-    #[arg(long, default_value = "logcosh")]
+    #[arg(long, default_value_t = defaults().loss)]
     pub loss: String,
     /// Multiply P and P̂ by this before the loss (100 makes log-cosh robust, not just MSE/2).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = defaults().target_scale)]
     pub target_scale: f64,
     /// Cap on the time axis seen by the temporal branch (longer runs are pooled; 0 = no cap).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults().max_len)]
     pub max_len: usize,
     /// Clip the global gradient norm (0 = off).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = defaults().clip)]
     pub clip: f64,
     /// Override the model's encoder blocks per branch (0 = the model's default, the paper's 4).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults().blocks)]
     pub blocks: usize,
     /// Sliding-window training: learn from every W-second window of each run, labelled with the
     /// mean per-second P over the window (run P where the application reports none); 0 = whole runs.
-    #[arg(long, default_value_t = 0, value_name = "W")]
+    #[arg(long, default_value_t = defaults().window_s, value_name = "W")]
     pub window_s: usize,
     /// Seconds between sliding-window starts (0 = W / 2).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = defaults().window_stride)]
     pub window_stride: usize,
 }
 
@@ -84,13 +89,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// cf (faithful) | cf-permetric | cf-temporal | cf-system.
-    #[arg(long, default_value = "cf")]
+    #[arg(long, default_value_t = defaults().variant)]
     pub variant: String,
     /// Validation applications for early stopping (default: one chosen by the seed; with fewer
     /// than 3 applications, 15 % of the runs).
     #[arg(long, value_delimiter = ',')]
     pub val_apps: Vec<String>,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = defaults().seed)]
     pub seed: u64,
     /// Continue from the last epoch checkpoint in --out.
     #[arg(long)]
@@ -110,4 +115,23 @@ pub fn run(args: TrainArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        train: super::TrainArgs,
+    }
+
+    #[test]
+    fn the_cli_defaults_are_the_librarys() {
+        let cli = Cli::parse_from(["t", "--data", "d", "--out", "o"]);
+        let a = cli.train;
+        let opts = a.cf.to_options(&a.variant, a.seed, true);
+        assert_eq!(opts, train::cf::TrainOptions::default());
+    }
 }
