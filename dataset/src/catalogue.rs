@@ -87,6 +87,16 @@ pub struct Metric {
     pub transform: Transform,
 }
 
+impl Metric {
+    /// Units whose values span orders of magnitude (bytes, counts, rates).
+    pub const LOG_SCALED_UNITS: [&'static str; 5] = ["bytes", "bytes/s", "count", "1/s", "pages/s"];
+
+    /// Whether the metric's unit is one of [`Self::LOG_SCALED_UNITS`].
+    pub fn is_log_scaled(&self) -> bool {
+        Self::LOG_SCALED_UNITS.contains(&self.unit.as_str())
+    }
+}
+
 /// A catalogue entry as written in the TOML, before its transform is checked.
 #[derive(Deserialize)]
 struct RawMetric {
@@ -341,6 +351,12 @@ impl Catalogue {
 
     /// Whether feature `i` is derived from a counter (heavy-tailed rate: log1p before z-score).
     /// Out-of-range indices are `false`.
+    /// Whether feature `i` is best seen on a log scale: its metric's unit is bytes, a count or a
+    /// rate (`bytes`, `bytes/s`, `count`, `1/s`, `pages/s`), not a share or a time.
+    pub fn is_log_scaled_feature(&self, i: usize) -> bool {
+        self.feature_metric(i).is_some_and(Metric::is_log_scaled)
+    }
+
     pub fn is_counter_feature(&self, i: usize) -> bool {
         self.feature_metric(i)
             .is_some_and(|m| m.kind == Kind::Counter)

@@ -23,6 +23,11 @@ pub struct Checkpoint {
     pub normalizer: Normalizer,
     pub catalogue_hash: String,
     pub feature_names: Vec<String>,
+    /// Features the network does not see (normaliser encoding 2: null or constant in every
+    /// training row), by name; written for readers of `config.json`, derived from the
+    /// normaliser.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_features: Vec<String>,
     /// Seed used to build the network (weights are then overwritten by the file).
     #[serde(default)]
     pub seed: u64,
@@ -51,6 +56,16 @@ impl Checkpoint {
         catalogue_hash: &str,
         feature_names: Vec<String>,
     ) -> Self {
+        let dropped_features = if normalizer.keep.len() == feature_names.len() {
+            feature_names
+                .iter()
+                .zip(&normalizer.keep)
+                .filter(|(_, &k)| !k)
+                .map(|(n, _)| n.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Checkpoint {
             format_version: FORMAT_VERSION,
             model_id: String::new(),
@@ -58,6 +73,7 @@ impl Checkpoint {
             normalizer,
             catalogue_hash: catalogue_hash.to_string(),
             feature_names,
+            dropped_features,
             seed: 0,
             training: serde_json::Value::Null,
         }
@@ -120,12 +136,13 @@ impl Checkpoint {
     fn validate(&self) -> Result<(), ModelError> {
         self.config.validate()?;
         self.normalizer.validate()?;
-        let n = self.config.n_features;
-        if self.feature_names.len() != n || self.normalizer.n_features() != n {
+        let (n, raw) = (self.config.n_features, self.feature_names.len());
+        if self.normalizer.n_features() != raw || self.normalizer.n_inputs() != n {
             return Err(ModelError::Config(format!(
-                "config has {n} features but {} feature names and a normaliser of {}",
-                self.feature_names.len(),
-                self.normalizer.n_features()
+                "{raw} feature names, a normaliser of {} features giving {} network inputs, \
+                 and a network of {n} inputs",
+                self.normalizer.n_features(),
+                self.normalizer.n_inputs()
             )));
         }
         Ok(())

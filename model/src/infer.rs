@@ -277,7 +277,8 @@ impl FastBranches {
         normalizer: Option<&Normalizer>,
         out: &mut Vec<f32>,
     ) -> R<()> {
-        let f = self.n_features;
+        // Raw windows have the normaliser's width; normalised ones the network's.
+        let f = normalizer.map_or(self.n_features, Normalizer::n_features);
         for (i, (data, t)) in windows.iter().enumerate() {
             if *t == 0 || data.len() != t * f {
                 return Err(ModelError::Shape(format!(

@@ -15,6 +15,7 @@ mod infer;
 pub mod kernels;
 mod layers;
 mod loss;
+pub mod masked;
 mod net;
 mod normalizer;
 mod optim;

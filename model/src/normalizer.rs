@@ -1,16 +1,34 @@
-//! Per-feature normalisation fitted on training data: counters go through a signed log1p, then
-//! every feature is z-scored; nulls (NaN) become 0 (the training mean) after scaling, so the
-//! network never sees NaN. Constant columns get std 1; all-null columns mean 0, std 1.
+//! Per-feature normalisation fitted on training data, in one of two encodings:
+//! - 1 (plain, checkpoints before 2026-12-05): counters go through a signed log1p, then every
+//!   feature is z-scored; nulls (NaN) become 0 (the training mean) after scaling, with no flag.
+//!   Constant columns get std 1; all-null columns mean 0, std 1.
+//! - 2 (masked, [`crate::masked`]): only features that varied in training, robust-scaled, each
+//!   with a missing flag per second.
+//!
+//! The network never sees NaN. A checkpoint of an encoding this build does not know is refused.
 
 use serde::{Deserialize, Serialize};
 
+use crate::masked::{ENCODING_MASKED, ENCODING_PLAIN};
 use crate::ModelError;
+
+fn plain() -> u32 {
+    ENCODING_PLAIN
+}
 
 /// z-scores are clamped to ±`Z_CLAMP` so a wild value cannot dominate a forward pass.
 const Z_CLAMP: f32 = 20.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Normalizer {
+    /// [`ENCODING_PLAIN`] or [`ENCODING_MASKED`]; absent in checkpoints written before the
+    /// masked encoding (read as plain).
+    #[serde(default = "plain")]
+    pub encoding: u32,
+    /// Encoding 2: the raw features fed to the network (null or constant in every training row:
+    /// dropped). Empty for encoding 1.
+    #[serde(default)]
+    pub keep: Vec<bool>,
     pub log1p: Vec<bool>,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
@@ -29,6 +47,8 @@ impl Normalizer {
     /// Identity scaling for `n` features (nulls still become 0).
     pub fn identity(n: usize) -> Self {
         Normalizer {
+            encoding: ENCODING_PLAIN,
+            keep: Vec::new(),
             log1p: vec![false; n],
             mean: vec![0.0; n],
             std: vec![1.0; n],
@@ -84,13 +104,35 @@ impl Normalizer {
         Ok(out)
     }
 
+    /// Raw features (the catalogue's width).
     pub fn n_features(&self) -> usize {
         self.mean.len()
     }
 
-    /// Checks that every vector has the same length.
+    /// Network inputs per second: the raw width (encoding 1), or 2 × the kept features.
+    pub fn n_inputs(&self) -> usize {
+        match self.encoding {
+            ENCODING_MASKED => 2 * self.keep.iter().filter(|&&k| k).count(),
+            _ => self.n_features(),
+        }
+    }
+
+    /// Checks the encoding and that every vector has the same length.
     pub fn validate(&self) -> Result<(), ModelError> {
+        if ![ENCODING_PLAIN, ENCODING_MASKED].contains(&self.encoding) {
+            return Err(ModelError::Config(format!(
+                "normaliser encoding {} is not known to this build (it reads encodings \
+                 {ENCODING_PLAIN} and {ENCODING_MASKED}); use a newer cloudformer or retrain",
+                self.encoding
+            )));
+        }
         let n = self.mean.len();
+        if self.encoding == ENCODING_MASKED && self.keep.len() != n {
+            return Err(ModelError::Config(format!(
+                "normaliser encoding 2 keeps {} flags for {n} features",
+                self.keep.len()
+            )));
+        }
         if [
             self.log1p.len(),
             self.std.len(),
@@ -112,7 +154,7 @@ impl Normalizer {
         Ok(())
     }
 
-    /// Normalises one value of feature `j`.
+    /// Normalises one value of feature `j` (encoding 1).
     #[inline]
     pub fn value(&self, j: usize, v: f32) -> f32 {
         if !v.is_finite() {
@@ -122,15 +164,20 @@ impl Normalizer {
         ((u - self.mean[j]) / self.std[j]).clamp(-Z_CLAMP, Z_CLAMP)
     }
 
-    /// Normalises row-major T×F `src` into `dst` (resized, reused).
+    /// Encodes raw row-major T×F `src` into `dst` (resized, reused) as T × [`Self::n_inputs`].
     pub fn apply_into(&self, src: &[f32], dst: &mut Vec<f32>) {
+        if self.encoding == ENCODING_MASKED {
+            return self.apply_masked(src, dst);
+        }
         let n = self.n_features();
         dst.clear();
         dst.extend(src.iter().enumerate().map(|(i, &v)| self.value(i % n, v)));
     }
 
-    /// Normalises row-major T×F data in place.
+    /// Normalises row-major T×F data in place (encoding 1 only: encoding 2 changes the width;
+    /// use [`Self::apply_into`]).
     pub fn apply(&self, data: &mut [f32]) {
+        debug_assert_eq!(self.encoding, ENCODING_PLAIN);
         let n = self.n_features();
         for (i, v) in data.iter_mut().enumerate() {
             *v = self.value(i % n, *v);
@@ -159,7 +206,8 @@ impl RawRanges {
         let bounds = (0..nz.n_features())
             .map(|j| {
                 let (lo, hi) = (nz.min[j], nz.max[j]);
-                if !lo.is_finite() || !hi.is_finite() {
+                let dropped = nz.encoding == ENCODING_MASKED && !nz.keep[j];
+                if dropped || !lo.is_finite() || !hi.is_finite() {
                     return (f32::NAN, f32::NAN);
                 }
                 let margin = (0.25 * (hi - lo))

@@ -111,8 +111,15 @@ impl Predictor {
         &self.ckpt
     }
 
+    /// Raw features per second of a window (the catalogue's width).
     pub fn n_features(&self) -> usize {
-        self.ckpt.config.n_features
+        self.ckpt.feature_names.len()
+    }
+
+    /// Share of the features the model uses that a raw window observed (1 for a checkpoint of
+    /// the plain encoding, which uses every feature and has no notion of missing).
+    pub fn coverage(&self, window: &Window<'_>) -> f32 {
+        self.ckpt.normalizer.coverage(window.data)
     }
 
     /// Monte-Carlo dropout passes of the head for the uncertainty (0 disables it; default 16).
@@ -168,7 +175,7 @@ impl Predictor {
 
     /// The branches through the candle graph (normalise, pad, forward in eval mode).
     fn candle_features(&mut self, windows: &[Window<'_>]) -> Result<Tensor, ModelError> {
-        let f = self.n_features();
+        let f = self.ckpt.config.n_features;
         if self.norm_buf.len() < windows.len() {
             self.norm_buf.resize_with(windows.len(), Vec::new);
         }

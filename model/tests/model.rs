@@ -535,3 +535,70 @@ fn adam_state_round_trip_resumes_exactly() {
     std::fs::write(&opath, b"not safetensors").unwrap();
     assert!(o.load_state(&opath).is_err());
 }
+
+#[test]
+fn a_checkpoint_of_the_plain_encoding_reads_as_before_and_an_unknown_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ck, m) = common::checkpoint_for(4, 7);
+    ck.save(dir.path(), &m).unwrap();
+    let path = dir.path().join(model::CONFIG_FILE);
+    // As written before the masked encoding: no `encoding`, no `keep`.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let nz = v["normalizer"].as_object_mut().unwrap();
+    nz.remove("encoding");
+    nz.remove("keep");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let back = Checkpoint::read(dir.path()).unwrap();
+    assert_eq!(back.normalizer.encoding, model::masked::ENCODING_PLAIN);
+    assert_eq!(back.normalizer, ck.normalizer);
+    let window: Vec<f32> = (0..12).map(|i| i as f32 * 0.3).collect();
+    let mut before = Predictor::from_parts(ck.clone(), m);
+    let mut after = Predictor::load(dir.path()).unwrap();
+    let w = [Window {
+        data: &window,
+        t: 3,
+    }];
+    assert_eq!(
+        before.predict(&w).unwrap()[0].p,
+        after.predict(&w).unwrap()[0].p
+    );
+
+    v["normalizer"]["encoding"] = 3.into();
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let e = Checkpoint::read(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("normaliser encoding 3 is not known"), "{e}");
+}
+
+#[test]
+fn a_masked_checkpoint_feeds_kept_values_and_flags_and_lists_what_it_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    // Feature 1 is constant and feature 2 null in training: 1 kept → 2 network inputs.
+    let rows: Vec<Vec<f32>> = (0..20).map(|i| vec![i as f32, 5.0, f32::NAN]).collect();
+    let norm = Normalizer::fit_masked(vec![true, false, false], rows.iter().map(|r| r.as_slice()))
+        .unwrap();
+    assert_eq!(norm.n_inputs(), 2);
+    let cfg = common::small(2);
+    let m = CloudFormer::new(&cfg, 3, &Device::Cpu).unwrap();
+    let names = vec!["a".to_string(), "b".into(), "c".into()];
+    let mut ck = Checkpoint::new(cfg, norm, "h", names);
+    assert_eq!(ck.dropped_features, ["b", "c"]);
+    ck.save(dir.path(), &m).unwrap();
+    let mut p = Predictor::load(dir.path()).unwrap();
+    assert_eq!(p.n_features(), 3, "windows are raw: the catalogue's width");
+    let full = [1.0f32, 5.0, f32::NAN, 2.0, 5.0, f32::NAN];
+    let sparse = [1.0f32, 5.0, f32::NAN, f32::NAN, 5.0, f32::NAN];
+    let w = Window { data: &full, t: 2 };
+    assert_eq!(p.coverage(&w), 1.0);
+    assert_eq!(
+        p.coverage(&Window {
+            data: &sparse,
+            t: 2
+        }),
+        0.5
+    );
+    let fast = p.predict(&[w]).unwrap()[0].p;
+    p.use_candle_graph();
+    let graph = p.predict(&[Window { data: &full, t: 2 }]).unwrap()[0].p;
+    assert!((fast - graph).abs() < 1e-5, "{fast} vs {graph}");
+}

@@ -54,6 +54,11 @@ pub struct CfFlags {
     /// Seconds between sliding-window starts (0 = W / 2).
     #[arg(long, default_value_t = defaults().window_stride)]
     pub window_stride: usize,
+    /// The network's input: masked (kept features, log1p by unit, robust scaling, a missing
+    /// flag per feature and second) | plain (the models before 2026-12-05: every feature
+    /// z-scored, nulls as the training mean; for comparisons).
+    #[arg(long, default_value_t = defaults().encoding)]
+    pub encoding: train::cf::InputEncoding,
 }
 
 impl CfFlags {
@@ -76,6 +81,7 @@ impl CfFlags {
             val_apps: Vec::new(),
             window_s: self.window_s,
             window_stride: self.window_stride,
+            encoding: self.encoding,
         }
     }
 }

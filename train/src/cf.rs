@@ -51,6 +51,48 @@ pub struct TrainOptions {
     /// Seconds between window starts (0 = `window_s / 2`).
     #[serde(default)]
     pub window_stride: usize,
+    /// How raw windows become the network's input (absent in options written before the
+    /// masked encoding, which trained with the plain one).
+    #[serde(default = "InputEncoding::plain")]
+    pub encoding: InputEncoding,
+}
+
+/// The network's input encoding (see `model::masked`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputEncoding {
+    /// Kept features, log1p by unit, robust scaling, missing flags (normaliser encoding 2).
+    #[default]
+    Masked,
+    /// Every feature z-scored, log1p on counters, nulls as the training mean, no flags
+    /// (normaliser encoding 1: the models before 2026-12-05; kept for comparisons).
+    Plain,
+}
+
+impl InputEncoding {
+    fn plain() -> Self {
+        InputEncoding::Plain
+    }
+}
+
+impl std::fmt::Display for InputEncoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InputEncoding::Masked => "masked",
+            InputEncoding::Plain => "plain",
+        })
+    }
+}
+
+impl std::str::FromStr for InputEncoding {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "masked" => Ok(InputEncoding::Masked),
+            "plain" => Ok(InputEncoding::Plain),
+            o => Err(format!("unknown input encoding `{o}` (masked | plain)")),
+        }
+    }
 }
 
 impl Default for TrainOptions {
@@ -73,6 +115,7 @@ impl Default for TrainOptions {
             val_apps: Vec::new(),
             window_s: 0,
             window_stride: 0,
+            encoding: InputEncoding::Masked,
         }
     }
 }
@@ -128,35 +171,48 @@ pub fn variant_config(variant: &str, n_features: usize, opts: &TrainOptions) -> 
     Ok(c)
 }
 
-/// log1p flags of the features: the catalogue's counters when the data has the catalogue's
-/// width, otherwise none.
+/// log1p flags of the features: bytes, counts and rates by the catalogue's units when the data
+/// has the catalogue's width, otherwise none.
 pub fn log1p_flags(f: usize) -> Vec<bool> {
     let cat = Catalogue::builtin();
     if cat.n_features() == f {
-        (0..f).map(|j| cat.is_counter_feature(j)).collect()
+        (0..f).map(|j| cat.is_log_scaled_feature(j)).collect()
     } else {
         vec![false; f]
     }
 }
 
-/// Fits the normaliser on every second of `train` (and nothing else).
-pub fn fit_normalizer(train: &[&Run]) -> Result<Normalizer> {
+/// Fits the input encoding `encoding` on every second of `train` (and nothing else): for the
+/// masked one ([`model::masked`]) which features the network sees, their transforms and robust
+/// scales.
+pub fn fit_normalizer(train: &[&Run], encoding: InputEncoding) -> Result<Normalizer> {
     let f = train
         .first()
         .map(|r| r.f)
         .ok_or_else(|| TrainError::EmptyDataset(" (no training runs)".into()))?;
-    let mut n = Normalizer::fit(
-        log1p_flags(f),
-        train.iter().flat_map(|r| r.x.chunks_exact(r.f)),
-    )
-    .map_err(merr)?;
-    // All-null columns get NaN min/max, which JSON (config.json) cannot hold: the model crate
-    // then cannot read its own checkpoint back. No training value means no known range.
-    for (lo, hi) in n.min.iter_mut().zip(n.max.iter_mut()) {
-        if !lo.is_finite() || !hi.is_finite() {
-            *lo = f32::MIN;
-            *hi = f32::MAX;
+    let rows = train.iter().flat_map(|r| r.x.chunks_exact(r.f));
+    let n = match encoding {
+        InputEncoding::Masked => Normalizer::fit_masked(log1p_flags(f), rows).map_err(merr)?,
+        InputEncoding::Plain => {
+            let cat = Catalogue::builtin();
+            let counters = (0..f)
+                .map(|j| cat.n_features() == f && cat.is_counter_feature(j))
+                .collect();
+            let mut n = Normalizer::fit(counters, rows).map_err(merr)?;
+            // As the plain encoding always did: all-null columns get the widest range.
+            for (lo, hi) in n.min.iter_mut().zip(n.max.iter_mut()) {
+                if !lo.is_finite() || !hi.is_finite() {
+                    *lo = f32::MIN;
+                    *hi = f32::MAX;
+                }
+            }
+            n
         }
+    };
+    if n.n_inputs() == 0 {
+        return Err(TrainError::Invalid(
+            "every feature is null or constant in the training runs: nothing to learn from".into(),
+        ));
     }
     Ok(n)
 }
@@ -254,8 +310,8 @@ pub fn train_on(
         (train.to_vec(), val.to_vec())
     };
     let (train, val) = (&train[..], &val[..]);
-    let cfg = variant_config(&opts.variant, f, opts)?;
-    let norm = fit_normalizer(train)?;
+    let norm = fit_normalizer(train, opts.encoding)?;
+    let cfg = variant_config(&opts.variant, norm.n_inputs(), opts)?;
     let device = model::default_device();
     let mut net = CloudFormer::new(&cfg, opts.seed, &device).map_err(merr)?;
     std::fs::create_dir_all(out).map_err(io_err(out))?;
@@ -376,7 +432,7 @@ pub fn train_on(
         for b in &batches {
             let items: Vec<(&[f32], usize)> =
                 b.iter().map(|&i| (xs[i].as_slice(), lens[i])).collect();
-            let (x, mask) = model::batch_tensors(&items, f, &device).map_err(merr)?;
+            let (x, mask) = model::batch_tensors(&items, cfg.n_features, &device).map_err(merr)?;
             let y = model::Tensor::from_vec(
                 b.iter().map(|&i| ys[i]).collect::<Vec<_>>(),
                 b.len(),

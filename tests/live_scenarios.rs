@@ -1,0 +1,191 @@
+//! What a new user sees from the bundled model (`models/default`, what `cloudformer up` serves)
+//! in live mode, on real cgroup tenants running real `stress-ng` pinned to one CPU (issue 27):
+//!
+//! | situation | truth | check |
+//! |---|---|---|
+//! | a tenant alone at 20 %, 60 %, 100 % of one CPU | ≈ 1.0 | P̂ ≥ 0.9 |
+//! | two CPU-bound tenants time-sharing one CPU | ≈ 0.5 | P̂ ≤ 0.65 |
+//! | an idle neighbour joins a tenant at 60 % | unchanged | \|ΔP̂\| ≤ 0.05 |
+//!
+//! A check that today's dataset cannot teach is listed in [`REPORT_ONLY`] with the reason: it
+//! prints its measured value instead of asserting, and becomes an assertion (same threshold)
+//! when the dataset that teaches it lands. Every measured value is printed (`--nocapture`).
+//! Needs root, a cgroup hierarchy and stress-ng; fails naming what is missing otherwise.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{get, skip_reason, spawn_serve, Tenants};
+
+/// Seconds of rows each live prediction is computed on (the bundled model learnt from runs of
+/// 15–19 s).
+const WINDOW_S: u64 = 12;
+
+/// Checks that print their measured value instead of asserting, and why.
+const REPORT_ONLY: &[(&str, &str)] = &[(
+    "idle neighbour joins",
+    "no run of dataset/data has an idle neighbour (every co-located neighbour runs a load, and \
+     a lone tenant's neighbour columns are null), so the model has never seen one; neighbours \
+     that come, go and idle are issue 29's campaign",
+)];
+
+struct Check {
+    name: &'static str,
+    value: f64,
+    ok: bool,
+    rule: String,
+}
+
+/// The mean of a tenant's last three P̂ once its window holds `WINDOW_S` seconds of the
+/// current situation (waits for that).
+fn settled_p(addr: SocketAddr, id: &str) -> f64 {
+    std::thread::sleep(Duration::from_secs(WINDOW_S + 2));
+    recent_p(addr, id)
+}
+
+/// The mean of a tenant's last three P̂ (waits up to 10 s for three).
+fn recent_p(addr: SocketAddr, id: &str) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = get(addr, &format!("/v1/tenants/{id}"));
+        if r.status == 200 {
+            let v = r.json();
+            let h: Vec<f64> = v["history"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|p| p["p"].as_f64()).collect())
+                .unwrap_or_default();
+            if h.len() >= 3 {
+                return h[h.len() - 3..].iter().sum::<f64>() / 3.0;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no three P̂ for {id}: {}",
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A server in live mode on the tenants under `prefix`, serving the bundled model.
+fn live_server(prefix: &str) -> (std::process::Child, SocketAddr) {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let glob = format!("{prefix}/*");
+    let w = WINDOW_S.to_string();
+    spawn_serve(
+        &model,
+        &[
+            "--live",
+            "--tenants",
+            &glob,
+            "--window-s",
+            &w,
+            "--min-window-s",
+            "3",
+        ],
+    )
+}
+
+fn pinned_load(pct: u32) -> String {
+    format!("taskset -c 0 stress-ng --cpu 1 --cpu-load {pct} --timeout 120s")
+}
+
+#[test]
+fn bundled_model_in_live_mode_on_lone_shared_and_idle_neighbours() {
+    if let Some(why) = skip_reason() {
+        collector::testing::cannot_run(
+            "bundled_model_in_live_mode_on_lone_shared_and_idle_neighbours",
+            &why,
+        );
+        return;
+    }
+    if !common::have("taskset") {
+        collector::testing::cannot_run(
+            "bundled_model_in_live_mode_on_lone_shared_and_idle_neighbours",
+            "`taskset` (util-linux) is not installed",
+        );
+        return;
+    }
+    let pid = std::process::id();
+    let mut checks = Vec::new();
+
+    // A tenant alone, at three loads.
+    for pct in [20u32, 60, 100] {
+        let prefix = format!("cf-scn-{pid}-alone{pct}");
+        let _t = Tenants::start(&prefix, &[("vm", &pinned_load(pct))]);
+        let (mut server, addr) = live_server(&prefix);
+        let p = settled_p(addr, &format!("{prefix}/vm"));
+        let _ = server.kill();
+        let _ = server.wait();
+        checks.push(Check {
+            name: ["alone at 20 %", "alone at 60 %", "alone at 100 %"][match pct {
+                20 => 0,
+                60 => 1,
+                _ => 2,
+            }],
+            value: p,
+            ok: p >= 0.9,
+            rule: "P̂ ≥ 0.9".into(),
+        });
+    }
+
+    // Two CPU-bound tenants time-sharing CPU 0.
+    {
+        let prefix = format!("cf-scn-{pid}-shared");
+        let _t = Tenants::start(
+            &prefix,
+            &[("a", &pinned_load(100)), ("b", &pinned_load(100))],
+        );
+        let (mut server, addr) = live_server(&prefix);
+        let pa = settled_p(addr, &format!("{prefix}/a"));
+        let pb = recent_p(addr, &format!("{prefix}/b"));
+        let _ = server.kill();
+        let _ = server.wait();
+        let worst = pa.max(pb);
+        checks.push(Check {
+            name: "two sharing one CPU",
+            value: worst,
+            ok: worst <= 0.65,
+            rule: format!("both P̂ ≤ 0.65 (a {pa:.3}, b {pb:.3})"),
+        });
+    }
+
+    // An idle neighbour joins a tenant at 60 %.
+    {
+        let prefix = format!("cf-scn-{pid}-idle");
+        let mut t = Tenants::start(&prefix, &[("vm", &pinned_load(60))]);
+        let (mut server, addr) = live_server(&prefix);
+        let id = format!("{prefix}/vm");
+        let before = settled_p(addr, &id);
+        t.add("idle", "sleep 120");
+        let after = settled_p(addr, &id);
+        let _ = server.kill();
+        let _ = server.wait();
+        let d = (after - before).abs();
+        checks.push(Check {
+            name: "idle neighbour joins",
+            value: d,
+            ok: d <= 0.05,
+            rule: format!("|ΔP̂| ≤ 0.05 (before {before:.3}, after {after:.3})"),
+        });
+    }
+
+    eprintln!("\nbundled model, live mode ({WINDOW_S}-s windows):");
+    let mut failed = Vec::new();
+    for c in &checks {
+        let report_only = REPORT_ONLY.iter().find(|(n, _)| *n == c.name);
+        let verdict = match (c.ok, report_only) {
+            (true, _) => "ok".to_string(),
+            (false, Some((_, why))) => format!("NOT MET, reported only: {why}"),
+            (false, None) => {
+                failed.push(c.name);
+                "FAILED".to_string()
+            }
+        };
+        eprintln!("  {:<22} {:.3}  {}  {verdict}", c.name, c.value, c.rule);
+    }
+    assert!(failed.is_empty(), "checks failed: {failed:?}");
+}
