@@ -76,12 +76,30 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
 
     let (mut server, addr) = spawn_serve(&model, &[]);
     let resp = post(addr, "/v1/predict", body.as_bytes());
+    // What a new user might post: 3 s of one metric, and an all-null window.
+    let f = dataset::catalogue::Catalogue::builtin().n_features();
+    let sparse = serde_json::json!({"windows": [
+        {"id": "sparse", "metrics": {"cpu.usage_pct": [50, 50, 50]}},
+        {"id": "null", "matrix": vec![vec![serde_json::Value::Null; f]; 5]},
+    ]});
+    let flagged = post(addr, "/v1/predict", sparse.to_string().as_bytes());
     let _ = server.kill();
     let _ = server.wait();
+    assert_eq!(flagged.status, 200, "{}", flagged.text());
+    for p in flagged.json()["predictions"].as_array().unwrap() {
+        let c = p["coverage"].as_f64().unwrap();
+        assert!(c < 0.05, "{p}: coverage {c}");
+        assert_eq!(p["out_of_distribution"], true, "{p}: too sparse to trust");
+    }
     assert_eq!(resp.status, 200, "{}", resp.text());
     let v = resp.json();
     let preds = v["predictions"].as_array().expect("predictions");
     assert_eq!(preds.len(), picked.len());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    let floor = config["normalizer"]["coverage_floor"]
+        .as_f64()
+        .unwrap_or(0.0);
     let mut worst = 0f64;
     for (r, p) in picked.iter().zip(preds) {
         assert_eq!(p["id"].as_str(), Some(r.key().as_str()));
@@ -94,6 +112,12 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
             r.key()
         );
         assert!(p["std"].as_f64().unwrap() >= 0.0);
+        // Runs of the campaign observe enough of what the model uses not to be flagged for it.
+        let c = p["coverage"].as_f64().unwrap();
+        assert!(
+            c >= floor && c <= 1.0,
+            "{p}: coverage below the floor {floor}"
+        );
         assert_eq!(p["t"].as_u64(), Some(r.t as u64));
     }
     eprintln!(

@@ -29,6 +29,10 @@ pub struct Normalizer {
     /// dropped). Empty for encoding 1.
     #[serde(default)]
     pub keep: Vec<bool>,
+    /// Coverage below which a window is out of distribution: half the lowest coverage of any
+    /// training run (set by the trainer; 0 = no floor, as in checkpoints without one).
+    #[serde(default)]
+    pub coverage_floor: f32,
     pub log1p: Vec<bool>,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
@@ -49,6 +53,7 @@ impl Normalizer {
         Normalizer {
             encoding: ENCODING_PLAIN,
             keep: Vec::new(),
+            coverage_floor: 0.0,
             log1p: vec![false; n],
             mean: vec![0.0; n],
             std: vec![1.0; n],

@@ -21,8 +21,19 @@ pub struct Prediction {
     pub p: f32,
     /// Standard deviation of P̂ over Monte-Carlo dropout passes of the head (0 when disabled).
     pub std: f32,
-    /// The window lies far outside the training data's feature ranges.
+    /// Share of the features the model uses that the window observed (1 for a checkpoint of
+    /// the plain encoding).
+    pub coverage: f32,
+    /// The window is unlike the training data: see [`out_of_distribution`].
     pub out_of_distribution: bool,
+}
+
+/// The out-of-distribution rule: a window is flagged when its coverage is below the model's
+/// `coverage_floor` (half the lowest coverage of any training run; 0 for checkpoints without
+/// one), or when more than `OOD_FRACTION` (5 %) of its observed values lie outside the
+/// training range widened by a quarter on each side.
+pub fn out_of_distribution(coverage: f32, coverage_floor: f32, out_of_range_fraction: f32) -> bool {
+    coverage < coverage_floor || out_of_range_fraction > OOD_FRACTION
 }
 
 /// Windows per forward pass of the candle graph (its padded batch tensors grow with the batch);
@@ -220,10 +231,19 @@ impl Predictor {
         Ok(windows
             .iter()
             .enumerate()
-            .map(|(i, w)| Prediction {
-                p: p[i],
-                std: std[i],
-                out_of_distribution: self.ranges.out_of_range_fraction(w.data) > OOD_FRACTION,
+            .map(|(i, w)| {
+                let coverage = self.ckpt.normalizer.coverage(w.data);
+                let outside = self.ranges.out_of_range_fraction(w.data);
+                Prediction {
+                    p: p[i],
+                    std: std[i],
+                    coverage,
+                    out_of_distribution: out_of_distribution(
+                        coverage,
+                        self.ckpt.normalizer.coverage_floor,
+                        outside,
+                    ),
+                }
             })
             .collect())
     }

@@ -602,3 +602,42 @@ fn a_masked_checkpoint_feeds_kept_values_and_flags_and_lists_what_it_dropped() {
     let graph = p.predict(&[Window { data: &full, t: 2 }]).unwrap()[0].p;
     assert!((fast - graph).abs() < 1e-5, "{fast} vs {graph}");
 }
+
+#[test]
+fn the_out_of_distribution_rule_on_both_sides() {
+    use model::out_of_distribution;
+    assert!(!out_of_distribution(1.0, 0.2, 0.0));
+    assert!(!out_of_distribution(0.2, 0.2, 0.05));
+    assert!(out_of_distribution(0.19, 0.2, 0.0), "too little observed");
+    assert!(
+        out_of_distribution(1.0, 0.2, 0.06),
+        "too much outside the training range"
+    );
+
+    // Through a masked checkpoint with a floor of 0.5: 1 of 2 kept features observed is
+    // coverage 0.5 (not flagged);
+    // none observed is flagged; a value far outside the training range is flagged.
+    let rows: Vec<Vec<f32>> = (0..20).map(|i| vec![i as f32, (i * i) as f32]).collect();
+    let mut norm =
+        Normalizer::fit_masked(vec![false; 2], rows.iter().map(|r| r.as_slice())).unwrap();
+    norm.coverage_floor = 0.5;
+    let cfg = common::small(norm.n_inputs());
+    let m = CloudFormer::new(&cfg, 3, &Device::Cpu).unwrap();
+    let ck = Checkpoint::new(cfg, norm, "h", vec!["a".into(), "b".into()]);
+    let mut p = Predictor::from_parts(ck, m);
+    let ask = |p: &mut Predictor, data: &[f32]| {
+        let w = Window {
+            data,
+            t: data.len() / 2,
+        };
+        p.predict(&[w]).unwrap()[0]
+    };
+    let full = ask(&mut p, &[3.0, 9.0, 4.0, 16.0]);
+    assert_eq!((full.coverage, full.out_of_distribution), (1.0, false));
+    let half = ask(&mut p, &[3.0, f32::NAN, 4.0, f32::NAN]);
+    assert_eq!((half.coverage, half.out_of_distribution), (0.5, false));
+    let none = ask(&mut p, &[f32::NAN; 4]);
+    assert_eq!((none.coverage, none.out_of_distribution), (0.0, true));
+    let far = ask(&mut p, &[300.0, 9.0, 400.0, 16.0]);
+    assert!(far.coverage == 1.0 && far.out_of_distribution);
+}

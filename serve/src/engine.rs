@@ -18,6 +18,8 @@ pub struct WindowData {
 pub struct Pred {
     pub p: f32,
     pub std: f32,
+    /// Share of the features the model uses that the window observed.
+    pub coverage: f32,
     pub out_of_distribution: bool,
 }
 
@@ -97,6 +99,7 @@ impl Engine for PredictorEngine {
             .map(|p| Pred {
                 p: p.p,
                 std: p.std,
+                coverage: p.coverage,
                 out_of_distribution: p.out_of_distribution,
             })
             .collect())

@@ -51,6 +51,8 @@ pub struct HistPoint {
     pub ts_ns: i64,
     pub p: f32,
     pub std: f32,
+    /// Share of the features the model uses that the window observed.
+    pub coverage: f32,
     pub out_of_distribution: bool,
     /// Seconds in the window this point was computed on.
     pub t: usize,
@@ -172,6 +174,7 @@ impl LiveState {
                     ts_ns,
                     p: p.p,
                     std: p.std,
+                    coverage: p.coverage,
                     out_of_distribution: p.out_of_distribution,
                     t: *t,
                 });
@@ -440,6 +443,7 @@ mod tests {
             let p = Pred {
                 p: 0.5,
                 std: 0.1,
+                coverage: 1.0,
                 out_of_distribution: false,
             };
             live.record(ts, &[("a".into(), 3)], &[p]);

@@ -210,7 +210,8 @@ pub fn document(info: &ModelInfo) -> Value {
                     "id": {"type": "string", "nullable": true},
                     "p": {"type": "number", "description": "predicted P̂ in (0, 1]"},
                     "std": {"type": "number", "description": "uncertainty of P̂"},
-                    "out_of_distribution": {"type": "boolean", "description": "the window lies far outside the training data's feature ranges"},
+                    "coverage": {"type": "number", "description": "share of the (feature, second) cells the model uses that the window observed"},
+                    "out_of_distribution": {"type": "boolean", "description": "coverage below the model's floor, or values far outside the training data's feature ranges"},
                     "t": {"type": "integer", "description": "seconds in the window"}
                 }},
                 "PredictResponse": {"type": "object", "properties": {
@@ -220,7 +221,7 @@ pub fn document(info: &ModelInfo) -> Value {
                 }},
                 "HistPoint": {"type": "object", "properties": {
                     "ts_ns": {"type": "integer"}, "p": {"type": "number"}, "std": {"type": "number"},
-                    "out_of_distribution": {"type": "boolean"}, "t": {"type": "integer"}
+                    "coverage": {"type": "number"}, "out_of_distribution": {"type": "boolean"}, "t": {"type": "integer"}
                 }},
                 "Tenants": {"type": "object", "properties": {
                     "model_id": {"type": "string"}, "catalogue_hash": {"type": "string"}, "window_s": {"type": "integer"},

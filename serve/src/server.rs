@@ -543,6 +543,7 @@ async fn predict(
                 "id": id,
                 "p": p.p,
                 "std": p.std,
+                "coverage": p.coverage,
                 "out_of_distribution": p.out_of_distribution,
                 "t": t,
             })

@@ -191,7 +191,7 @@ pub fn fit_normalizer(train: &[&Run], encoding: InputEncoding) -> Result<Normali
         .map(|r| r.f)
         .ok_or_else(|| TrainError::EmptyDataset(" (no training runs)".into()))?;
     let rows = train.iter().flat_map(|r| r.x.chunks_exact(r.f));
-    let n = match encoding {
+    let mut n = match encoding {
         InputEncoding::Masked => Normalizer::fit_masked(log1p_flags(f), rows).map_err(merr)?,
         InputEncoding::Plain => {
             let cat = Catalogue::builtin();
@@ -214,6 +214,11 @@ pub fn fit_normalizer(train: &[&Run], encoding: InputEncoding) -> Result<Normali
             "every feature is null or constant in the training runs: nothing to learn from".into(),
         ));
     }
+    let lowest = train
+        .iter()
+        .map(|r| n.coverage(&r.x))
+        .fold(1.0f32, f32::min);
+    n.coverage_floor = 0.5 * lowest;
     Ok(n)
 }
 

@@ -52,6 +52,8 @@ impl Engine for LinearEngine {
                 Pred {
                     p,
                     std: 0.01 / (w.t as f32).sqrt(),
+                    coverage: w.data.iter().filter(|v| v.is_finite()).count() as f32
+                        / w.data.len().max(1) as f32,
                     out_of_distribution: w.data.iter().any(|v| v.abs() > 1e6),
                 }
             })
