@@ -92,9 +92,14 @@ impl Normalizer {
         Ok(out)
     }
 
-    /// The raw feature indices fed to the network, in input order.
-    pub fn kept(&self) -> Vec<usize> {
-        (0..self.n_features()).filter(|&j| self.keep[j]).collect()
+    /// The raw feature indices fed to the network, in input order (no allocation: the encoder
+    /// runs per served window).
+    pub fn kept(&self) -> impl Iterator<Item = usize> + '_ {
+        self.keep
+            .iter()
+            .enumerate()
+            .filter(|(_, &k)| k)
+            .map(|(j, _)| j)
     }
 
     /// The scaled value of raw feature `j` (finite `v`).
@@ -108,12 +113,11 @@ impl Normalizer {
     pub(crate) fn apply_masked(&self, src: &[f32], dst: &mut Vec<f32>) {
         let n = self.n_features().max(1);
         let t = src.len() / n;
-        let kept = self.kept();
-        let k = kept.len();
+        let k = self.n_inputs() / 2;
         let w = 2 * k;
         dst.clear();
         dst.resize(t * w, 0.0);
-        for (c, &j) in kept.iter().enumerate() {
+        for (c, j) in self.kept().enumerate() {
             let (mut sum, mut seen) = (0f32, 0usize);
             for s in 0..t {
                 let v = src[s * n + j];
@@ -143,17 +147,17 @@ impl Normalizer {
         if self.encoding != ENCODING_MASKED {
             return 1.0;
         }
-        let kept = self.kept();
+        let k = self.n_inputs() / 2;
         let n = self.n_features().max(1);
         let t = src.len() / n;
-        if kept.is_empty() || t == 0 {
+        if k == 0 || t == 0 {
             return 1.0;
         }
         let seen: usize = src
             .chunks_exact(n)
-            .map(|row| kept.iter().filter(|&&j| row[j].is_finite()).count())
+            .map(|row| self.kept().filter(|&j| row[j].is_finite()).count())
             .sum();
-        seen as f32 / (t * kept.len()) as f32
+        seen as f32 / (t * k) as f32
     }
 }
 
