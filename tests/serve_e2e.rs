@@ -76,20 +76,57 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
 
     let (mut server, addr) = spawn_serve(&model, &[]);
     let resp = post(addr, "/v1/predict", body.as_bytes());
-    // What a new user might post: 3 s of one metric, and an all-null window.
+    // What a new user might post: 3 s of one metric, and an all-null window. Refused (422,
+    // naming what is missing) unless the request asks for partial answers, then flagged.
     let f = dataset::catalogue::Catalogue::builtin().n_features();
-    let sparse = serde_json::json!({"windows": [
+    let sparse_windows = serde_json::json!([
         {"id": "sparse", "metrics": {"cpu.usage_pct": [50, 50, 50]}},
         {"id": "null", "matrix": vec![vec![serde_json::Value::Null; f]; 5]},
-    ]});
-    let flagged = post(addr, "/v1/predict", sparse.to_string().as_bytes());
+    ]);
+    let refused = post(
+        addr,
+        "/v1/predict",
+        serde_json::json!({"windows": sparse_windows})
+            .to_string()
+            .as_bytes(),
+    );
+    let refused_null = post(
+        addr,
+        "/v1/predict",
+        serde_json::json!({"windows": [sparse_windows[1].clone()]})
+            .to_string()
+            .as_bytes(),
+    );
+    let flagged = post(
+        addr,
+        "/v1/predict",
+        serde_json::json!({"windows": sparse_windows, "partial": true})
+            .to_string()
+            .as_bytes(),
+    );
     let _ = server.kill();
     let _ = server.wait();
+    for (r, id) in [(&refused, "sparse"), (&refused_null, "null")] {
+        assert_eq!(r.status, 422, "{}", r.text());
+        let e = r.json();
+        let msg = e["error"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("(id \"{id}\")")) && msg.contains("partial"),
+            "{msg}"
+        );
+        let missing = e["missing_features"].as_array().unwrap();
+        assert!(missing.len() > 10, "{e}");
+        assert!(e["coverage"].as_f64().unwrap() < e["coverage_floor"].as_f64().unwrap());
+        // The one metric sent is not named missing; an all-null window misses everything used.
+        let named = |n: &str| missing.iter().any(|m| m == n);
+        assert_eq!(named("cpu.usage_pct"), id == "null", "{e}");
+    }
     assert_eq!(flagged.status, 200, "{}", flagged.text());
     for p in flagged.json()["predictions"].as_array().unwrap() {
         let c = p["coverage"].as_f64().unwrap();
         assert!(c < 0.05, "{p}: coverage {c}");
         assert_eq!(p["out_of_distribution"], true, "{p}: too sparse to trust");
+        assert_eq!(p["partial"], true, "{p}");
     }
     assert_eq!(resp.status, 200, "{}", resp.text());
     let v = resp.json();
@@ -119,6 +156,7 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
             "{p}: coverage below the floor {floor}"
         );
         assert_eq!(p["t"].as_u64(), Some(r.t as u64));
+        assert_eq!(p["partial"], false, "{p}");
     }
     eprintln!(
         "{} windows: served P̂ equals `cloudformer predict` to {worst:e}",

@@ -28,6 +28,7 @@ pub use config::{Config, Variant};
 pub use error::ModelError;
 pub use infer::FastBranches;
 pub use loss::{log_cosh, mse};
+pub use masked::CoverageRule;
 pub use net::{masked_mean, pool_time, BranchInputs, CloudFormer};
 pub use normalizer::{Normalizer, RawRanges};
 pub use optim::{clip_grad_norm, Adam, LrSchedule};

@@ -147,17 +147,76 @@ impl Normalizer {
         if self.encoding != ENCODING_MASKED {
             return 1.0;
         }
-        let k = self.n_inputs() / 2;
-        let n = self.n_features().max(1);
-        let t = src.len() / n;
-        if k == 0 || t == 0 {
+        coverage_of(src, &self.keep)
+    }
+
+    /// What a server needs to refuse thin windows: the features this normaliser feeds and the
+    /// coverage floor (no features and floor 0 for encoding 1, which never refuses).
+    pub fn coverage_rule(&self) -> CoverageRule {
+        if self.encoding != ENCODING_MASKED {
+            return CoverageRule::default();
+        }
+        CoverageRule {
+            used: self.keep.clone(),
+            floor: self.coverage_floor,
+        }
+    }
+}
+
+/// Share of the (used feature, second) cells of a raw row-major window (`used.len()` columns)
+/// that hold a finite value; 1 when no feature is used or the window is empty.
+pub fn coverage_of(src: &[f32], used: &[bool]) -> f32 {
+    let n = used.len().max(1);
+    let k = used.iter().filter(|&&u| u).count();
+    let t = src.len() / n;
+    if k == 0 || t == 0 {
+        return 1.0;
+    }
+    let seen: usize = src
+        .chunks_exact(n)
+        .map(|row| {
+            row.iter()
+                .zip(used)
+                .filter(|(v, &u)| u && v.is_finite())
+                .count()
+        })
+        .sum();
+    seen as f32 / (t * k) as f32
+}
+
+/// The features a model reads and the coverage below which its answer is a guess: what a server
+/// checks before it answers (see `docs/api.md`, "Coverage").
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CoverageRule {
+    /// Per raw feature: read by the network. Empty = the model has no notion of missing.
+    pub used: Vec<bool>,
+    /// Windows with coverage below this are thin (0 = never).
+    pub floor: f32,
+}
+
+impl CoverageRule {
+    /// The window's coverage (see [`coverage_of`]).
+    pub fn coverage(&self, src: &[f32]) -> f32 {
+        if self.used.is_empty() {
             return 1.0;
         }
-        let seen: usize = src
-            .chunks_exact(n)
-            .map(|row| self.kept().filter(|&j| row[j].is_finite()).count())
-            .sum();
-        seen as f32 / (t * k) as f32
+        coverage_of(src, &self.used)
+    }
+
+    /// True when the window's coverage is below the floor.
+    pub fn is_thin(&self, src: &[f32]) -> bool {
+        self.coverage(src) < self.floor
+    }
+
+    /// Raw indices of the used features with no value in any second of the window.
+    pub fn unobserved(&self, src: &[f32]) -> Vec<usize> {
+        let n = self.used.len().max(1);
+        self.used
+            .iter()
+            .enumerate()
+            .filter(|&(j, &u)| u && !src.chunks_exact(n).any(|row| row[j].is_finite()))
+            .map(|(j, _)| j)
+            .collect()
     }
 }
 
@@ -239,5 +298,27 @@ mod tests {
         assert_eq!(dst, [MASKED_CLAMP, 0.0]);
         nz.apply_masked(&[-1e30, 0.0, 0.0], &mut dst);
         assert_eq!(dst, [-MASKED_CLAMP, 0.0]);
+    }
+
+    #[test]
+    fn the_coverage_rule_counts_used_cells_and_names_features_never_seen() {
+        let nz = fitted();
+        let rule = nz.coverage_rule();
+        assert_eq!(rule.used, vec![true, false, false]);
+        // Feature 0 observed in one of two seconds; features 1 and 2 are not used.
+        let half = [1.0, f32::NAN, f32::NAN, f32::NAN, 1.0, 1.0];
+        assert!((rule.coverage(&half) - 0.5).abs() < 1e-6);
+        assert!(rule.unobserved(&half).is_empty());
+        let none = [f32::NAN, 1.0, 1.0, f32::NAN, 1.0, 1.0];
+        assert_eq!(rule.coverage(&none), 0.0);
+        assert_eq!(rule.unobserved(&none), vec![0]);
+        let floor = CoverageRule {
+            floor: 0.6,
+            ..rule.clone()
+        };
+        assert!(floor.is_thin(&half) && !floor.is_thin(&[1.0, 0.0, 0.0]));
+        // A plain-encoding normaliser has no rule: never thin, coverage 1.
+        let plain = Normalizer::identity(3).coverage_rule();
+        assert!(!plain.is_thin(&none) && plain.coverage(&none) == 1.0);
     }
 }

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::{
-    batch_tensors, default_device, Checkpoint, CloudFormer, FastBranches, ModelError, RawRanges,
-    Tensor,
+    batch_tensors, default_device, Checkpoint, CloudFormer, CoverageRule, FastBranches, ModelError,
+    RawRanges, Tensor,
 };
 
 /// One raw (un-normalised) window: row-major T×F, NaN for null values.
@@ -131,6 +131,11 @@ impl Predictor {
     /// the plain encoding, which uses every feature and has no notion of missing).
     pub fn coverage(&self, window: &Window<'_>) -> f32 {
         self.ckpt.normalizer.coverage(window.data)
+    }
+
+    /// The features this model reads and its coverage floor (see [`CoverageRule`]).
+    pub fn coverage_rule(&self) -> CoverageRule {
+        self.ckpt.normalizer.coverage_rule()
     }
 
     /// Monte-Carlo dropout passes of the head for the uncertainty (0 disables it; default 16).

@@ -24,12 +24,15 @@ pub struct Pred {
 }
 
 /// What the HTTP layer needs to know about the loaded model (cheap to clone, shared).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     pub model_id: String,
     pub catalogue_hash: String,
     pub feature_names: Vec<String>,
     pub dir: String,
+    /// The features the model reads and its coverage floor: `/v1/predict` refuses thinner
+    /// windows unless the request says `"partial": true`.
+    pub coverage: model::CoverageRule,
 }
 
 impl ModelInfo {
@@ -77,6 +80,7 @@ pub fn load_predictor(dir: &Path) -> Result<PredictorEngine, String> {
         catalogue_hash: predictor.catalogue_hash().to_string(),
         feature_names: predictor.feature_names().to_vec(),
         dir: dir.display().to_string(),
+        coverage: predictor.coverage_rule(),
     };
     Ok(PredictorEngine { predictor, info })
 }

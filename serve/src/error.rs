@@ -26,11 +26,13 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// An HTTP error answer: status + `{"error": "..."}`.
+/// An HTTP error answer: status + `{"error": "...", ...details}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Extra fields of the JSON body beside `"error"` (an object), for clients that act on them.
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -38,7 +40,13 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            details: None,
         }
+    }
+    /// Adds fields to the JSON body beside `"error"`.
+    pub fn with_details(mut self, details: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.details = Some(details);
+        self
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -65,7 +73,9 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message });
+        let mut body = self.details.unwrap_or_default();
+        body.insert("error".into(), serde_json::Value::String(self.message));
+        let body = serde_json::Value::Object(body);
         let mut resp = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(

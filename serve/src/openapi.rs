@@ -47,6 +47,7 @@ fn get_op(summary: &str, resp: Value, params: Value) -> Value {
 fn post_op(summary: &str, body: Value, resp: Value, params: Value) -> Value {
     let mut responses = err_responses();
     responses["200"] = resp;
+    responses["422"] = json!({"description": "A window's coverage is below the model's floor and the request did not ask for partial answers; names the missing features.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ThinWindow"}}}});
     json!({"post": {
         "summary": summary,
         "parameters": params,
@@ -191,6 +192,13 @@ pub fn document(info: &ModelInfo) -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string", "description": "what is wrong with the request"}}},
+                "ThinWindow": {"type": "object", "required": ["error", "window", "coverage", "coverage_floor", "missing_features"], "properties": {
+                    "error": {"type": "string"},
+                    "window": {"type": "integer", "description": "index of the first window below the floor"},
+                    "coverage": {"type": "number"},
+                    "coverage_floor": {"type": "number"},
+                    "missing_features": {"type": "array", "items": {"type": "string"}, "description": "features the model reads with no value in any second of the window"}
+                }},
                 "Window": {
                     "type": "object",
                     "description": format!("One window: either `metrics` (feature name → per-second values; missing features are treated as missing data) or `matrix` (T rows × {f} columns in the model's feature order)."),
@@ -202,7 +210,7 @@ pub fn document(info: &ModelInfo) -> Value {
                 },
                 "PredictRequest": {
                     "oneOf": [
-                        {"type": "object", "required": ["windows"], "properties": {"windows": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Window"}}}},
+                        {"type": "object", "required": ["windows"], "properties": {"windows": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Window"}}, "partial": {"type": "boolean", "default": false, "description": "answer windows below the model's coverage floor (flagged) instead of a 422"}}},
                         {"$ref": "#/components/schemas/Window"}
                     ]
                 },
@@ -212,6 +220,7 @@ pub fn document(info: &ModelInfo) -> Value {
                     "std": {"type": "number", "description": "uncertainty of P̂"},
                     "coverage": {"type": "number", "description": "share of the (feature, second) cells the model uses that the window observed"},
                     "out_of_distribution": {"type": "boolean", "description": "coverage below the model's floor, or values far outside the training data's feature ranges"},
+                    "partial": {"type": "boolean", "description": "coverage below the model's floor; answered because the request asked for partial answers"},
                     "t": {"type": "integer", "description": "seconds in the window"}
                 }},
                 "PredictResponse": {"type": "object", "properties": {
@@ -295,6 +304,7 @@ mod tests {
             catalogue_hash: "h".into(),
             feature_names: vec!["a".into()],
             dir: ".".into(),
+            coverage: Default::default(),
         };
         let doc = document(&info);
         let paths = doc["paths"].as_object().unwrap();

@@ -158,6 +158,17 @@ struct PredictIn {
     metrics: Option<HashMap<String, Vec<Option<f64>>>>,
     #[serde(default)]
     matrix: Option<FlatMatrix>,
+    /// Answer windows whose coverage is below the model's floor (flagged) instead of a 422.
+    #[serde(default)]
+    partial: Option<bool>,
+}
+
+/// A parsed `POST /v1/predict` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictRequest {
+    pub windows: Vec<WindowData>,
+    /// `"partial": true`: thin windows are answered (and flagged) rather than refused.
+    pub partial: bool,
 }
 
 /// serde_json error → 400 with "malformed JSON" for syntax errors, "invalid request" for shape errors.
@@ -196,6 +207,15 @@ pub fn parse_predict(
     names: &[String],
     limits: &Limits,
 ) -> Result<Vec<WindowData>, ApiError> {
+    parse_predict_request(body, names, limits).map(|r| r.windows)
+}
+
+/// [`parse_predict`] plus the request's options (`"partial"`).
+pub fn parse_predict_request(
+    body: &[u8],
+    names: &[String],
+    limits: &Limits,
+) -> Result<PredictRequest, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::bad_request(
             "empty request body: expected a JSON object {\"windows\": [...]}",
@@ -203,6 +223,7 @@ pub fn parse_predict(
     }
     require_object(body)?;
     let top: PredictIn = serde_json::from_slice(body).map_err(|e| json_error(e, "request"))?;
+    let partial = top.partial.unwrap_or(false);
     let windows: Vec<WindowIn> = match top.windows {
         Some(ws) => {
             if top.id.is_some() || top.metrics.is_some() || top.matrix.is_some() {
@@ -243,11 +264,12 @@ pub fn parse_predict(
         .enumerate()
         .map(|(i, n)| (n.as_str(), i))
         .collect();
-    windows
+    let windows = windows
         .into_iter()
         .enumerate()
         .map(|(i, w)| window_from(i, w, names, &index, limits))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(PredictRequest { windows, partial })
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
@@ -456,6 +478,9 @@ pub struct InferRequest {
     pub windows: Vec<WindowData>,
     /// Requested output names (all of [`V2_OUTPUTS`] when the request names none).
     pub outputs: Vec<String>,
+    /// `"parameters": {"partial": true}`: thin windows are answered (flagged out of distribution)
+    /// rather than refused.
+    pub partial: bool,
 }
 
 /// Flattens nested arrays of numbers / nulls row-major, with a depth limit and an element limit.
@@ -515,7 +540,16 @@ pub fn parse_infer(
     require_object(body)?;
     let req: InferIn =
         serde_json::from_slice(body).map_err(|e| json_error(e, "inference request"))?;
-    let _ = (&req.parameters,);
+    let partial = match req.parameters.as_ref().and_then(|p| p.get("partial")) {
+        None => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "parameters.partial is {}, expected true or false",
+                json_kind(other)
+            )))
+        }
+    };
     let f = names.len();
     let mut metrics: Option<&InferInput> = None;
     let mut lengths: Option<&InferInput> = None;
@@ -669,6 +703,7 @@ pub fn parse_infer(
         id: req.id,
         windows,
         outputs,
+        partial,
     })
 }
 

@@ -18,11 +18,11 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::batcher::{BatchConfig, Batcher};
-use crate::engine::{validate, Loader, ModelInfo};
+use crate::engine::{validate, Loader, ModelInfo, WindowData};
 use crate::error::{ApiError, ServeError};
 use crate::live::{LiveConfig, LiveState};
 use crate::metrics::Metrics;
-use crate::parse::{parse_infer, parse_predict, Limits};
+use crate::parse::{parse_infer, parse_predict_request, Limits};
 use crate::reload::{fingerprint, reload, ReloadStatus};
 
 /// The name the model is served under on the Open Inference Protocol routes (its model id is
@@ -528,10 +528,14 @@ async fn predict(
     let info = st.batcher.info();
     let limits = st.limits;
     let names = info.clone();
-    let windows = parse_off_executor(body, move |b| {
-        parse_predict(b, &names.feature_names, &limits)
+    let request = parse_off_executor(body, move |b| {
+        parse_predict_request(b, &names.feature_names, &limits)
     })
     .await?;
+    if !request.partial {
+        refuse_thin_windows(&request.windows, &info)?;
+    }
+    let windows = request.windows;
     let keys: Vec<(Option<String>, usize)> = windows.iter().map(|w| (w.id.clone(), w.t)).collect();
     let answer = st.batcher.predict(windows, info.n_features()).await?;
     let (preds, info) = (answer.preds, answer.info);
@@ -545,6 +549,7 @@ async fn predict(
                 "std": p.std,
                 "coverage": p.coverage,
                 "out_of_distribution": p.out_of_distribution,
+                "partial": p.coverage < info.coverage.floor,
                 "t": t,
             })
         })
@@ -554,6 +559,51 @@ async fn predict(
         "catalogue_hash": info.catalogue_hash,
         "predictions": predictions,
     })))
+}
+
+/// Most missing feature names one refusal lists (the rest are counted).
+const MISSING_NAMED: usize = 20;
+
+/// 422 for the first window whose coverage is below the model's floor, naming the features the
+/// model reads that the window never observed (`docs/api.md`, "Coverage").
+fn refuse_thin_windows(windows: &[WindowData], info: &ModelInfo) -> Result<(), ApiError> {
+    let rule = &info.coverage;
+    let Some((i, w)) = windows
+        .iter()
+        .enumerate()
+        .find(|(_, w)| rule.is_thin(&w.data))
+    else {
+        return Ok(());
+    };
+    let coverage = rule.coverage(&w.data);
+    let missing: Vec<&str> = rule
+        .unobserved(&w.data)
+        .into_iter()
+        .map(|j| info.feature_names[j].as_str())
+        .collect();
+    let used = rule.used.iter().filter(|&&u| u).count();
+    let shown = missing[..missing.len().min(MISSING_NAMED)].join(", ");
+    let more = missing.len().saturating_sub(MISSING_NAMED);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let label =
+        w.id.as_deref()
+            .map(|id| format!(" (id {id:?})"))
+            .unwrap_or_default();
+    let message = format!(
+        "window {i}{label}: coverage {coverage:.3} is below the model's floor {:.3}; {} of the {used} features it reads have no value: {shown}{more}. Send them, or add \"partial\": true to the request for a flagged answer",
+        rule.floor,
+        missing.len()
+    );
+    let mut details = serde_json::Map::new();
+    details.insert("window".into(), json!(i));
+    details.insert("coverage".into(), json!(coverage));
+    details.insert("coverage_floor".into(), json!(rule.floor));
+    details.insert("missing_features".into(), json!(missing));
+    Err(ApiError::unprocessable(message).with_details(details))
 }
 
 fn live_or_404(st: &AppState) -> Result<&Arc<LiveState>, ApiError> {
@@ -711,6 +761,9 @@ async fn infer_common(
     let names = info.clone();
     let req =
         parse_off_executor(body, move |b| parse_infer(b, &names.feature_names, &limits)).await?;
+    if !req.partial {
+        refuse_thin_windows(&req.windows, &info)?;
+    }
     let b = req.windows.len();
     let answer = st.batcher.predict(req.windows, info.n_features()).await?;
     let (preds, info) = (answer.preds, answer.info);

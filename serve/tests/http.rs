@@ -147,6 +147,81 @@ fn predict_v2_metadata_metrics_and_openapi() {
 }
 
 #[test]
+fn thin_windows_are_refused_naming_what_is_missing_unless_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    write_engine_dir_floor(dir.path(), "lin-floor", F, 0.5);
+    let (addr, stop, h) = start(test_config(dir.path()));
+    // `window` sends 2 of the 6 features: coverage 1/3 < 0.5.
+    let thin = json!({"windows": [window("full", &[1.0]), window("vm", &[1.0, 2.0])]});
+    let mut full = json!({"id": "full", "metrics": {}});
+    for name in feature_names(F) {
+        full["metrics"][name] = json!([1.0, 2.0]);
+    }
+    let thin = {
+        let mut t = thin;
+        t["windows"][0] = full.clone();
+        t
+    };
+    let r = post_json(addr, "/v1/predict", &thin);
+    assert_eq!(r.status, 422, "{}", r.text());
+    let e = r.json();
+    assert_eq!(e["window"], 1);
+    assert_eq!(
+        e["missing_features"],
+        json!(["m1.value", "m2.value", "nbr.m0.value", "nbr.m2.value"])
+    );
+    let msg = e["error"].as_str().unwrap();
+    assert!(
+        msg.contains("window 1 (id \"vm\")")
+            && msg.contains("0.333")
+            && msg.contains("\"partial\": true"),
+        "{msg}"
+    );
+
+    let mut partial = thin.clone();
+    partial["partial"] = json!(true);
+    let r = post_json(addr, "/v1/predict", &partial);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let preds = r.json()["predictions"].clone();
+    assert_eq!(preds[0]["partial"], false);
+    assert_eq!(preds[1]["partial"], true);
+    assert!((preds[1]["coverage"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-6);
+    // A full window alone is answered without asking.
+    let r = post_json(addr, "/v1/predict", &full);
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // The same rule on the Open Inference Protocol, with `parameters.partial`.
+    let mut data = vec![json!(null); 2 * F];
+    data[0] = json!(1.0);
+    data[F] = json!(2.0);
+    let infer = |params: serde_json::Value| {
+        post_json(
+            addr,
+            "/v2/models/cloudformer/infer",
+            &json!({"parameters": params, "inputs": [
+                {"name": "metrics", "shape": [1, 2, F], "datatype": "FP32", "data": data}]}),
+        )
+    };
+    let r = infer(json!({}));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(
+        r.json()["missing_features"].as_array().unwrap().len(),
+        F - 1
+    );
+    let r = infer(json!({"partial": true}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = infer(json!({"partial": "yes"}));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("parameters.partial is a string"),
+        "{}",
+        r.text()
+    );
+    let _ = stop.send(());
+    h.join().unwrap();
+}
+
+#[test]
 fn bad_inputs_get_named_4xx_json_errors_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     write_engine_dir(dir.path(), "lin-a", F, 0.5, false);

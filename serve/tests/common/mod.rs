@@ -85,6 +85,14 @@ pub fn write_engine_dir_delay(
     std::fs::write(dir.join("engine.json"), j.to_string()).unwrap();
 }
 
+/// A linear engine directory whose model reads every feature and refuses windows with coverage
+/// below `floor`.
+pub fn write_engine_dir_floor(dir: &Path, model_id: &str, n_features: usize, floor: f32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let j = serde_json::json!({"model_id": model_id, "n_features": n_features, "scale": 1.0, "coverage_floor": floor});
+    std::fs::write(dir.join("engine.json"), j.to_string()).unwrap();
+}
+
 pub fn linear_loader() -> Loader {
     Arc::new(|dir: &Path| {
         let text = std::fs::read_to_string(dir.join("engine.json"))
@@ -103,6 +111,14 @@ pub fn linear_loader() -> Loader {
                 catalogue_hash: "testhash".into(),
                 feature_names: feature_names(n),
                 dir: dir.display().to_string(),
+                // `"coverage_floor": x` makes every feature used, with that floor.
+                coverage: match v["coverage_floor"].as_f64() {
+                    Some(floor) => model::CoverageRule {
+                        used: vec![true; n],
+                        floor: floor as f32,
+                    },
+                    None => Default::default(),
+                },
             },
             scale: v["scale"].as_f64().unwrap_or(1.0) as f32,
             broken: v["broken"].as_bool().unwrap_or(false),
