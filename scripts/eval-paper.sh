@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/paper}
-MODELS=${MODELS:-mean,lr,glm,dt,rf,rf-rich,gbdt,lstm,cf,cf-temporal}
+MODELS=${MODELS:-mean,placement,cpu-share,lr,glm,dt,rf,rf-rich,gbdt,lstm,cf,cf-temporal}
 PROTOCOL=${PROTOCOL:-paper}
 BIN=${CLOUDFORMER_BIN:-target/debug/cloudformer}
 if [ ! -x "$BIN" ]; then

@@ -40,6 +40,12 @@ pub struct RunMatrix {
     pub placement: Placement,
     /// `app@level` of each neighbour.
     pub neighbours: Vec<String>,
+    /// Tenants in the run (1 for a baseline).
+    pub n_tenants: u32,
+    /// The tenant's cpuset as a cpu list (empty = unpinned).
+    pub cpuset: String,
+    /// The tenant's CPU quota in vCPUs (0 = none).
+    pub cpu_limit: f64,
     /// `ts_ns` of each row.
     pub ts_ns: Vec<i64>,
 }
@@ -284,6 +290,9 @@ fn matrix_for(
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect(),
+        n_tenants: r.n_tenants,
+        cpuset: r.cpuset.clone(),
+        cpu_limit: r.cpu_limit,
         ts_ns,
     })
 }

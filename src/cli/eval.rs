@@ -22,12 +22,12 @@ pub struct EvalArgs {
     /// Seed of the splits (published in the results) and of every model.
     #[arg(long, default_value_t = train::cf::TrainOptions::default().seed)]
     pub seed: u64,
-    /// Comma-separated models: mean, lr, glm, dt, rf, rf-rich, gbdt, lstm, cf, cf-permetric,
+    /// Comma-separated models: mean, placement, cpu-share (trivial), lr, glm, dt, rf, rf-rich, gbdt, lstm, cf, cf-permetric,
     /// cf-temporal, cf-system.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "mean,lr,glm,dt,rf,rf-rich,gbdt,lstm,cf,cf-permetric,cf-temporal,cf-system"
+        default_value = "mean,placement,cpu-share,lr,glm,dt,rf,rf-rich,gbdt,lstm,cf,cf-permetric,cf-temporal,cf-system"
     )]
     pub models: Vec<String>,
     /// Early prediction: also evaluate on the first k seconds of each run (comma-separated).

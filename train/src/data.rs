@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use dataset::runs::Placement;
+
 use crate::error::{Result, TrainError};
 
 /// One labelled tenant-run: a (T × F) matrix of per-second features (row-major, NaN = null) and
@@ -19,6 +21,52 @@ pub struct Run {
     pub p: f32,
     pub p_per_second: Option<Vec<f32>>,
     pub label_noise: f32,
+    /// What the campaign knows about the run besides its metrics.
+    pub context: RunContext,
+}
+
+/// What the campaign knows about a tenant-run besides its metrics: the placement facts the
+/// trivial predictors use (a scheduler knows them too).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunContext {
+    /// Tenants in the run (1 = the tenant alone, an isolated baseline).
+    pub n_tenants: u32,
+    pub placement: Placement,
+    /// CPU quota in vCPUs; `None` = unlimited.
+    pub cpu_quota: Option<f32>,
+    /// Size of the tenant's cpuset; `None` = unpinned (or unknown).
+    pub cpuset_size: Option<u32>,
+}
+
+impl RunContext {
+    /// From the runs table's columns (`cpu_limit` 0 = none, `cpuset` empty = unpinned; a cpu list
+    /// that does not parse is unknown).
+    pub fn from_table(n_tenants: u32, placement: Placement, cpu_limit: f64, cpuset: &str) -> Self {
+        RunContext {
+            n_tenants,
+            placement,
+            cpu_quota: (cpu_limit.is_finite() && cpu_limit > 0.0).then_some(cpu_limit as f32),
+            cpuset_size: dataset::cpulist::parse_cpulist(cpuset)
+                .ok()
+                .map(|c| c.len() as u32),
+        }
+    }
+
+    /// The tenant ran alone (a baseline run).
+    pub fn is_isolated(&self) -> bool {
+        self.n_tenants <= 1
+    }
+
+    /// CPUs the tenant may use: the smaller of its quota and its cpuset size; `None` when it
+    /// has neither.
+    pub fn cpu_capacity(&self) -> Option<f32> {
+        match (self.cpu_quota, self.cpuset_size) {
+            (Some(q), Some(c)) => Some(q.min(c as f32)),
+            (Some(q), None) => Some(q),
+            (None, Some(c)) => Some(c as f32),
+            (None, None) => None,
+        }
+    }
 }
 
 impl Run {
@@ -94,6 +142,7 @@ pub fn sliding_windows(runs: &[&Run], w: usize, stride: usize) -> Vec<Run> {
                     .as_ref()
                     .and_then(|ps| (ps.len() >= start + w).then(|| ps[start..start + w].to_vec())),
                 label_noise: r.label_noise,
+                context: r.context.clone(),
             });
             start += stride;
         }
@@ -180,6 +229,7 @@ impl From<dataset::matrix::RunMatrix> for Run {
             p: m.p,
             p_per_second: m.p_per_second,
             label_noise: m.label_noise,
+            context: RunContext::from_table(m.n_tenants, m.placement, m.cpu_limit, &m.cpuset),
         }
     }
 }
@@ -228,7 +278,25 @@ mod tests {
             p: 0.5,
             p_per_second: p_ps,
             label_noise: 0.01,
+            context: RunContext::default(),
         }
+    }
+
+    #[test]
+    fn run_context_from_the_runs_table() {
+        let c = RunContext::from_table(2, Placement::SameCore, 0.0, "0");
+        assert_eq!((c.cpu_quota, c.cpuset_size), (None, Some(1)));
+        assert_eq!(c.cpu_capacity(), Some(1.0));
+        assert!(!c.is_isolated());
+        let c = RunContext::from_table(1, Placement::Alone, 0.5, "0-3");
+        assert_eq!(c.cpu_capacity(), Some(0.5));
+        assert!(c.is_isolated());
+        let c = RunContext::from_table(1, Placement::Alone, 0.0, "");
+        assert_eq!(c.cpu_capacity(), None);
+        assert_eq!(
+            RunContext::from_table(3, Placement::Unpinned, 2.0, "").cpu_capacity(),
+            Some(2.0)
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl ModelSpec {
         }
     }
 
-    /// Parses `mean, lr, glm, dt, rf, rf-rich, gbdt, lstm` or a CloudFormer variant name
+    /// Parses `mean, lr, glm, dt, rf, rf-rich, gbdt, placement, cpu-share, lstm` or a CloudFormer variant name
     /// (`cf`, `cf-permetric`, `cf-temporal`, `cf-system`).
     pub fn parse(s: &str) -> Result<ModelSpec> {
         if let Some(t) = Tabular::from_name(s) {
@@ -46,7 +46,7 @@ impl ModelSpec {
             "lstm" => Ok(ModelSpec::Lstm),
             "cf" | "cf-permetric" | "cf-temporal" | "cf-system" => Ok(ModelSpec::CloudFormer(s.to_string())),
             o => Err(TrainError::Invalid(format!(
-                "unknown model {o:?}; known: mean, lr, glm, dt, rf, rf-rich, gbdt, lstm, cf, cf-permetric, cf-temporal, cf-system"
+                "unknown model {o:?}; known: mean, lr, glm, dt, rf, rf-rich, gbdt, placement, cpu-share, lstm, cf, cf-permetric, cf-temporal, cf-system"
             ))),
         }
     }
@@ -117,6 +117,10 @@ pub struct ModelResult {
     /// Seconds of each split's fold (fit and predictions), in split order.
     #[serde(default)]
     pub fold_seconds: Vec<f64>,
+    /// The same metrics on the isolated test runs only (the tenant alone: P ≈ 1); splits
+    /// without one count as NaN and are left out of the mean.
+    #[serde(default)]
+    pub isolated: Summary,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -190,6 +194,9 @@ pub fn plan(runs: &[Run], options: &EvalOptions, seq: Option<&dyn SeqTrainer>) -
     let mut o = serde_json::to_value(options).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut o {
         m.remove("command");
+        // A fold depends on its split and model only: adding a model to an evaluation reuses
+        // the folds of the others.
+        m.remove("models");
     }
     let apps: BTreeMap<&str, usize> = runs.iter().fold(BTreeMap::new(), |mut m, r| {
         *m.entry(r.app.as_str()).or_default() += 1;
@@ -242,22 +249,21 @@ fn prefix_ks(options: &EvalOptions) -> Vec<usize> {
     ks
 }
 
-/// Per-run aggregate tables of the tabular models, keyed by (rich, k): each depends on one run
+/// Per-run tables of the tabular models, keyed by (feature set, k): each depends on one run
 /// only, so they are computed once for every split.
 fn tabular_tables(
     runs: &[Run],
     options: &EvalOptions,
     ks: &[usize],
-) -> BTreeMap<(bool, usize), Table> {
+) -> BTreeMap<(FeatureSet, usize), Table> {
     let mut tables = BTreeMap::new();
-    for set in [FeatureSet::Mean, FeatureSet::Rich] {
-        let needed = options
-            .models
-            .iter()
-            .any(|m| matches!(m, ModelSpec::Tabular(t) if t.feature_set() == set));
-        if needed {
+    for m in &options.models {
+        if let ModelSpec::Tabular(t) = m {
+            let set = t.feature_set();
             for &k in ks {
-                tables.insert((set == FeatureSet::Rich, k), features::table(runs, set, k));
+                tables
+                    .entry((set, k))
+                    .or_insert_with(|| features::table(runs, set, k));
             }
         }
     }
@@ -332,7 +338,7 @@ struct FoldCtx<'a> {
     split: &'a Split,
     idx: &'a SplitIdx,
     ks: &'a [usize],
-    tables: &'a BTreeMap<(bool, usize), Table>,
+    tables: &'a BTreeMap<(FeatureSet, usize), Table>,
     options: &'a EvalOptions,
     scratch: &'a Path,
 }
@@ -361,8 +367,8 @@ impl FoldCtx<'_> {
                         .map(|&i| self.runs[i].p as f64)
                         .collect::<Vec<_>>()
                 };
-                let rich = t.feature_set() == FeatureSet::Rich;
-                let full = &self.tables[&(rich, 0)];
+                let set = t.feature_set();
+                let full = &self.tables[&(set, 0)];
                 let m = t.fit(
                     &full.select(&idx.train),
                     &y(&idx.train),
@@ -372,7 +378,7 @@ impl FoldCtx<'_> {
                 )?;
                 chosen = m.describe();
                 for &k in self.ks {
-                    p_hat.insert(k, m.predict(&self.tables[&(rich, k)].select(&idx.test)));
+                    p_hat.insert(k, m.predict(&self.tables[&(set, k)].select(&idx.test)));
                 }
             }
             ModelSpec::Lstm => {
@@ -438,12 +444,14 @@ fn preds_of(runs: &[Run], test: &[usize], p_hat: &[f64]) -> Vec<Pred> {
         .collect()
 }
 
-/// Per model: metrics per split, metrics per early-prediction k, descriptions, fold seconds.
+/// Per model: metrics per split, metrics per early-prediction k, descriptions, fold seconds,
+/// metrics per split on the isolated test runs only.
 type ModelAcc = (
     Vec<Metrics>,
     BTreeMap<usize, Vec<Metrics>>,
     Vec<String>,
     Vec<f64>,
+    Vec<Metrics>,
 );
 
 /// The results of `folds` (in split-major order, as [`run_folds`] makes them).
@@ -478,6 +486,14 @@ fn aggregate(
                 let m = compute(&preds);
                 if k == 0 {
                     entry.0.push(m);
+                    let isolated: Vec<Pred> = idx
+                        .test
+                        .iter()
+                        .zip(&preds)
+                        .filter(|(&i, _)| runs[i].context.is_isolated())
+                        .map(|(_, p)| p.clone())
+                        .collect();
+                    entry.4.push(compute(&isolated));
                 } else {
                     entry.1.entry(k).or_default().push(m);
                 }
@@ -491,15 +507,18 @@ fn aggregate(
             let name = m.name();
             per_model
                 .remove(&name)
-                .map(|(per_split, early, chosen, fold_seconds)| ModelResult {
-                    summary: summarise(&per_split),
-                    early: early.into_iter().map(|(k, v)| (k, summarise(&v))).collect(),
-                    name,
-                    per_split,
-                    chosen,
-                    fit_seconds: fold_seconds.iter().sum(),
-                    fold_seconds,
-                })
+                .map(
+                    |(per_split, early, chosen, fold_seconds, isolated)| ModelResult {
+                        summary: summarise(&per_split),
+                        isolated: summarise(&isolated),
+                        early: early.into_iter().map(|(k, v)| (k, summarise(&v))).collect(),
+                        name,
+                        per_split,
+                        chosen,
+                        fit_seconds: fold_seconds.iter().sum(),
+                        fold_seconds,
+                    },
+                )
         })
         .collect();
     Ok(EvalResults {
@@ -522,12 +541,14 @@ fn fmt_pm(m: f64, s: f64) -> String {
 }
 
 impl EvalResults {
-    /// The best model by mean MAE among those whose name does not start with `cf`.
+    /// The best model by mean MAE among those whose name does not start with `cf`, trivial
+    /// predictors left out.
     pub fn best_baseline(&self) -> Option<&ModelResult> {
         self.models
             .iter()
             .filter(|m| {
-                !m.name.starts_with("cf") && m.name != "mean" && m.summary.mae_mean.is_finite()
+                let trivial = Tabular::from_name(&m.name).is_some_and(Tabular::is_trivial);
+                !m.name.starts_with("cf") && !trivial && m.summary.mae_mean.is_finite()
             })
             .min_by(|a, b| a.summary.mae_mean.total_cmp(&b.summary.mae_mean))
     }
@@ -540,15 +561,16 @@ impl EvalResults {
             "Label-noise floor (mean label_noise of the test runs, points of P×100): **{:.2}**\n\n",
             self.noise_floor
         ));
-        s.push_str("| model | MAE (mean ± std) | MSE (mean ± std) | <5 | 5-10 | 10-15 | 15-20 | 20-25 | >25 | fit s |\n");
-        s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+        s.push_str("| model | MAE (mean ± std) | MSE (mean ± std) | MAE isolated runs | <5 | 5-10 | 10-15 | 15-20 | 20-25 | >25 | fit s |\n");
+        s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
         for m in &self.models {
             let b = m.summary.bands;
             s.push_str(&format!(
-                "| {} | {} | {} | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.1} |\n",
+                "| {} | {} | {} | {} | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.0}% | {:.1} |\n",
                 m.name,
                 fmt_pm(m.summary.mae_mean, m.summary.mae_std),
                 fmt_pm(m.summary.mse_mean, m.summary.mse_std),
+                fmt_pm(m.isolated.mae_mean, m.isolated.mae_std),
                 b[0] * 100.0,
                 b[1] * 100.0,
                 b[2] * 100.0,
@@ -574,6 +596,13 @@ impl EvalResults {
                     if gain >= 0.0 { "below" } else { "above" },
                     cf.summary.mae_mean / self.noise_floor
                 ));
+                if cf.isolated.mae_mean.is_finite() && best.isolated.mae_mean.is_finite() {
+                    let d = cf.isolated.mae_mean - best.isolated.mae_mean;
+                    s.push_str(&format!(
+                        "- {}: MAE on isolated runs {:.2} against {:.2} for {} ({:+.2} points; goal: within 1).\n",
+                        cf.name, cf.isolated.mae_mean, best.isolated.mae_mean, best.name, d
+                    ));
+                }
             }
         }
         s

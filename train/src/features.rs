@@ -2,6 +2,8 @@
 //! feature, `mean, std, min, max, p10, p50, p90, slope, last−first` over the run (or its first k
 //! seconds). A feature that is null all run long gives NaN in every statistic.
 
+use dataset::runs::Placement;
+
 use crate::data::Run;
 
 /// The statistics computed per feature, in column order.
@@ -10,12 +12,37 @@ pub const STATS: [&str; 9] = [
 ];
 
 /// Which aggregates to compute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FeatureSet {
     /// The time-mean of each feature (the paper's feature-domain baselines; F columns).
     Mean,
     /// All of [`STATS`] (9·F columns).
     Rich,
+    /// No metrics, only what the campaign knows of the placement: [`CONTEXT_COLUMNS`].
+    Context,
+    /// The CPU-share rule's inputs: [`CPU_SHARE_COLUMNS`].
+    CpuShare,
+}
+
+/// Columns of [`FeatureSet::Context`]: tenants in the run, the placement's code
+/// ([`placement_code`]), the CPU quota in vCPUs (0 = none).
+pub const CONTEXT_COLUMNS: [&str; 3] = ["n_tenants", "placement", "cpu_quota"];
+/// Columns of [`FeatureSet::CpuShare`]: the tenant's own mean CPU usage (% of one CPU, over
+/// observed seconds) and the CPUs it may use (quota, else cpuset size; NaN when neither).
+pub const CPU_SHARE_COLUMNS: [&str; 2] = ["cpu.usage_pct.mean", "cpu_capacity"];
+/// The catalogue metric the CPU-share rule reads.
+pub const CPU_USAGE_METRIC: &str = "cpu.usage_pct";
+
+/// A number per placement for the trees (alone 0, same-core 1, cross-core 2, unpinned 3, an
+/// explicit cpuset 4).
+pub fn placement_code(p: &Placement) -> f64 {
+    match p {
+        Placement::Alone => 0.0,
+        Placement::SameCore => 1.0,
+        Placement::CrossCore => 2.0,
+        Placement::Unpinned => 3.0,
+        Placement::Cpuset(_) => 4.0,
+    }
 }
 
 /// A dense row-major table of f64 (NaN = missing).
@@ -62,6 +89,8 @@ pub fn column_names(set: FeatureSet, feature_names: &[String]) -> Vec<String> {
             .iter()
             .flat_map(|n| STATS.iter().map(move |s| format!("{n}.{s}")))
             .collect(),
+        FeatureSet::Context => CONTEXT_COLUMNS.iter().map(|c| c.to_string()).collect(),
+        FeatureSet::CpuShare => CPU_SHARE_COLUMNS.iter().map(|c| c.to_string()).collect(),
     }
 }
 
@@ -135,11 +164,34 @@ pub fn table(runs: &[Run], set: FeatureSet, k: usize) -> Table {
     let cols = match set {
         FeatureSet::Mean => f,
         FeatureSet::Rich => f * STATS.len(),
+        FeatureSet::Context => CONTEXT_COLUMNS.len(),
+        FeatureSet::CpuShare => CPU_SHARE_COLUMNS.len(),
     };
+    let usage = dataset::catalogue::Catalogue::builtin().index_of(CPU_USAGE_METRIC);
     let mut data = Vec::with_capacity(runs.len() * cols);
     for r in runs {
         let t = r.prefix_len(k);
-        aggregate(r.prefix(k), t, r.f, set, &mut data);
+        let c = &r.context;
+        match set {
+            FeatureSet::Mean | FeatureSet::Rich => aggregate(r.prefix(k), t, r.f, set, &mut data),
+            FeatureSet::Context => data.extend_from_slice(&[
+                c.n_tenants as f64,
+                placement_code(&c.placement),
+                c.cpu_quota.unwrap_or(0.0) as f64,
+            ]),
+            FeatureSet::CpuShare => {
+                let observed = usage
+                    .filter(|&j| j < r.f)
+                    .map(|j| r.prefix(k).chunks_exact(r.f).map(move |row| row[j]))
+                    .into_iter()
+                    .flatten()
+                    .filter(|v| v.is_finite());
+                let (sum, n) = observed.fold((0f64, 0usize), |(s, n), v| (s + v as f64, n + 1));
+                let mean = if n == 0 { f64::NAN } else { sum / n as f64 };
+                let capacity = c.cpu_capacity().map_or(f64::NAN, |v| v as f64);
+                data.extend_from_slice(&[mean, capacity]);
+            }
+        }
     }
     Table {
         rows: runs.len(),

@@ -94,7 +94,13 @@ impl FoldStore {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let p = dir.join("plan.json");
         if p.exists() {
-            let before: Value = read_json(&p)?;
+            let mut before: Value = read_json(&p)?;
+            // Plans written before models were left out of them listed the models.
+            let listed_models = before
+                .get_mut("options")
+                .and_then(Value::as_object_mut)
+                .and_then(|o| o.remove("models"))
+                .is_some();
             if let Some(diff) = first_difference(&before, plan, "plan") {
                 return Err(TrainError::Invalid(format!(
                     "{} holds folds of a different evaluation ({diff}); use another --out, or \
@@ -102,6 +108,9 @@ impl FoldStore {
                     dir.display(),
                     dir.display()
                 )));
+            }
+            if listed_models {
+                write_json(&p, plan)?;
             }
         } else {
             write_json(&p, plan)?;
@@ -179,6 +188,21 @@ mod tests {
         let other = json!({"seed": 1, "cf": {"lr": 0.001, "blocks": 4}});
         let e = FoldStore::open(tmp.path(), &other).unwrap_err().to_string();
         assert!(e.contains("plan.cf.blocks: 2 before, 4 now"), "{e}");
+    }
+
+    #[test]
+    fn a_plan_that_listed_its_models_is_read_as_one_that_does_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = json!({"options": {"seed": 1, "models": ["mean"]}});
+        std::fs::write(tmp.path().join("plan.json"), old.to_string()).unwrap();
+        let now = json!({"options": {"seed": 1}});
+        FoldStore::open(tmp.path(), &now).unwrap();
+        let stored: Value = read_json(&tmp.path().join("plan.json")).unwrap();
+        assert_eq!(stored, now, "rewritten without the models");
+        let e = FoldStore::open(tmp.path(), &json!({"options": {"seed": 2}}))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plan.options.seed: 1 before, 2 now"), "{e}");
     }
 
     #[test]

@@ -129,15 +129,26 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Summary {
     pub n_splits: usize,
+    /// NaN (JSON `null`) when no split had a run to measure (e.g. no isolated test run).
+    #[serde(deserialize_with = "null_as_nan")]
     pub mae_mean: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub mae_std: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub mse_mean: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub mse_std: f64,
     /// Mean over splits of the band shares.
     pub bands: [f64; 6],
+    #[serde(deserialize_with = "null_as_nan")]
     pub noise_floor: f64,
     /// Per-application MAE, averaged over the splits where the app was tested.
     pub per_app_mae: BTreeMap<String, f64>,
+}
+
+/// serde_json writes a non-finite f64 as `null`; read it back as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 pub fn summarise(per_split: &[Metrics]) -> Summary {
@@ -172,6 +183,16 @@ pub fn summarise(per_split: &[Metrics]) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_of_nothing_round_trips_through_json() {
+        let empty = summarise(&[compute(&[])]);
+        assert!(empty.mae_mean.is_nan());
+        let json = serde_json::to_string(&empty).unwrap();
+        assert!(json.contains("\"mae_mean\":null"), "{json}");
+        let back: Summary = serde_json::from_str(&json).unwrap();
+        assert!(back.mae_mean.is_nan() && back.noise_floor.is_nan());
+    }
 
     fn pr(app: &str, p: f64, p_hat: f64, noise: f64) -> Pred {
         Pred {

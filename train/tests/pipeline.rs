@@ -50,6 +50,7 @@ pub fn synthetic_runs(n_per_app: usize, f: usize, seed: u64) -> Vec<Run> {
                 p,
                 p_per_second: None,
                 label_noise: 0.01,
+                context: Default::default(),
             });
         }
     }
@@ -369,4 +370,138 @@ fn an_evaluation_in_parts_equals_one_run_through() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("plan.options.seed: 3 before, 4 now"), "{e}");
+
+    // A model added to a finished evaluation: only its folds are computed (one per call with
+    // the past deadline), the others are read back unchanged.
+    let more = EvalOptions {
+        models: [
+            options.models.clone(),
+            vec![ModelSpec::Tabular(Tabular::Placement)],
+        ]
+        .concat(),
+        ..options.clone()
+    };
+    let store = FoldStore::open(&folds, &plan(&runs, &more, None)).unwrap();
+    let parts = Parts {
+        store: &store,
+        deadline: Some(std::time::Instant::now()),
+    };
+    let mut calls = 0;
+    let grown = loop {
+        calls += 1;
+        assert!(calls <= 2, "the old folds were recomputed");
+        match evaluate_in_parts(
+            &runs,
+            &more,
+            None,
+            scratch.path(),
+            &parts,
+            &mut |_, _, _| {},
+        )
+        .unwrap()
+        {
+            Outcome::Complete(r) => break r,
+            Outcome::Stopped { done, total } => assert_eq!(total, 8, "{done}"),
+        }
+    };
+    assert_eq!(calls, 2, "2 splits of the new model");
+    assert_eq!(
+        json(&metrics, &grown)[..3],
+        json(&metrics, &whole)[..],
+        "the old models' results are unchanged"
+    );
+}
+
+/// Runs whose P follows the placement only, with `cpu.usage_pct` = 100 · P (one CPU each):
+/// isolated runs (P 1), two tenants on one core (P 0.5), two on two cores (P 0.9).
+fn placement_runs() -> Vec<Run> {
+    use dataset::runs::Placement;
+    use train::data::RunContext;
+    let cat = dataset::catalogue::Catalogue::builtin();
+    let (f, usage) = (cat.n_features(), cat.index_of("cpu.usage_pct").unwrap());
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut runs = Vec::new();
+    for a in 0..4 {
+        for i in 0..24 {
+            let (n_tenants, placement, p) = match i % 3 {
+                0 => (1, Placement::Alone, 1.0),
+                1 => (2, Placement::SameCore, 0.5),
+                _ => (2, Placement::CrossCore, 0.9),
+            };
+            let p: f32 = p - rng.random_range(0.0..0.02);
+            let t = 10;
+            let mut x = vec![f32::NAN; t * f];
+            for s in 1..t {
+                x[s * f + usage] = 100.0 * p;
+            }
+            runs.push(Run {
+                run_id: format!("r{a}-{i}"),
+                tenant: "t0".into(),
+                app: format!("app{a}"),
+                scenario: "static".into(),
+                t,
+                f,
+                x,
+                p,
+                p_per_second: None,
+                label_noise: 0.01,
+                context: RunContext::from_table(n_tenants, placement, 0.0, "0"),
+            });
+        }
+    }
+    runs
+}
+
+#[test]
+fn trivial_predictors_and_the_isolated_run_mae() {
+    let runs = placement_runs();
+    let options = EvalOptions {
+        protocol: Protocol::Loao,
+        n_splits: 0,
+        seed: 3,
+        models: vec![
+            ModelSpec::Tabular(Tabular::Mean),
+            ModelSpec::Tabular(Tabular::Placement),
+            ModelSpec::Tabular(Tabular::CpuShare),
+        ],
+        early_ks: vec![5],
+        lstm: Default::default(),
+        command: "test".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let res = evaluate(&runs, &options, None, dir.path(), &mut |_, _, _| {}).unwrap();
+    let model = |n: &str| res.models.iter().find(|m| m.name == n).unwrap();
+    let mean = model("mean");
+    // The placement explains P: the small tree gets within the jitter, the mean does not.
+    assert!(
+        model("placement").summary.mae_mean < 2.0,
+        "{:?}",
+        model("placement").summary
+    );
+    assert!(mean.summary.mae_mean > 15.0, "{:?}", mean.summary);
+    // Usage = 100 · P on one CPU: the CPU-share rule is exact.
+    assert!(
+        model("cpu-share").summary.mae_mean < 1e-3,
+        "{:?}",
+        model("cpu-share").summary
+    );
+    // Isolated runs (P ≈ 1): the mean predictor is off by ~1 − mean P, the tree is not.
+    assert!(mean.isolated.mae_mean > 15.0 && mean.isolated.n_splits == 4);
+    assert!(model("placement").isolated.mae_mean < 2.0);
+    // Trivial predictors are never "the best baseline".
+    assert!(res.best_baseline().is_none());
+    assert!(
+        res.headline_markdown().contains("MAE isolated runs"),
+        "{}",
+        res.headline_markdown()
+    );
+    // Unknown capacity (unpinned, no quota): the rule reads "not starved".
+    let mut unpinned = runs[1].clone();
+    unpinned.context.cpuset_size = None;
+    let table = train::features::table(&[unpinned], train::features::FeatureSet::CpuShare, 0);
+    assert!(table.data[1].is_nan());
+    let m = Tabular::CpuShare
+        .fit(&table, &[0.5], &table, &[0.5], 0)
+        .unwrap();
+    assert_eq!(m.predict(&table), vec![1.0]);
 }

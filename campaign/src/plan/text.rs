@@ -98,33 +98,4 @@ pub(super) fn unknown_placeholder(cmd: &str, vars: &BTreeMap<String, String>) ->
     Some(rest[..end].to_string())
 }
 
-/// A cpu list that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CpuListError {
-    #[error("bad cpu list `{0}`")]
-    Bad(String),
-    #[error("empty cpu list `{0}`")]
-    Empty(String),
-}
-
-/// Parses a cpu list such as `0-1,3`.
-pub fn parse_cpulist(s: &str) -> Result<Vec<usize>, CpuListError> {
-    let bad = || CpuListError::Bad(s.to_string());
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if let Some((a, b)) = part.split_once('-') {
-            let a: usize = a.trim().parse().map_err(|_| bad())?;
-            let b: usize = b.trim().parse().map_err(|_| bad())?;
-            if b < a {
-                return Err(bad());
-            }
-            out.extend(a..=b);
-        } else {
-            out.push(part.parse().map_err(|_| bad())?);
-        }
-    }
-    if out.is_empty() {
-        return Err(CpuListError::Empty(s.to_string()));
-    }
-    Ok(out)
-}
+pub use dataset::cpulist::{parse_cpulist, CpuListError};

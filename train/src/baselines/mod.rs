@@ -39,10 +39,14 @@ pub enum Tabular {
     ForestRich,
     /// Gradient-boosted trees (forust-ml) on the rich aggregates, early stopping on validation.
     Gbdt,
+    /// Trivial: a depth-3 tree on the placement alone (tenants, placement, quota), no metrics.
+    Placement,
+    /// Trivial: the CPU-share rule, P̂ = own CPU usage / the CPUs it may use (no fitting).
+    CpuShare,
 }
 
 impl Tabular {
-    pub const ALL: [Tabular; 7] = [
+    pub const ALL: [Tabular; 9] = [
         Tabular::Mean,
         Tabular::Linear,
         Tabular::Glm,
@@ -50,6 +54,8 @@ impl Tabular {
         Tabular::Forest,
         Tabular::ForestRich,
         Tabular::Gbdt,
+        Tabular::Placement,
+        Tabular::CpuShare,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,7 +67,15 @@ impl Tabular {
             Tabular::Forest => "rf",
             Tabular::ForestRich => "rf-rich",
             Tabular::Gbdt => "gbdt",
+            Tabular::Placement => "placement",
+            Tabular::CpuShare => "cpu-share",
         }
+    }
+
+    /// A trivial predictor (training mean, placement-only tree, CPU-share rule): reported
+    /// beside the models, never counted as "the best baseline".
+    pub fn is_trivial(self) -> bool {
+        matches!(self, Tabular::Mean | Tabular::Placement | Tabular::CpuShare)
     }
 
     pub fn from_name(s: &str) -> Option<Tabular> {
@@ -71,6 +85,8 @@ impl Tabular {
     pub fn feature_set(self) -> FeatureSet {
         match self {
             Tabular::ForestRich | Tabular::Gbdt => FeatureSet::Rich,
+            Tabular::Placement => FeatureSet::Context,
+            Tabular::CpuShare => FeatureSet::CpuShare,
             _ => FeatureSet::Mean,
         }
     }
@@ -95,6 +111,8 @@ impl Tabular {
                 Box::new(tree::fit_forest_search(x, y, xv, yv, seed))
             }
             Tabular::Gbdt => Box::new(gbdt::fit(x, y, xv, yv, seed)?),
+            Tabular::Placement => Box::new(tree::fit_forest(x, y, PLACEMENT_TREE, 1, seed)),
+            Tabular::CpuShare => Box::new(CpuShareRule),
         })
     }
 }
@@ -110,6 +128,36 @@ impl TabularModel for MeanModel {
     }
     fn describe(&self) -> String {
         format!("mean={:.4}", self.mean)
+    }
+}
+
+/// The placement-only tree: small on purpose (it shows what the placement alone explains).
+pub const PLACEMENT_TREE: tree::TreeParams = tree::TreeParams {
+    max_depth: 3,
+    min_leaf: 5,
+    max_features: 0,
+};
+
+/// The CPU-share rule on [`FeatureSet::CpuShare`] rows: P̂ = (mean CPU usage / 100) / capacity,
+/// in [0.01, 1]; 1 when the usage or the capacity is unknown (no evidence of starvation). It
+/// reads an idle tenant as degraded: that is the rule's known blind spot.
+pub struct CpuShareRule;
+
+impl TabularModel for CpuShareRule {
+    fn predict(&self, x: &Table) -> Vec<f64> {
+        (0..x.rows)
+            .map(|r| match x.row(r) {
+                [usage, capacity]
+                    if usage.is_finite() && capacity.is_finite() && *capacity > 0.0 =>
+                {
+                    (usage / 100.0 / capacity).clamp(0.01, 1.0)
+                }
+                _ => 1.0,
+            })
+            .collect()
+    }
+    fn describe(&self) -> String {
+        "P = cpu.usage_pct / 100 / min(quota, cpuset size)".into()
     }
 }
 
