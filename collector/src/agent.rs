@@ -16,11 +16,13 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use crate::discover::{self, Discovery};
 use crate::host::{self, HostRaw, HostReader};
+use crate::neighbours::OwnRow;
 use crate::perf::{self, PerfProbe, TenantPerf};
 use crate::specs::{self, raw::N_RAW, Spec};
 use crate::taskstats::Taskstats;
 use crate::tenant::TenantReader;
-use crate::tick::{TenantRow, Tick};
+use crate::tick::Tick;
+use dataset::placement::PlacementColumns;
 
 /// Agent settings.
 #[derive(Debug, Clone)]
@@ -128,6 +130,8 @@ pub struct Agent {
     cat: &'static Catalogue,
     specs: Vec<Spec>,
     host_specs: Vec<Spec>,
+    /// Where the cross-tenant placement columns are (`None` for a catalogue without them).
+    placement: Option<PlacementColumns>,
     discovery: Discovery,
     probe: PerfProbe,
     cpus: Vec<usize>,
@@ -257,6 +261,7 @@ impl Agent {
             cat,
             specs,
             host_specs,
+            placement: PlacementColumns::of(cat),
             discovery,
             probe,
             cpus: perf::online_cpus(),
@@ -455,7 +460,7 @@ impl Agent {
                 }
                 None => None,
             };
-            let mut own: Vec<(String, Vec<f32>, bool, f32)> = Vec::with_capacity(states.len());
+            let mut own: Vec<OwnRow> = Vec::with_capacity(states.len());
             let mut vanished = Vec::new();
             for (name, st) in states.iter_mut() {
                 st.reader.read(&mut st.cur, tasks);
@@ -472,7 +477,13 @@ impl Agent {
                     f[j] = specs::eval(s, prev, &st.cur, dt);
                 }
                 let gap = tick_gap || st.prev_t.is_none() || dt > 1.5;
-                own.push((name.clone(), f, gap, dt as f32));
+                own.push(OwnRow {
+                    tenant: name.clone(),
+                    features: f,
+                    gap,
+                    dt_s: dt as f32,
+                    cpus: st.reader.cpus.clone(),
+                });
                 std::mem::swap(&mut st.cur, &mut st.prev);
                 st.prev_t = Some(t0);
             }
@@ -494,43 +505,7 @@ impl Agent {
             host_prev = Some((hraw, t0));
             let collect_us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
 
-            // Neighbour means: for each metric, the mean over the other tenants with a value.
-            let mut sum = vec![0f64; nm];
-            let mut cnt = vec![0u32; nm];
-            for (_, f, _, _) in &own {
-                for ((s, c), &x) in sum.iter_mut().zip(cnt.iter_mut()).zip(&f[..nm]) {
-                    if !x.is_nan() {
-                        *s += x as f64;
-                        *c += 1;
-                    }
-                }
-            }
-            let n_t = own.len() as u32;
-            let rows: Vec<TenantRow> = own
-                .into_iter()
-                .map(|(tenant, mut f, gap, dt)| {
-                    let (o, nb) = f.split_at_mut(nm);
-                    for (((n, &x), &s), &c) in nb.iter_mut().zip(o.iter()).zip(&sum).zip(&cnt) {
-                        let (mut s, mut c) = (s, c);
-                        if !x.is_nan() {
-                            s -= x as f64;
-                            c -= 1;
-                        }
-                        *n = if c > 0 {
-                            (s / c as f64) as f32
-                        } else {
-                            f32::NAN
-                        };
-                    }
-                    TenantRow {
-                        tenant,
-                        features: f,
-                        n_neighbours: n_t.saturating_sub(1),
-                        gap,
-                        dt_s: dt,
-                    }
-                })
-                .collect();
+            let rows = crate::neighbours::rows_of_second(own, nm, self.placement.as_ref());
 
             let ts_ns = wall0 + t0.saturating_duration_since(mono0).as_nanos() as i64;
             let lateness_us = lateness.as_micros().min(u32::MAX as u128) as u32;

@@ -19,7 +19,15 @@ pub struct Hierarchy {
 }
 
 /// The cgroup v1 controllers whose hierarchies tenants are looked for in (kind names).
-pub const V1_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "memory", "blkio", "pids", "perf_event"];
+pub const V1_CONTROLLERS: [&str; 7] = [
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "blkio",
+    "pids",
+    "perf_event",
+];
 
 /// The cgroup hierarchies under `root`: pure v2 (`root/cgroup.controllers`), or hybrid/v1
 /// (`root/<ctrl>/` plus v2 at `root/unified` when present).

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod discover;
 pub mod host;
+pub mod neighbours;
 pub mod parse;
 pub mod perf;
 pub mod priority;

@@ -28,6 +28,8 @@ pub mod raw {
         CPU_PSI_SOME_US,
         CPU_PSI_FULL_US,
         CPU_PSI_SOME_AVG10,
+        CPUSET_CPUS,
+        CPU_QUOTA_CPUS,
         MEM_CURRENT,
         MEM_ANON,
         MEM_FILE,
@@ -189,6 +191,9 @@ pub enum Spec {
     /// Host only: `100 × Δfield / Δtotal` over the aggregate `/proc/stat` cpu line; the index
     /// names a derived mode (see `host::JIFFY_MODES`).
     Jiffies(usize),
+    /// Computed by the agent from every tenant's row of the same second
+    /// (`dataset::placement::fill_cross_tenant`); null from [`eval`].
+    CrossTenant,
 }
 
 /// ns → percent of one CPU (per second).
@@ -204,6 +209,9 @@ pub fn tenant_spec(name: &str) -> Option<Spec> {
     use Spec::*;
     let s = match name {
         "cpu.usage_pct" => Rate(CPU_USAGE_NS, NS_PCT),
+        "placement.cpuset_cpus" => Gauge(CPUSET_CPUS, 1.0),
+        "placement.cpu_quota_cpus" => Gauge(CPU_QUOTA_CPUS, 1.0),
+        "placement.neighbours" | "placement.contending_cpu_pct" => CrossTenant,
         "cpu.user_pct" => Rate(CPU_USER_NS, NS_PCT),
         "cpu.system_pct" => Rate(CPU_SYSTEM_NS, NS_PCT),
         "cpu.nr_periods_per_s" => Rate(CPU_NR_PERIODS, 1.0),
@@ -419,7 +427,7 @@ pub fn eval(spec: Spec, prev: Option<&[f64]>, cur: &[f64], dt_s: f64) -> f32 {
             let db = delta(p[b], cur[b])?;
             (db > 0.0).then(|| da / db * s)
         }),
-        Spec::Jiffies(_) => None,
+        Spec::Jiffies(_) | Spec::CrossTenant => None,
     };
     match v {
         Some(x) if x.is_finite() => x as f32,
@@ -445,7 +453,7 @@ mod tests {
         for (m, s) in metrics.chain(cat.host_metrics().iter().zip(&h)) {
             match (m.kind, s) {
                 (Kind::Counter, Spec::Rate(..) | Spec::Jiffies(_)) => {}
-                (Kind::Gauge, Spec::Gauge(..) | Spec::Ratio(..)) => {}
+                (Kind::Gauge, Spec::Gauge(..) | Spec::Ratio(..) | Spec::CrossTenant) => {}
                 other => panic!("{}: kind/spec mismatch {other:?}", m.name),
             }
             let (tr, name) = (m.transform, &m.name);
@@ -464,6 +472,7 @@ mod tests {
             (Transform::DeltaTimePct, Spec::Rate(_, s)) => [NS_PCT, US_PCT, MS_PCT].contains(&s),
             (Transform::JiffiesPct, Spec::Jiffies(_)) => true,
             (Transform::DeltaRatio, Spec::Ratio(..)) => true,
+            (Transform::CrossTenant, Spec::CrossTenant) => true,
             _ => false,
         }
     }

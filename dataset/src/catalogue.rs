@@ -15,7 +15,15 @@ use sha2::{Digest, Sha256};
 pub const BUILTIN_TOML: &str = include_str!("../metrics.toml");
 
 /// Earlier catalogues that wrote data (`dataset/catalogues/<hash>.toml`, named by their hash).
-const EARLIER_TOML: &[&str] = &[include_str!("../catalogues/7bcd372d41881478.toml")];
+const EARLIER_TOML: &[&str] = &[
+    include_str!("../catalogues/7bcd372d41881478.toml"),
+    include_str!("../catalogues/25b0154923ed932b.toml"),
+];
+
+/// The family of the metrics the agent computes from the placement (`placement.*`): files
+/// written before they existed read them as derived from the runs table (see
+/// `dataset::placement`), not as an absent source.
+pub const PLACEMENT_FAMILY: &str = "placement";
 
 /// Prefix of the neighbour-mean features.
 pub const NBR_PREFIX: &str = "nbr.";
@@ -41,16 +49,19 @@ pub enum Transform {
     JiffiesPct,
     /// Ratio of two deltas over the same second.
     DeltaRatio,
+    /// Computed by the agent from every tenant's row of the same second.
+    CrossTenant,
 }
 
 impl Transform {
     /// Every transform, in the order `metrics.toml` documents them.
-    pub const ALL: [Transform; 5] = [
+    pub const ALL: [Transform; 6] = [
         Transform::None,
         Transform::Rate,
         Transform::DeltaTimePct,
         Transform::JiffiesPct,
         Transform::DeltaRatio,
+        Transform::CrossTenant,
     ];
 
     /// The name used in `metrics.toml`.
@@ -61,6 +72,7 @@ impl Transform {
             Transform::DeltaTimePct => "delta_time_pct",
             Transform::JiffiesPct => "jiffies_pct",
             Transform::DeltaRatio => "delta_ratio",
+            Transform::CrossTenant => "cross_tenant",
         }
     }
 
@@ -303,7 +315,8 @@ impl Catalogue {
     /// Data written under an earlier catalogue stays readable when that catalogue's metrics
     /// are all here unchanged (same family, source, kind, unit and transform) and every metric
     /// added since belongs to a family the file's footer `availability` records as absent
-    /// (`perf.topdown`: false), so that null is what the collector would have written then.
+    /// (`perf.topdown`: false), so that null is what the collector would have written then —
+    /// or to [`PLACEMENT_FAMILY`], whose columns the reader derives where it can.
     pub fn columns_to_fill(
         &self,
         hash: &str,
@@ -333,7 +346,8 @@ impl Catalogue {
                 .iter()
                 .filter(|m| !then.iter().any(|o| o.name == m.name))
             {
-                if availability.get(&m.family) != Some(&false) {
+                let derived = m.family == PLACEMENT_FAMILY;
+                if !derived && availability.get(&m.family) != Some(&false) {
                     return Err(format!(
                         "written under catalogue {hash}, before `{}` existed, and its footer does \
                          not record its source `{}` as absent: its values are unknown, not null",

@@ -4,6 +4,7 @@
 pub mod catalogue;
 pub mod cpulist;
 pub mod matrix;
+pub mod placement;
 pub mod runs;
 pub mod samples;
 pub mod zero_buffer;

@@ -2,13 +2,17 @@
 //!
 //! [`load_run_matrices`] reads a campaign directory (`DIR/runs.parquet` + `DIR/samples/…`) and
 //! returns one [`RunMatrix`] per labelled tenant-run: the tenant's per-second feature rows
-//! (T × F, row-major, in `Catalogue::feature_names()` order, null → NaN) with its label.
+//! (T × F, row-major, in `Catalogue::feature_names()` order, null → NaN) with its label. Sample
+//! files written before the placement columns get them derived from the runs table
+//! ([`crate::placement`]).
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::catalogue::Catalogue;
+use crate::catalogue::{Catalogue, PLACEMENT_FAMILY};
+use crate::placement::{self, PlacementColumns, TenantSetup};
 use crate::runs::{self, Placement, RunKind, RunRecord, RunsError, Scenario};
 use crate::samples::SamplesError;
 
@@ -103,9 +107,10 @@ pub fn load_run_matrices_with(
 ) -> Result<Vec<RunMatrix>, MatrixError> {
     let records = runs::read_runs(&runs::runs_path(dir))?;
     let cat = Catalogue::builtin();
+    let setups = placement_setups(&records);
     let mut cache: std::collections::HashMap<String, Vec<SampleFile>> = Default::default();
     let mut out = Vec::new();
-    for r in records {
+    for r in records.iter() {
         if !r.is_ok() || !r.p.is_finite() {
             continue;
         }
@@ -113,19 +118,43 @@ pub fn load_run_matrices_with(
             continue;
         }
         if !cache.contains_key(&r.samples_dir) {
-            let files = read_sample_dir(&dir.join(&r.samples_dir), cat)?;
+            let mut files = read_sample_dir(&dir.join(&r.samples_dir), cat)?;
+            if let (Some(c), Some(s)) = (PlacementColumns::of(cat), setups.get(&r.samples_dir)) {
+                for sf in files.iter_mut().filter(|sf| sf.derive_placement) {
+                    let f = cat.n_features();
+                    placement::derive_for_old_rows(&mut sf.x, f, &sf.tenants, &sf.ts, s, &c);
+                }
+            }
             cache.insert(r.samples_dir.clone(), files);
         }
         let files = &cache[&r.samples_dir];
-        out.push(matrix_for(&r, files, cat)?);
+        out.push(matrix_for(r, files, cat)?);
     }
     Ok(out)
+}
+
+/// What the runs table says of each tenant's placement, per sample directory (one run).
+fn placement_setups(records: &[RunRecord]) -> HashMap<String, BTreeMap<String, TenantSetup>> {
+    let mut out: HashMap<String, BTreeMap<String, TenantSetup>> = HashMap::new();
+    for r in records {
+        let setup = TenantSetup {
+            cpus: crate::cpulist::parse_cpulist(&r.cpuset).ok(),
+            quota_cpus: (r.cpu_limit.is_finite() && r.cpu_limit > 0.0)
+                .then_some(r.cpu_limit as f32),
+        };
+        out.entry(r.samples_dir.clone())
+            .or_default()
+            .insert(r.tenant.clone(), setup);
+    }
+    out
 }
 
 /// The feature rows of one sample file, by tenant.
 struct SampleFile {
     path: PathBuf,
     hash: String,
+    /// Written before the placement columns: they are derived from the runs table.
+    derive_placement: bool,
     tenants: Vec<String>,
     ts: Vec<i64>,
     /// Row-major n × F.
@@ -216,9 +245,15 @@ fn read_sample_dir(dir: &Path, cat: &Catalogue) -> Result<Vec<SampleFile>, Matri
                 x[i * fcount + j] = v.unwrap_or(f32::NAN);
             }
         }
+        let derive_placement = fill.iter().any(|n| {
+            cat.index_of(n)
+                .and_then(|i| cat.metrics().get(i))
+                .is_some_and(|m| m.family == PLACEMENT_FAMILY)
+        });
         out.push(SampleFile {
             path,
             hash,
+            derive_placement,
             tenants,
             ts,
             x,

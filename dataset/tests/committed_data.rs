@@ -50,3 +50,54 @@ fn an_unknown_domain_value_is_refused_naming_row_and_value() {
     assert!(e.contains(&format!("row {}", n - 1)), "{e}");
     assert!(e.contains("`colocatd`") && e.contains("run kind"), "{e}");
 }
+
+#[test]
+fn the_placement_columns_of_the_committed_data_are_derived_from_the_runs_table() {
+    use dataset::catalogue::Catalogue;
+    use dataset::placement::PlacementColumns;
+    let cat = Catalogue::builtin();
+    let c = PlacementColumns::of(cat).unwrap();
+    let mats = dataset::matrix::load_run_matrices(&committed()).unwrap();
+    let mut colocated_demand = Vec::new();
+    for m in &mats {
+        let rows: Vec<&[f32]> = m.x.chunks(m.f).collect();
+        let neighbours = m.neighbours.len() as f32;
+        if m.kind == RunKind::Baseline {
+            // Alone: nothing contends.
+            assert!(rows.iter().all(|r| r[c.neighbours] == 0.0), "{}", m.run_id);
+            assert!(rows.iter().all(|r| r[c.contending_cpu_pct] == 0.0));
+            // The campaign pinned its baselines to one CPU too.
+            assert!(rows.iter().all(|r| r[c.cpuset_cpus] == 1.0));
+            continue;
+        }
+        // Co-located: every tenant seen, pinned to one CPU, the quota the runs table gives.
+        assert!(
+            rows.iter().all(|r| r[c.neighbours] == neighbours),
+            "{}",
+            m.run_id
+        );
+        assert!(rows.iter().all(|r| r[c.cpuset_cpus] == 1.0));
+        let quota = rows[0][c.cpu_quota_cpus];
+        if m.cpu_limit > 0.0 {
+            assert_eq!(quota, m.cpu_limit as f32, "{}", m.run_id);
+        } else {
+            assert!(quota.is_nan(), "{}", m.run_id);
+        }
+        let known: Vec<f32> = rows
+            .iter()
+            .map(|r| r[c.contending_cpu_pct])
+            .filter(|v| v.is_finite())
+            .collect();
+        assert!(
+            known.len() + 1 >= rows.len(),
+            "{}: only the first second may be unknown",
+            m.run_id
+        );
+        colocated_demand.extend(known);
+    }
+    let busy = colocated_demand.iter().filter(|&&v| v > 10.0).count();
+    assert!(
+        busy * 2 > colocated_demand.len(),
+        "co-located tenants mostly see contending demand"
+    );
+}

@@ -1,4 +1,4 @@
-//! Parsers of cgroup files: PSI, `io.stat` (v2) and `blkio` (v1).
+//! Parsers of cgroup files: PSI, `io.stat` (v2) and `blkio` (v1), CPU quotas and cpu lists.
 
 use super::{parse_f64, parse_u64};
 
@@ -105,4 +105,41 @@ pub fn parse_blkio_v1(buf: &[u8]) -> (Option<u64>, Option<u64>, Option<u64>) {
         }
     }
     (r, w, d)
+}
+
+/// CPU quota in CPUs from cgroup2 `cpu.max` (`"50000 100000"`; `"max 100000"` = unlimited →
+/// `None`, as is anything that does not parse).
+pub fn parse_cpu_max(buf: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(buf).ok()?;
+    let mut it = text.split_whitespace();
+    let (quota, period) = (it.next()?, it.next()?);
+    quota_cpus(quota.parse().ok()?, period.parse().ok()?)
+}
+
+/// CPU quota in CPUs from cgroup1 `cpu.cfs_quota_us` and `cpu.cfs_period_us` (quota −1 =
+/// unlimited → `None`).
+pub fn parse_cfs_quota(quota: &[u8], period: &[u8]) -> Option<f64> {
+    let q: i64 = std::str::from_utf8(quota).ok()?.trim().parse().ok()?;
+    let p: i64 = std::str::from_utf8(period).ok()?.trim().parse().ok()?;
+    quota_cpus(u64::try_from(q).ok()?, u64::try_from(p).ok()?)
+}
+
+fn quota_cpus(quota: u64, period: u64) -> Option<f64> {
+    (period > 0).then(|| quota as f64 / period as f64)
+}
+
+/// A cpu list file (`cpuset.cpus.effective`, `/sys/devices/system/cpu/online`) into `out`;
+/// false (and `out` empty) when it does not parse or is empty.
+pub fn parse_cpu_list(buf: &[u8], out: &mut Vec<usize>) -> bool {
+    out.clear();
+    match std::str::from_utf8(buf)
+        .ok()
+        .and_then(|t| dataset::cpulist::parse_cpulist(t.trim()).ok())
+    {
+        Some(cpus) => {
+            out.extend(cpus);
+            true
+        }
+        None => false,
+    }
 }

@@ -194,7 +194,10 @@ pub fn sum_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 mod cgroup;
 mod procfs;
 
-pub use cgroup::{parse_blkio_v1, parse_io_stat, parse_pressure, IoTotals, Pressure};
+pub use cgroup::{
+    parse_blkio_v1, parse_cfs_quota, parse_cpu_list, parse_cpu_max, parse_io_stat, parse_pressure,
+    IoTotals, Pressure,
+};
 pub use procfs::{
     count_lines, parse_diskstats, parse_net_dev, parse_pid_stat, parse_pids, parse_proc_stat,
     parse_schedstat, whole_disks, DiskTotals, NetTotals, PidStat, ProcStat,

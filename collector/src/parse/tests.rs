@@ -121,3 +121,19 @@ fn stat_with_odd_comm() {
     assert_eq!(s.blkio_ticks, 9);
     assert!(parse_pid_stat(b"12 (x) R 1 2").is_none());
 }
+
+#[test]
+fn cpu_quotas_and_lists() {
+    assert_eq!(parse_cpu_max(b"50000 100000\n"), Some(0.5));
+    assert_eq!(parse_cpu_max(b"200000 100000"), Some(2.0));
+    assert_eq!(parse_cpu_max(b"max 100000\n"), None);
+    assert_eq!(parse_cpu_max(b""), None);
+    assert_eq!(parse_cfs_quota(b"-1\n", b"100000\n"), None);
+    assert_eq!(parse_cfs_quota(b"150000\n", b"100000\n"), Some(1.5));
+    assert_eq!(parse_cfs_quota(b"150000", b"0"), None);
+    let mut cpus = Vec::new();
+    assert!(parse_cpu_list(b"0-2,5\n", &mut cpus));
+    assert_eq!(cpus, vec![0, 1, 2, 5]);
+    // An empty cpuset.cpus (v1, not set up) does not parse.
+    assert!(!parse_cpu_list(b"\n", &mut cpus) && cpus.is_empty());
+}

@@ -1,4 +1,6 @@
-//! cgroup CPU accounting: v2 `cpu.stat` and `cpu.pressure`, v1 `cpu.stat` and `cpuacct.*`.
+//! cgroup CPU accounting: v2 `cpu.stat` and `cpu.pressure`, v1 `cpu.stat` and `cpuacct.*`; the
+//! tenant's CPU quota (`cpu.max`, `cpu.cfs_*`) and cpuset (`cpuset.cpus.effective`,
+//! `cpuset.effective_cpus`).
 
 use super::{read_into, set, TenantReader};
 use crate::parse;
@@ -47,6 +49,7 @@ impl TenantReader {
             set(raw, CPU_NR_THROTTLED, throttled);
             set(raw, CPU_THROTTLED_NS, throttled_ns);
         }
+        self.read_cpu_placement(raw);
         if let Some(b) = read_into(&mut self.v2_cpu_pressure) {
             let p = parse::parse_pressure(b);
             set(raw, CPU_PSI_SOME_US, p.some_total);
@@ -55,5 +58,34 @@ impl TenantReader {
                 raw[CPU_PSI_SOME_AVG10] = a;
             }
         }
+    }
+
+    /// The quota in CPUs (null when unlimited) and the CPUs the tenant may run on (its cpuset;
+    /// the online CPUs where it has none or it does not parse).
+    fn read_cpu_placement(&mut self, raw: &mut [f64]) {
+        let quota = match read_into(&mut self.v2_cpu_max) {
+            Some(b) => parse::parse_cpu_max(b),
+            None => {
+                let q = read_into(&mut self.v1_cfs_quota).map(<[u8]>::to_vec);
+                let p = read_into(&mut self.v1_cfs_period);
+                q.zip(p).and_then(|(q, p)| parse::parse_cfs_quota(&q, p))
+            }
+        };
+        if let Some(q) = quota {
+            raw[CPU_QUOTA_CPUS] = q;
+        }
+        let mut found = false;
+        for f in [&mut self.v2_cpuset, &mut self.v1_cpuset] {
+            if let Some(b) = read_into(f) {
+                if parse::parse_cpu_list(b, &mut self.cpus) {
+                    found = true;
+                    break;
+                }
+            }
+        }
+        if !found {
+            self.cpus.clone_from(&self.online);
+        }
+        raw[CPUSET_CPUS] = self.cpus.len() as f64;
     }
 }

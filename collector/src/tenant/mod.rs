@@ -44,6 +44,15 @@ pub struct TenantReader {
     dirs: BTreeMap<String, PathBuf>,
     v2_cpu_stat: Option<PreadFile>,
     v2_cpu_pressure: Option<PreadFile>,
+    v2_cpu_max: Option<PreadFile>,
+    v2_cpuset: Option<PreadFile>,
+    v1_cfs_quota: Option<PreadFile>,
+    v1_cfs_period: Option<PreadFile>,
+    v1_cpuset: Option<PreadFile>,
+    /// The CPUs the tenant may run on at the last read (its cpuset, else the online CPUs).
+    pub cpus: Vec<usize>,
+    /// The host's online CPUs (read once).
+    online: Vec<usize>,
     v2_mem_pressure: Option<PreadFile>,
     v2_io_pressure: Option<PreadFile>,
     v2_mem_current: Option<PreadFile>,
@@ -137,6 +146,17 @@ impl TenantReader {
                 v2("cpu.stat")
             },
             v2_cpu_pressure: v2("cpu.pressure"),
+            v2_cpu_max: v2("cpu.max"),
+            v2_cpuset: v2("cpuset.cpus.effective"),
+            v1_cfs_quota: open_in(&dirs, "cpu", "cpu.cfs_quota_us"),
+            v1_cfs_period: open_in(&dirs, "cpu", "cpu.cfs_period_us"),
+            v1_cpuset: open_in(&dirs, "cpuset", "cpuset.effective_cpus")
+                .or_else(|| open_in(&dirs, "cpuset", "cpuset.cpus")),
+            cpus: Vec::new(),
+            online: match crate::perf::online_cpus() {
+                v if v.is_empty() => vec![0],
+                v => v,
+            },
             v2_mem_pressure: v2("memory.pressure"),
             v2_io_pressure: v2("io.pressure"),
             v2_mem_current: v2("memory.current"),
