@@ -358,7 +358,8 @@ fn sampling_thread_is_raised_and_the_writer_is_not() {
         let mut child = cmd.spawn().expect("spawn collect");
         std::thread::sleep(Duration::from_millis(2_500));
         let threads = thread_nices(child.id());
-        assert!(child.wait().unwrap().success());
+        // No cgroup matches the glob: the run exits 1 saying so (its threads were sampled above).
+        assert_eq!(child.wait().unwrap().code(), Some(1));
         let main = threads.iter().find(|(tid, _, _)| *tid == child.id());
         let writer = threads.iter().find(|(_, comm, _)| comm == "cf-writer");
         assert_eq!(
@@ -439,4 +440,58 @@ fn assert_software_perf(m: &samples::Matrix, cat: &Catalogue, tenant: &str) {
             "tenant {tenant}: {name} has a value in every row after the first"
         );
     }
+}
+
+/// A setting that would collect nothing, expose the agent or overflow is refused with a
+/// message naming it, and a run in which no cgroup matched exits non-zero naming what exists.
+#[test]
+fn silent_settings_are_refused_naming_them() {
+    if let Some(why) = skip_reason() {
+        collector::testing::cannot_run("silent_settings_are_refused_naming_them", &why);
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let o = bin()
+            .args(["-q", "collect", "--no-perf", "--out"])
+            .arg(out.path())
+            .args(extra)
+            .output()
+            .expect("run cloudformer collect");
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        (o.status.code(), err)
+    };
+    let cases: [(&[&str], &str); 4] = [
+        (&["--tenants", "", "--duration", "2s"], "empty tenant glob"),
+        (
+            &["--tenants", "/nowhere/x/*", "--duration", "2s"],
+            "under none of the cgroup hierarchies",
+        ),
+        (&["--listen", "0.0.0.0:0", "--duration", "2s"], "--insecure"),
+        (&["--duration", "99999999999999999999h"], "longer than"),
+    ];
+    for (args, needle) in cases {
+        let (code, err) = run(args);
+        assert!(
+            matches!(code, Some(c) if c != 0 && c != 101),
+            "{args:?}: exit {code:?}\n{err}"
+        );
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let (code, err) = run(&["--tenants", "cf-no-such-tenant-*", "--duration", "2s"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("no cgroup matched --tenants cf-no-such-tenant-*")
+            && err.contains("first-level cgroups"),
+        "{err}"
+    );
+    // An absolute glob under a hierarchy is taken as the relative one.
+    let root = collector::discover::hierarchies(std::path::Path::new("/sys/fs/cgroup"));
+    let abs = format!("{}/cf-no-such-tenant-*", root[0].path.display());
+    let (code, err) = run(&["--tenants", &abs, "--duration", "2s"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("no cgroup matched") && !err.contains("under none"),
+        "{err}"
+    );
 }

@@ -211,25 +211,43 @@ fn sighup_reloads_the_model_and_a_bad_one_is_rejected() {
     let body =
         serde_json::json!({"windows": [{"id": "w", "matrix": vec![vec![0.0; f]; 5]}]}).to_string();
 
-    // A new model id in config.json (same weights): SIGHUP switches to it.
+    // A forged id in config.json (same weights and settings): the id is the files' hash, so
+    // SIGHUP is rejected naming both ids and the old model serves on.
     let cfg_path = model.join(model::CONFIG_FILE);
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
-    cfg["model_id"] = serde_json::json!("cf-reloaded-by-sighup");
+    let original = std::fs::read_to_string(&cfg_path).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&original).unwrap();
+    cfg["model_id"] = serde_json::json!("cf-forged");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
     hup(&server);
+    let v = wait_readyz(addr, |v| v["reloads_failed"] == 1);
+    let err = v["reload_error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        err.contains("records model id cf-forged") && err.contains(&old_id),
+        "{err}"
+    );
+    assert_eq!(v["model_id"], old_id.as_str());
+    std::fs::write(&cfg_path, &original).unwrap();
+
+    // A new model (one answer-shaping setting changed, saved properly): SIGHUP switches to it,
+    // under its own id.
+    let (mut ck, net) = model::Checkpoint::load(&model, &model::Device::Cpu).unwrap();
+    ck.normalizer.coverage_floor *= 0.5;
+    ck.save(&model, &net).unwrap();
+    let new_id = ck.model_id.clone();
+    assert_ne!(new_id, old_id, "another setting, another id");
+    hup(&server);
     let v = wait_readyz(addr, |v| v["reloads_ok"] == 1);
-    assert_eq!(v["model_id"], "cf-reloaded-by-sighup", "{v}");
+    assert_eq!(v["model_id"], new_id.as_str(), "{v}");
     let r = post(addr, "/v1/predict", body.as_bytes());
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["model_id"], "cf-reloaded-by-sighup");
+    assert_eq!(r.json()["model_id"], new_id.as_str());
 
     // Truncated weights: SIGHUP is rejected, the error is on /readyz, the old model serves on.
     let w = model.join(model::WEIGHTS_FILE);
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
     hup(&server);
-    let v = wait_readyz(addr, |v| v["reloads_failed"] == 1);
+    let v = wait_readyz(addr, |v| v["reloads_failed"] == 2);
     let err = v["reload_error"].as_str().unwrap_or_default().to_string();
     let r = post(addr, "/v1/predict", body.as_bytes());
     let _ = server.kill();
@@ -238,8 +256,7 @@ fn sighup_reloads_the_model_and_a_bad_one_is_rejected() {
         err.contains("rejected") && err.contains(model::WEIGHTS_FILE),
         "reload error does not name the bad file: {err}"
     );
-    assert_eq!(v["model_id"], "cf-reloaded-by-sighup");
+    assert_eq!(v["model_id"], new_id.as_str());
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["model_id"], "cf-reloaded-by-sighup");
-    assert_ne!(old_id, "cf-reloaded-by-sighup");
+    assert_eq!(r.json()["model_id"], new_id.as_str());
 }

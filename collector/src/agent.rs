@@ -18,6 +18,7 @@ use crate::discover::{self, Discovery};
 use crate::host::{self, HostRaw, HostReader};
 use crate::neighbours::OwnRow;
 use crate::perf::{self, PerfProbe, TenantPerf};
+use crate::settings;
 use crate::specs::{self, raw::N_RAW, Spec};
 use crate::taskstats::Taskstats;
 use crate::tenant::TenantReader;
@@ -41,6 +42,8 @@ pub struct AgentConfig {
     pub duration: Option<Duration>,
     /// Serve Prometheus text at `http://<listen>/metrics`.
     pub listen: Option<SocketAddr>,
+    /// Allow `listen` on a non-loopback address (the endpoint has no authentication).
+    pub insecure_listen: bool,
     /// `/proc` (for the host context).
     pub proc_root: PathBuf,
     /// Rows per Parquet row group (≥ 600 in production; tests may lower it).
@@ -67,6 +70,7 @@ impl Default for AgentConfig {
             segment: Duration::from_secs(600),
             duration: None,
             listen: None,
+            insecure_listen: false,
             proc_root: PathBuf::from("/proc"),
             row_group_rows: samples::MIN_ROW_GROUP_ROWS,
             perf: true,
@@ -188,13 +192,7 @@ impl Agent {
         let cat = Catalogue::builtin();
         let specs = specs::tenant_specs(cat).map_err(CollectError::Unmapped)?;
         let host_specs = specs::host_specs(cat).map_err(CollectError::Unmapped)?;
-        if cfg.tenant_globs.is_empty() {
-            return Err(CollectError::Config("no tenant glob given".into()));
-        }
-        for g in &cfg.tenant_globs {
-            glob::Pattern::new(g)
-                .map_err(|e| CollectError::Config(format!("bad tenant glob `{g}`: {e}")))?;
-        }
+        settings::listen(cfg.listen, cfg.insecure_listen).map_err(CollectError::Config)?;
         if cfg.segment < Duration::from_secs(1) {
             return Err(CollectError::Config(format!(
                 "segment length {:?} is shorter than one tick (1 s)",
@@ -214,6 +212,16 @@ impl Agent {
                 "no cgroup hierarchy (v2 or v1 cpu/cpuacct/memory/blkio/pids) under {}",
                 cfg.cgroup_root.display()
             )));
+        }
+        let mut cfg = cfg;
+        cfg.tenant_globs =
+            settings::tenant_globs(&cfg.tenant_globs, &hier).map_err(CollectError::Config)?;
+        if discover::discover(&hier, &cfg.tenant_globs).is_empty() {
+            tracing::warn!(
+                globs = ?cfg.tenant_globs,
+                "no cgroup matches the tenant globs yet (tenants that appear later are picked up); {}",
+                settings::what_exists(&hier, 12)
+            );
         }
         if let Some(out) = &cfg.out_dir {
             std::fs::create_dir_all(out).map_err(|source| CollectError::Io {

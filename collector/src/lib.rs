@@ -10,6 +10,7 @@ pub mod parse;
 pub mod perf;
 pub mod priority;
 pub mod prom;
+pub mod settings;
 pub mod specs;
 pub mod taskstats;
 pub mod tenant;

@@ -16,7 +16,8 @@ const FORMAT_VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub format_version: u32,
-    /// `cf-<hash of the weights file>`, set by [`Checkpoint::save`].
+    /// `cf-<hash of the weights file and of what shapes the answers in this file>` (see
+    /// [`Checkpoint::identity`]): set by [`Checkpoint::save`], checked by [`Checkpoint::load`].
     #[serde(default)]
     pub model_id: String,
     pub config: Config,
@@ -40,6 +41,17 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+/// What of `config.json` shapes the answers: everything but the id itself, the derived list
+/// of dropped features and the free-form training metadata.
+#[derive(Serialize)]
+struct Answering<'a> {
+    format_version: u32,
+    config: &'a Config,
+    normalizer: &'a Normalizer,
+    catalogue_hash: &'a str,
+    feature_names: &'a [String],
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
@@ -88,7 +100,7 @@ impl Checkpoint {
         let tmp = dir.join(format!("{WEIGHTS_FILE}.tmp"));
         model.params().save(&tmp)?;
         let bytes = std::fs::read(&tmp).map_err(io(&tmp))?;
-        self.model_id = format!("cf-{:016x}", fnv1a(&bytes));
+        self.model_id = self.identity(&bytes)?;
         std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
         let cfg = dir.join(CONFIG_FILE);
         let tmp = dir.join(format!("{CONFIG_FILE}.tmp"));
@@ -125,11 +137,45 @@ impl Checkpoint {
         Ok(ck)
     }
 
-    /// Reads the checkpoint and its weights.
+    /// The model's identity: `cf-` + a 64-bit FNV-1a hash of the weights file's bytes followed
+    /// by the answer-shaping part of `config.json` (architecture, normaliser, catalogue, feature
+    /// names). Any change to either gives another id.
+    pub fn identity(&self, weights: &[u8]) -> Result<String, ModelError> {
+        let answering = serde_json::to_vec(&Answering {
+            format_version: self.format_version,
+            config: &self.config,
+            normalizer: &self.normalizer,
+            catalogue_hash: &self.catalogue_hash,
+            feature_names: &self.feature_names,
+        })
+        .map_err(|e| ModelError::Config(format!("cannot serialise the configuration: {e}")))?;
+        let mut bytes = weights.to_vec();
+        bytes.extend_from_slice(&answering);
+        Ok(format!("cf-{:016x}", fnv1a(&bytes)))
+    }
+
+    /// Reads the checkpoint and its weights. The id is computed from them; a directory whose
+    /// `config.json` records another one (a weight or setting changed after training, or files
+    /// from two checkpoints) is refused naming both.
     pub fn load(dir: &Path, device: &Device) -> Result<(Checkpoint, CloudFormer), ModelError> {
-        let ck = Checkpoint::read(dir)?;
+        let mut ck = Checkpoint::read(dir)?;
+        let path = dir.join(WEIGHTS_FILE);
         let mut model = CloudFormer::new(&ck.config, ck.seed, device)?;
-        model.params_mut().load(&dir.join(WEIGHTS_FILE))?;
+        // Unreadable or misshapen weights fail here, naming the file or the tensor.
+        model.params_mut().load(&path)?;
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let id = ck.identity(&bytes)?;
+        if !ck.model_id.is_empty() && ck.model_id != id {
+            let msg = format!(
+                "config.json records model id {} but its weights and configuration are {id}: a file was changed after training, or the two files do not belong together",
+                ck.model_id
+            );
+            return Err(ModelError::Checkpoint {
+                path: dir.to_path_buf(),
+                msg,
+            });
+        }
+        ck.model_id = id;
         Ok((ck, model))
     }
 

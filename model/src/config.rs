@@ -35,6 +35,9 @@ pub struct Config {
     /// Maximum number of time steps the temporal branch attends over. Longer windows are
     /// mean-pooled (mask-aware) with stride `ceil(T / max_len)`. `0` = unlimited (faithful).
     pub max_len: usize,
+    /// Pre-LayerNorm blocks (`h + MHA(LN(h))`, `h + FFN(LN(h))`, a final LayerNorm per branch)
+    /// instead of the paper's post-LN ones. Off in checkpoints written before it existed.
+    pub pre_norm: bool,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             variant: Variant::Full,
             metric_embedding: false,
             max_len: 0,
+            pre_norm: false,
         }
     }
 }

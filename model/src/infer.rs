@@ -100,12 +100,22 @@ struct Block {
     ff1: Lin,
     ff2: Lin,
     ln2: Norm,
+    /// Pre-LN (see `layers::EncoderBlock`).
+    pre_norm: bool,
+}
+
+impl Norm {
+    /// LayerNorm of every d-wide row of `x`, in place.
+    fn apply(&self, x: &mut [f32]) {
+        kernels::layer_norm_rows_inplace(x, &self.g, &self.b, 1e-5);
+    }
 }
 
 struct TemporalW {
     input: Lin,
     cls: Vec<f32>,
     blocks: Vec<Block>,
+    final_ln: Option<Norm>,
 }
 
 struct SystemW {
@@ -114,7 +124,9 @@ struct SystemW {
     emb: Option<Vec<f32>>,
     cls: Vec<f32>,
     blocks: Vec<Block>,
-    /// The first block's attention in closed form (faithful tokens only; see `rank1.rs`).
+    final_ln: Option<Norm>,
+    /// The first block's attention in closed form (faithful tokens and post-LN only; see
+    /// `rank1.rs`).
     rank1: Option<rank1::Rank1>,
 }
 
@@ -129,6 +141,8 @@ struct Scratch {
     att: Vec<f32>,
     tmp: Vec<f32>,
     ff: Vec<f32>,
+    /// Pre-LN blocks: the normalised copy of `h` the attention or feed-forward reads.
+    hn: Vec<f32>,
     /// Distinct metric means (system branch), their counts, and ln(count) per token.
     uniq: Vec<f32>,
     count: Vec<f32>,
@@ -204,15 +218,22 @@ impl FastBranches {
                         ff1: lin(&format!("{p}.ff1"), d, cfg.d_ff)?,
                         ff2: lin(&format!("{p}.ff2"), cfg.d_ff, d)?,
                         ln2: norm(&format!("{p}.ln2"))?,
+                        pre_norm: cfg.pre_norm,
                     })
                 })
                 .collect()
+        };
+        let final_ln = |prefix: &str| -> R<Option<Norm>> {
+            cfg.pre_norm
+                .then(|| norm(&format!("{prefix}.final_ln")))
+                .transpose()
         };
         let temporal = if cfg.uses_temporal() {
             Some(TemporalW {
                 input: lin("temporal.input", cfg.n_features, d)?,
                 cls: get("temporal.cls")?,
                 blocks: blocks("temporal", cfg.temporal_blocks)?,
+                final_ln: final_ln("temporal")?,
             })
         } else {
             None
@@ -228,9 +249,10 @@ impl FastBranches {
                 },
                 cls: get("system.cls")?,
                 blocks: blocks("system", cfg.system_blocks)?,
+                final_ln: final_ln("system")?,
                 rank1: None,
             };
-            if sw.emb.is_none() {
+            if sw.emb.is_none() && !cfg.pre_norm {
                 if let Some(first) = sw.blocks.first() {
                     sw.rank1 = Some(rank1::Rank1::new(
                         &sw.w,
@@ -374,6 +396,9 @@ impl FastBranches {
             }
         }
         self.blocks(&tw.blocks, n, None, s);
+        if let Some(ln) = &tw.final_ln {
+            ln.apply(&mut s.h[..d]);
+        }
     }
 
     fn system_branch(&self, sw: &SystemW, x: &[f32], t: usize, s: &mut Scratch) {
@@ -428,6 +453,9 @@ impl FastBranches {
             }
             _ => self.blocks(&sw.blocks, n, kb, s),
         }
+        if let Some(ln) = &sw.final_ln {
+            ln.apply(&mut s.h[..d]);
+        }
         s.key_bias = key_bias;
     }
 
@@ -440,8 +468,8 @@ impl FastBranches {
         }
     }
 
-    /// One post-LN encoder block over `s.h` ([n, d]); only the first `nq` rows are computed
-    /// (all n tokens still serve as keys and values), and `s.h` becomes [nq, d].
+    /// One encoder block over `s.h` ([n, d]); only the first `nq` rows are computed (all n
+    /// tokens still serve as keys and values), and `s.h` becomes [nq, d].
     fn block(&self, blk: &Block, n: usize, nq: usize, key_bias: Option<&[f32]>, s: &mut Scratch) {
         let d = self.d;
         let dh = d / self.heads;
@@ -452,13 +480,23 @@ impl FastBranches {
             scores,
             att,
             tmp,
+            hn,
             ..
         } = s;
+        // Pre-LN: attention reads LN(h); the residual below still adds to h itself.
+        let src: &[f32] = if blk.pre_norm {
+            hn.clear();
+            hn.extend_from_slice(&h[..n * d]);
+            blk.ln1.apply(hn);
+            hn
+        } else {
+            h
+        };
         // Keys and values of every token, queries of the first nq only.
         if nq == n {
-            blk.qkv.forward(h, n, qkv);
+            blk.qkv.forward(src, n, qkv);
         } else {
-            blk.qkv.forward_rows_cols(h, n, nq, d, qkv);
+            blk.qkv.forward_rows_cols(src, n, nq, d, qkv);
         }
         att.clear();
         att.resize(nq * d, 0.0);
@@ -504,16 +542,25 @@ impl FastBranches {
     }
 
     /// The rest of a block once `s.tmp` holds its attention output ([nq, d], projected):
-    /// residual + LayerNorm, feed-forward, residual + LayerNorm; `s.h` becomes [nq, d].
+    /// post-LN: residual + LayerNorm, feed-forward, residual + LayerNorm; pre-LN: residual,
+    /// feed-forward of LN(h), residual. `s.h` becomes [nq, d].
     fn finish_block(&self, blk: &Block, nq: usize, s: &mut Scratch) {
         let d = self.d;
-        let Scratch { h, tmp, ff, .. } = s;
+        let Scratch { h, tmp, ff, hn, .. } = s;
         h.truncate(nq * d);
         for (a, b) in h.iter_mut().zip(tmp.iter()) {
             *a += b;
         }
-        kernels::layer_norm_rows_inplace(h, &blk.ln1.g, &blk.ln1.b, 1e-5);
-        blk.ff1.forward(h, nq, ff);
+        let ff_in: &[f32] = if blk.pre_norm {
+            hn.clear();
+            hn.extend_from_slice(h);
+            blk.ln2.apply(hn);
+            hn
+        } else {
+            blk.ln1.apply(h);
+            h
+        };
+        blk.ff1.forward(ff_in, nq, ff);
         for v in ff.iter_mut() {
             *v = v.max(0.0);
         }
@@ -521,7 +568,9 @@ impl FastBranches {
         for (a, b) in h.iter_mut().zip(tmp.iter()) {
             *a += b;
         }
-        kernels::layer_norm_rows_inplace(h, &blk.ln2.g, &blk.ln2.b, 1e-5);
+        if !blk.pre_norm {
+            blk.ln2.apply(h);
+        }
     }
 }
 

@@ -135,8 +135,9 @@ impl Ctx<'_> {
     }
 }
 
-/// Post-LN Transformer encoder block (Keras time-series example layout, as the paper reads):
-/// h = LN(h + Drop(MHA(h))); h = LN(h + Drop(FFN(h))).
+/// Transformer encoder block. Post-LN (Keras time-series example layout, as the paper reads):
+/// h = LN(h + Drop(MHA(h))); h = LN(h + Drop(FFN(h))). Pre-LN (`pre_norm`):
+/// h = h + Drop(MHA(LN(h))); h = h + Drop(FFN(LN(h))) — the branch then ends with a LayerNorm.
 pub struct EncoderBlock {
     qkv: Linear,
     proj: Linear,
@@ -146,17 +147,28 @@ pub struct EncoderBlock {
     ln2: LayerNorm,
     drop: Dropout,
     heads: usize,
+    pre_norm: bool,
+}
+
+/// The shape of an [`EncoderBlock`].
+#[derive(Debug, Clone, Copy)]
+pub struct BlockShape {
+    pub d: usize,
+    pub heads: usize,
+    pub d_ff: usize,
+    pub dropout: f32,
+    pub pre_norm: bool,
 }
 
 impl EncoderBlock {
-    pub fn new(
-        p: &mut Params,
-        name: &str,
-        d: usize,
-        heads: usize,
-        d_ff: usize,
-        dropout: f32,
-    ) -> R<Self> {
+    pub fn new(p: &mut Params, name: &str, shape: BlockShape) -> R<Self> {
+        let BlockShape {
+            d,
+            heads,
+            d_ff,
+            dropout,
+            pre_norm,
+        } = shape;
         Ok(EncoderBlock {
             qkv: Linear::new(p, &format!("{name}.attn.qkv"), d, 3 * d)?,
             proj: Linear::new(p, &format!("{name}.attn.out"), d, d)?,
@@ -166,19 +178,19 @@ impl EncoderBlock {
             ln2: LayerNorm::new(p, &format!("{name}.ln2"), d)?,
             drop: Dropout { p: dropout },
             heads,
+            pre_norm,
         })
     }
 
-    /// `h`: [B, N, d]. `key_bias`: optional [B, N] additive bias (0 for real keys, a large
-    /// negative number for padded keys).
-    pub fn forward(&self, h: &Tensor, key_bias: Option<&Tensor>, ctx: &Ctx) -> R<Tensor> {
-        let (b, n, d) = h.dims3()?;
+    /// Multi-head self-attention over `x` ([B, N, d]), projected.
+    fn attend(&self, x: &Tensor, key_bias: Option<&Tensor>, ctx: &Ctx) -> R<Tensor> {
+        let (b, n, d) = x.dims3()?;
         let dh = d / self.heads;
         // Queries, keys and values from the rows of one [3d, d] projection, each [B, H, N, dh].
         let part = |i: usize| -> R<Tensor> {
             Ok(self
                 .qkv
-                .forward_outputs(h, i * d, d)?
+                .forward_outputs(x, i * d, d)?
                 .reshape((b, n, self.heads, dh))?
                 .transpose(1, 2)?
                 .contiguous()?)
@@ -190,9 +202,25 @@ impl EncoderBlock {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, n, d))?;
-        let a = self.proj.forward(&a)?;
+        self.proj.forward(&a)
+    }
+
+    fn feed_forward(&self, x: &Tensor) -> R<Tensor> {
+        self.ff2.forward(&self.ff1.forward(x)?.relu()?)
+    }
+
+    /// `h`: [B, N, d]. `key_bias`: optional [B, N] additive bias (0 for real keys, a large
+    /// negative number for padded keys).
+    pub fn forward(&self, h: &Tensor, key_bias: Option<&Tensor>, ctx: &Ctx) -> R<Tensor> {
+        if self.pre_norm {
+            let a = self.attend(&self.ln1.forward(h)?, key_bias, ctx)?;
+            let h = (h + ctx.dropout(&self.drop, &a)?)?;
+            let f = self.feed_forward(&self.ln2.forward(&h)?)?;
+            return Ok((&h + ctx.dropout(&self.drop, &f)?)?);
+        }
+        let a = self.attend(h, key_bias, ctx)?;
         let h = self.ln1.forward(&(h + ctx.dropout(&self.drop, &a)?)?)?;
-        let f = self.ff2.forward(&self.ff1.forward(&h)?.relu()?)?;
+        let f = self.feed_forward(&h)?;
         self.ln2.forward(&(&h + ctx.dropout(&self.drop, &f)?)?)
     }
 }

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::layers::{sinusoidal, Ctx, Dropout, EncoderBlock, LayerNorm, Linear};
+use crate::layers::{sinusoidal, BlockShape, Ctx, Dropout, EncoderBlock, LayerNorm, Linear};
 use crate::params::{Init, Params};
 use crate::{Config, ModelError};
 
@@ -19,6 +19,8 @@ struct Temporal {
     input: Linear,
     cls: Tensor,
     blocks: Vec<EncoderBlock>,
+    /// Pre-LN blocks end the branch with a LayerNorm (`temporal.final_ln`).
+    final_ln: Option<LayerNorm>,
 }
 
 struct System {
@@ -27,6 +29,17 @@ struct System {
     metric_emb: Option<Tensor>,
     cls: Tensor,
     blocks: Vec<EncoderBlock>,
+    /// `system.final_ln` with pre-LN blocks.
+    final_ln: Option<LayerNorm>,
+}
+
+/// The CLS row of a branch's last hidden state, through its final LayerNorm when it has one.
+fn branch_output(h: &Tensor, final_ln: Option<&LayerNorm>) -> R<Tensor> {
+    let cls = h.narrow(1, 0, 1)?.squeeze(1)?;
+    match final_ln {
+        Some(ln) => ln.forward(&cls),
+        None => Ok(cls),
+    }
 }
 
 /// What each branch sees and produces, for tests and diagnostics.
@@ -59,25 +72,29 @@ impl CloudFormer {
         cfg.validate()?;
         let d = cfg.d_model;
         let mut p = Params::new(seed, device);
+        let shape = BlockShape {
+            d,
+            heads: cfg.n_heads,
+            d_ff: cfg.d_ff,
+            dropout: cfg.dropout,
+            pre_norm: cfg.pre_norm,
+        };
         let blocks = |p: &mut Params, prefix: &str, n: usize| -> R<Vec<EncoderBlock>> {
             (0..n)
-                .map(|i| {
-                    EncoderBlock::new(
-                        p,
-                        &format!("{prefix}.block{i}"),
-                        d,
-                        cfg.n_heads,
-                        cfg.d_ff,
-                        cfg.dropout,
-                    )
-                })
+                .map(|i| EncoderBlock::new(p, &format!("{prefix}.block{i}"), shape))
                 .collect()
+        };
+        let final_ln = |p: &mut Params, prefix: &str| -> R<Option<LayerNorm>> {
+            cfg.pre_norm
+                .then(|| LayerNorm::new(p, &format!("{prefix}.final_ln"), d))
+                .transpose()
         };
         let temporal = if cfg.uses_temporal() {
             Some(Temporal {
                 input: Linear::new(&mut p, "temporal.input", cfg.n_features, d)?,
                 cls: p.var("temporal.cls", &[1, 1, d], Init::Normal { std: 0.02 })?,
                 blocks: blocks(&mut p, "temporal", cfg.temporal_blocks)?,
+                final_ln: final_ln(&mut p, "temporal")?,
             })
         } else {
             None
@@ -98,6 +115,7 @@ impl CloudFormer {
                 },
                 cls: p.var("system.cls", &[1, 1, d], Init::Normal { std: 0.02 })?,
                 blocks: blocks(&mut p, "system", cfg.system_blocks)?,
+                final_ln: final_ln(&mut p, "system")?,
             })
         } else {
             None
@@ -246,7 +264,7 @@ impl CloudFormer {
         for blk in &tb.blocks {
             h = blk.forward(&h, Some(&bias), ctx)?;
         }
-        Ok(h.narrow(1, 0, 1)?.squeeze(1)?)
+        branch_output(&h, tb.final_ln.as_ref())
     }
 
     fn system_branch(&self, sb: &System, mean: &Tensor, ctx: &Ctx) -> R<Tensor> {
@@ -264,7 +282,7 @@ impl CloudFormer {
         for blk in &sb.blocks {
             h = blk.forward(&h, None, ctx)?;
         }
-        Ok(h.narrow(1, 0, 1)?.squeeze(1)?)
+        branch_output(&h, sb.final_ln.as_ref())
     }
 
     fn positional(&self, n: usize) -> R<Tensor> {

@@ -114,6 +114,34 @@ fn fast_branches_equal_the_candle_graph() {
             vec![7],
         ),
         (
+            "pre-LN, mixed lengths",
+            Config {
+                pre_norm: true,
+                ..base.clone()
+            },
+            vec![3, 11, 1, 6],
+        ),
+        (
+            "pre-LN, one system block (no closed form), 3 temporal",
+            Config {
+                pre_norm: true,
+                system_blocks: 1,
+                temporal_blocks: 3,
+                ..base.clone()
+            },
+            vec![5, 9],
+        ),
+        (
+            "pre-LN, metric embedding, system only",
+            Config {
+                pre_norm: true,
+                metric_embedding: true,
+                variant: Variant::SystemOnly,
+                ..base.clone()
+            },
+            vec![4, 8],
+        ),
+        (
             "pooled to max_len (equal lengths)",
             Config {
                 max_len: 4,

@@ -641,3 +641,76 @@ fn the_out_of_distribution_rule_on_both_sides() {
     let far = ask(&mut p, &[300.0, 9.0, 400.0, 16.0]);
     assert!(far.coverage == 1.0 && far.out_of_distribution);
 }
+
+#[test]
+fn a_pre_norm_model_round_trips_and_a_config_without_the_field_reads_as_post_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        pre_norm: true,
+        ..small(4)
+    };
+    let (mut ck, m) = common::checkpoint_with(cfg, 9);
+    let names: Vec<String> = m.params().named().iter().map(|(n, _)| n.clone()).collect();
+    assert!(
+        names.iter().any(|n| n == "temporal.final_ln.weight"),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n == "system.final_ln.bias"));
+    ck.save(dir.path(), &m).unwrap();
+    let mut p = Predictor::load(dir.path()).unwrap();
+    assert!(p.checkpoint().config.pre_norm);
+    let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.1).collect();
+    let out = p.predict(&[Window { data: &data, t: 3 }]).unwrap();
+    assert!(out[0].p > 0.0 && out[0].p < 1.0);
+    // A post-LN model has no final LayerNorm, and a config.json written before the field
+    // existed is post-LN.
+    let post = CloudFormer::new(&small(4), 9, &Device::Cpu).unwrap();
+    assert!(!post
+        .params()
+        .named()
+        .iter()
+        .any(|(n, _)| n.contains("final_ln")));
+    let mut json: serde_json::Value = serde_json::to_value(small(4)).unwrap();
+    json.as_object_mut().unwrap().remove("pre_norm");
+    let old: Config = serde_json::from_value(json).unwrap();
+    assert!(!old.pre_norm);
+}
+
+#[test]
+fn the_model_id_is_the_weights_and_configuration_and_a_changed_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ck, m) = checkpoint_for(4, 3);
+    ck.save(dir.path(), &m).unwrap();
+    let id = ck.model_id.clone();
+    let (back, _) = Checkpoint::load(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(back.model_id, id);
+    let weights = dir.path().join(model::WEIGHTS_FILE);
+    let config = dir.path().join(model::CONFIG_FILE);
+    let original = std::fs::read(&weights).unwrap();
+    // One byte of one float changed: the recorded id no longer matches.
+    let mut changed = original.clone();
+    let last = changed.len() - 2;
+    changed[last] ^= 0x40;
+    std::fs::write(&weights, &changed).unwrap();
+    let e = match Checkpoint::load(dir.path(), &Device::Cpu) {
+        Ok(_) => panic!("a changed weight was loaded under the old id"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains(&id) && e.contains("changed after training"),
+        "{e}"
+    );
+    // Without a recorded id (older files) the load computes it, and it is another one.
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    json["model_id"] = serde_json::Value::String(String::new());
+    std::fs::write(&config, serde_json::to_vec(&json).unwrap()).unwrap();
+    let (other, _) = Checkpoint::load(dir.path(), &Device::Cpu).unwrap();
+    assert!(other.model_id.starts_with("cf-") && other.model_id != id);
+    // The weights restored but a normaliser setting changed under the old id: refused too.
+    std::fs::write(&weights, &original).unwrap();
+    json["model_id"] = serde_json::Value::String(id.clone());
+    json["normalizer"]["mean"][0] = serde_json::json!(123.0);
+    std::fs::write(&config, serde_json::to_vec(&json).unwrap()).unwrap();
+    assert!(Checkpoint::load(dir.path(), &Device::Cpu).is_err());
+}

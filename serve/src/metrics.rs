@@ -116,7 +116,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Records one finished HTTP request. `route` is the matched route template (bounded set).
+    /// Records one finished HTTP request. `method` comes from [`method_label`] and `route` is
+    /// the matched route template: both from closed sets, so no client can grow the metrics.
     pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         if let Ok(mut m) = self.requests.lock() {
             *m.entry((method.to_string(), route.to_string(), status))
@@ -202,6 +203,27 @@ impl Metrics {
         out.push_str(extra);
         out
     }
+}
+
+/// The method as a metrics label: one of the nine standard methods, `other` for anything a
+/// client made up (labels come from a closed set, before and after authentication).
+pub fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(k, _)| k == m)
+        .map_or("other", |(_, name)| name)
 }
 
 #[cfg(test)]

@@ -381,7 +381,7 @@ async fn record(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Re
         .unwrap_or_else(|| "unmatched".to_string());
     let resp = next.run(req).await;
     st.metrics.record_request(
-        method.as_str(),
+        crate::metrics::method_label(&method),
         &route,
         resp.status().as_u16(),
         t0.elapsed(),

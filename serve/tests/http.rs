@@ -719,3 +719,34 @@ fn every_answer_names_the_model_that_computed_it_across_a_reload() {
         "the reload did not happen during the run: {by_model:?}"
     );
 }
+
+#[test]
+fn made_up_methods_do_not_grow_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    write_engine_dir(dir.path(), "lin-a", F, 0.5, false);
+    let (addr, stop, h) = start(test_config(dir.path()));
+    let burst = |from: usize| {
+        for i in from..from + 100 {
+            let method = format!("M{i}{}", "X".repeat(300));
+            let r = http(addr, &method, &format!("/nope/{i}"), &[], b"");
+            assert!(r.status >= 400, "{method}: {}", r.status);
+        }
+        get(addr, "/metrics").text()
+    };
+    // /metrics's own series appear after its first answer: warm them up.
+    get(addr, "/metrics");
+    let first = burst(0);
+    let second = burst(100);
+    let _ = stop.send(());
+    h.join().unwrap();
+    assert!(!second.contains("XXXX"), "a made-up method became a label");
+    assert!(second.contains("method=\"other\""), "{second}");
+    // The second hundred adds no series: only counter values change.
+    assert_eq!(
+        first.lines().count(),
+        second.lines().count(),
+        "/metrics grew from {} to {} lines",
+        first.lines().count(),
+        second.lines().count()
+    );
+}

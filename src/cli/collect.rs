@@ -21,9 +21,13 @@ pub struct CollectArgs {
     /// Segment length: a new Parquet file every SEGMENT (e.g. 10m, 3s)
     #[arg(long, value_parser = parse_duration, default_value = "10m")]
     pub segment: Duration,
-    /// Serve Prometheus text at http://ADDR/metrics (e.g. 127.0.0.1:9464)
+    /// Serve Prometheus text at http://ADDR/metrics (e.g. 127.0.0.1:9464); a non-loopback
+    /// address needs --insecure (the endpoint has no authentication)
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Allow --listen on a non-loopback address
+    #[arg(long)]
+    pub insecure: bool,
     /// Where the cgroup hierarchies are mounted
     #[arg(long, default_value = "/sys/fs/cgroup")]
     pub cgroup_root: PathBuf,
@@ -58,7 +62,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !(secs.is_finite() && secs > 0.0) {
         return Err(format!("`{s}` must be a positive duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{s}` is longer than this build can count"))
 }
 
 pub fn run(args: CollectArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
@@ -78,6 +83,7 @@ pub fn run(args: CollectArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         segment: args.segment,
         duration: args.duration,
         listen: args.listen,
+        insecure_listen: args.insecure,
         perf: !args.no_perf,
         sampler_nice: Some(args.nice),
         ..AgentConfig::default()
@@ -87,6 +93,7 @@ pub fn run(args: CollectArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     let quiet = ctx.quiet;
+    let globs = cfg.tenant_globs.clone();
     let summary = rt.block_on(async move {
         let agent = Agent::new(cfg).context("starting the collector")?;
         let mut rx = agent.subscribe();
@@ -134,6 +141,16 @@ pub fn run(args: CollectArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         };
         agent.run(shutdown).await.context("collecting")
     })?;
+    if summary.ticks > 0 && summary.max_tenants == 0 {
+        let hier = collector::discover::hierarchies(&args.cgroup_root);
+        anyhow::bail!(
+            "no cgroup matched --tenants {} during the whole run ({} ticks, nothing written); under {}: {}",
+            globs.join(" "),
+            summary.ticks,
+            args.cgroup_root.display(),
+            collector::settings::what_exists(&hier, 12)
+        );
+    }
     if !quiet {
         eprintln!();
         eprintln!(
@@ -168,5 +185,7 @@ mod tests {
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("3 parsecs").is_err());
         assert!(parse_duration("0s").is_err());
+        let e = parse_duration("99999999999999999999h").unwrap_err();
+        assert!(e.contains("longer than"), "{e}");
     }
 }

@@ -59,6 +59,15 @@ pub struct CfFlags {
     /// z-scored, nulls as the training mean; for comparisons).
     #[arg(long, default_value_t = defaults().encoding)]
     pub encoding: train::cf::InputEncoding,
+    /// Pre-LayerNorm encoder blocks (h + MHA(LN(h)), h + FFN(LN(h)), a final LayerNorm per
+    /// branch) instead of the paper's post-LN ones.
+    #[arg(long, default_value_t = defaults().pre_norm)]
+    pub pre_norm: bool,
+    /// After early stopping chose the epoch count on the validation application, train a fresh
+    /// model on the training and validation applications together for that many epochs and
+    /// keep it (the checkpoint's train.json records `refit_runs`).
+    #[arg(long, default_value_t = defaults().refit)]
+    pub refit: bool,
 }
 
 impl CfFlags {
@@ -82,6 +91,8 @@ impl CfFlags {
             window_s: self.window_s,
             window_stride: self.window_stride,
             encoding: self.encoding,
+            pre_norm: self.pre_norm,
+            refit: self.refit,
         }
     }
 }

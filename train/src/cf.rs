@@ -1,25 +1,23 @@
 //! CloudFormer training through the `model` crate: normaliser fitted on the training
 //! applications only, log-cosh (default) on P, Adam with linear warm-up + cosine decay, length-
 //! bucketed batches with padding masks, early stopping on the validation applications,
-//! checkpoints every epoch and `--resume`.
+//! checkpoints every epoch and `--resume`. The training loop itself is [`crate::fit`]
+//! (re-exported here as [`train_on`]).
 
-use std::io::Write;
 use std::path::Path;
 
 use dataset::catalogue::Catalogue;
-use indicatif::{ProgressBar, ProgressStyle};
-use model::{Checkpoint, CloudFormer, Config, Normalizer, Predictor, Variant, Window};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use model::{Checkpoint, Config, Normalizer, Predictor, Variant, Window};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{apps_of, validate_runs, Run};
-use crate::error::{io_err, Result, TrainError};
+use crate::error::{Result, TrainError};
 use crate::eval::{SeqPredictor, SeqTrainer};
-use crate::schedule::{bucket_batches, Loss, WarmupCosine};
 use crate::split::{app_infos, train_only_split, train_val_indices};
 
-fn merr(e: model::ModelError) -> TrainError {
+pub use crate::fit::train_on;
+
+pub(crate) fn merr(e: model::ModelError) -> TrainError {
     TrainError::Model(e.to_string())
 }
 
@@ -55,6 +53,15 @@ pub struct TrainOptions {
     /// masked encoding, which trained with the plain one).
     #[serde(default = "InputEncoding::plain")]
     pub encoding: InputEncoding,
+    /// Pre-LayerNorm encoder blocks (`model::Config::pre_norm`) instead of the paper's post-LN.
+    /// Left out of the options file when off, so evaluations written before it still resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pre_norm: bool,
+    /// After early stopping chose the epoch count on the validation runs, train a fresh model
+    /// on the training and validation runs together for that many epochs (same seed and
+    /// schedule) and keep it. Left out of the options file when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refit: bool,
 }
 
 /// The network's input encoding (see `model::masked`).
@@ -116,6 +123,8 @@ impl Default for TrainOptions {
             window_s: 0,
             window_stride: 0,
             encoding: InputEncoding::Masked,
+            pre_norm: false,
+            refit: false,
         }
     }
 }
@@ -143,6 +152,10 @@ pub struct TrainSummary {
     pub best_val_mae: f64,
     pub n_params: usize,
     pub seconds: f64,
+    /// With `refit`: the model written is a fresh one trained on the training and validation
+    /// runs together for `best_epoch` epochs; how many runs it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refit_runs: Option<usize>,
 }
 
 /// The model configuration of a variant name.
@@ -163,6 +176,7 @@ pub fn variant_config(variant: &str, n_features: usize, opts: &TrainOptions) -> 
         }
     }
     c.max_len = opts.max_len;
+    c.pre_norm = opts.pre_norm;
     if opts.blocks > 0 {
         c.temporal_blocks = opts.blocks;
         c.system_blocks = opts.blocks;
@@ -222,7 +236,7 @@ pub fn fit_normalizer(train: &[&Run], encoding: InputEncoding) -> Result<Normali
     Ok(n)
 }
 
-fn feature_names(f: usize) -> Vec<String> {
+pub(crate) fn feature_names(f: usize) -> Vec<String> {
     let cat = Catalogue::builtin();
     if cat.n_features() == f {
         cat.feature_names()
@@ -232,7 +246,7 @@ fn feature_names(f: usize) -> Vec<String> {
 }
 
 /// Predicts P̂ for the first `k` seconds (0 = all) of each run with a loaded model.
-fn predict_runs(pred: &mut Predictor, runs: &[&Run], k: usize) -> Result<Vec<f64>> {
+pub(crate) fn predict_runs(pred: &mut Predictor, runs: &[&Run], k: usize) -> Result<Vec<f64>> {
     // bucket by length so that padding stays small; keep the output order
     let mut order: Vec<usize> = (0..runs.len()).collect();
     order.sort_by_key(|&i| runs[i].prefix_len(k));
@@ -251,313 +265,6 @@ fn predict_runs(pred: &mut Predictor, runs: &[&Run], k: usize) -> Result<Vec<f64
         }
     }
     Ok(out)
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ResumeState {
-    epoch: usize,
-    step: usize,
-    best_val_mae: f64,
-    best_epoch: usize,
-    since_best: usize,
-}
-
-/// Trains one model on `train`, early-stopping on `val`. Writes into `out`: the best checkpoint
-/// (`config.json` + `model.safetensors`, the training options in its `training` field),
-/// `last/` (the latest epoch, for `resume`), `curve.csv` and `train.json`.
-pub fn train_on(
-    train: &[&Run],
-    val: &[&Run],
-    opts: &TrainOptions,
-    out: &Path,
-    resume: bool,
-    extra: serde_json::Value,
-) -> Result<(TrainSummary, Predictor)> {
-    let t0 = std::time::Instant::now();
-    let f = train
-        .first()
-        .map(|r| r.f)
-        .ok_or_else(|| TrainError::EmptyDataset(" (no training runs)".into()))?;
-    let loss_kind: Loss = opts.loss.parse().map_err(TrainError::Invalid)?;
-    if opts.batch_size == 0 || opts.epochs == 0 {
-        return Err(TrainError::Invalid(
-            "--batch-size and --epochs must be at least 1".into(),
-        ));
-    }
-    let lr_ok = opts.lr.is_finite() && opts.lr > 0.0;
-    if !lr_ok || !(0.0..1.0).contains(&opts.warmup) {
-        return Err(TrainError::Invalid(format!(
-            "bad --lr {} or --warmup {}",
-            opts.lr, opts.warmup
-        )));
-    }
-    // Sliding windows on per-second labels, when asked for.
-    let (tr_w, va_w);
-    let (train, val): (Vec<&Run>, Vec<&Run>) = if opts.window_s > 0 {
-        tr_w = crate::data::sliding_windows(train, opts.window_s, opts.window_stride);
-        va_w = crate::data::sliding_windows(val, opts.window_s, opts.window_stride);
-        if tr_w.is_empty() {
-            let longest = train.iter().map(|r| r.t).max().unwrap_or(0);
-            return Err(TrainError::Invalid(format!(
-                "--window-s {}: no training run is that long (the longest has {longest} s); \
-                 choose a window of at most {longest} s",
-                opts.window_s
-            )));
-        }
-        tracing::info!(
-            windows = tr_w.len(),
-            val_windows = va_w.len(),
-            window_s = opts.window_s,
-            "sliding-window training"
-        );
-        (tr_w.iter().collect(), va_w.iter().collect())
-    } else {
-        (train.to_vec(), val.to_vec())
-    };
-    let (train, val) = (&train[..], &val[..]);
-    let norm = fit_normalizer(train, opts.encoding)?;
-    let cfg = variant_config(&opts.variant, norm.n_inputs(), opts)?;
-    let device = model::default_device();
-    let mut net = CloudFormer::new(&cfg, opts.seed, &device).map_err(merr)?;
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
-    let last_dir = out.join("last");
-    let state_path = last_dir.join("state.json");
-    let mut state = ResumeState {
-        epoch: 0,
-        step: 0,
-        best_val_mae: f64::MAX,
-        best_epoch: 0,
-        since_best: 0,
-    };
-    if resume {
-        let text = std::fs::read_to_string(&state_path).map_err(|e| {
-            TrainError::Invalid(format!(
-                "--resume: no previous training state in {} ({e})",
-                last_dir.display()
-            ))
-        })?;
-        state = serde_json::from_str(&text).map_err(|source| TrainError::Json {
-            path: state_path.clone(),
-            source,
-        })?;
-        let ck = Checkpoint::read(&last_dir).map_err(merr)?;
-        if ck.config != cfg {
-            return Err(TrainError::Invalid(format!(
-                "--resume: the checkpoint in {} has a different model configuration",
-                last_dir.display()
-            )));
-        }
-        net.params_mut()
-            .load(&last_dir.join(model::WEIGHTS_FILE))
-            .map_err(merr)?;
-    }
-    // normalise every run once
-    let prep = |runs: &[&Run]| -> Vec<Vec<f32>> {
-        runs.iter()
-            .map(|r| {
-                let mut v = Vec::new();
-                norm.apply_into(&r.x, &mut v);
-                v
-            })
-            .collect()
-    };
-    let xs = prep(train);
-    let lens: Vec<usize> = train.iter().map(|r| r.t).collect();
-    let ys: Vec<f32> = train.iter().map(|r| r.p).collect();
-    let n_batches = train.len().div_ceil(opts.batch_size);
-    let total = opts.epochs * n_batches;
-    let sched = WarmupCosine {
-        peak: opts.lr,
-        warmup: (opts.warmup * total as f64).round() as usize,
-        total,
-        floor: 0.01,
-    };
-    let mut opt = model::Adam::new(net.vars(), opts.lr, opts.weight_decay).map_err(merr)?;
-    let opt_path = last_dir.join(OPTIMIZER_FILE);
-    if resume {
-        if opt_path.exists() {
-            opt.load_state(&opt_path).map_err(merr)?;
-        } else {
-            tracing::warn!(
-                path = %opt_path.display(),
-                "--resume: no optimiser state (older run); Adam's moments restart at zero"
-            );
-        }
-    }
-    let clip = if opts.clip > 0.0 {
-        Some(opts.clip)
-    } else {
-        None
-    };
-    let scale = opts.target_scale;
-    let training_meta = serde_json::json!({ "options": opts, "extra": extra });
-    let mut ck = Checkpoint::new(
-        cfg.clone(),
-        norm.clone(),
-        Catalogue::builtin().hash(),
-        feature_names(f),
-    );
-    ck.seed = opts.seed;
-    ck.training = training_meta.clone();
-    let curve_path = out.join("curve.csv");
-    let mut curve = if resume && curve_path.exists() {
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&curve_path)
-            .map_err(io_err(&curve_path))?
-    } else {
-        let mut c = std::fs::File::create(&curve_path).map_err(io_err(&curve_path))?;
-        writeln!(c, "epoch,train_loss,val_mae,lr,seconds").map_err(io_err(&curve_path))?;
-        c
-    };
-    let bar = if opts.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(opts.epochs as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} epoch {pos}/{len} [{bar:25}] {msg} (eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix(opts.variant.clone());
-    bar.set_position(state.epoch as u64);
-    let mut best_pred: Option<Predictor> = None;
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0xc0ffee);
-    // advance the shuffling RNG past the finished epochs so a resumed run sees the same batches
-    for _ in 0..state.epoch {
-        let _ = bucket_batches(&lens, opts.batch_size, &mut rng);
-    }
-    let has_val = !val.is_empty();
-    let mut epoch = state.epoch;
-    while epoch < opts.epochs && (state.since_best < opts.patience || !has_val) {
-        let te = std::time::Instant::now();
-        net.reseed_dropout(opts.seed.wrapping_add(epoch as u64 * 7_919));
-        let batches = bucket_batches(&lens, opts.batch_size, &mut rng);
-        let mut loss_sum = 0.0;
-        for b in &batches {
-            let items: Vec<(&[f32], usize)> =
-                b.iter().map(|&i| (xs[i].as_slice(), lens[i])).collect();
-            let (x, mask) = model::batch_tensors(&items, cfg.n_features, &device).map_err(merr)?;
-            let y = model::Tensor::from_vec(
-                b.iter().map(|&i| ys[i]).collect::<Vec<_>>(),
-                b.len(),
-                &device,
-            )?;
-            let p = net.forward(&x, &mask, true).map_err(merr)?;
-            let (p, y) = if scale != 1.0 {
-                (p.affine(scale, 0.0)?, y.affine(scale, 0.0)?)
-            } else {
-                (p, y)
-            };
-            let loss = match loss_kind {
-                Loss::Logcosh => model::log_cosh(&p, &y).map_err(merr)?,
-                Loss::Mse => model::mse(&p, &y).map_err(merr)?,
-                Loss::Mae => (p - y)?.abs()?.mean_all()?,
-            };
-            let l = loss.to_scalar::<f32>()? as f64;
-            if !l.is_finite() {
-                return Err(TrainError::Numeric(format!("loss is {l} at epoch {epoch}")));
-            }
-            loss_sum += l * b.len() as f64;
-            opt.set_lr(sched.lr(state.step));
-            opt.backward_step(&loss, clip).map_err(merr)?;
-            state.step += 1;
-        }
-        let train_loss = loss_sum / train.len() as f64;
-        epoch += 1;
-        state.epoch = epoch;
-        // validation MAE (points), eval mode
-        ck.save(&last_dir, &net).map_err(merr)?;
-        opt.save_state(&opt_path).map_err(merr)?;
-        let val_mae = if has_val {
-            let mut pr = Predictor::load(&last_dir).map_err(merr)?;
-            pr.set_mc_samples(0);
-            let ph = predict_runs(&mut pr, val, 0)?;
-            let m = ph
-                .iter()
-                .zip(val)
-                .map(|(a, r)| (a - r.p as f64).abs())
-                .sum::<f64>()
-                / val.len() as f64
-                * 100.0;
-            if m < state.best_val_mae {
-                state.best_val_mae = m;
-                state.best_epoch = epoch;
-                state.since_best = 0;
-                ck.training = serde_json::json!({ "options": opts, "extra": extra, "best_epoch": epoch, "val_mae": m });
-                ck.save(out, &net).map_err(merr)?;
-                ck.training = training_meta.clone();
-                best_pred = Some(pr);
-            } else {
-                state.since_best += 1;
-            }
-            m
-        } else {
-            state.best_epoch = epoch;
-            ck.save(out, &net).map_err(merr)?;
-            f64::NAN
-        };
-        writeln!(
-            curve,
-            "{epoch},{train_loss:.6},{val_mae:.4},{:.3e},{:.1}",
-            sched.lr(state.step),
-            te.elapsed().as_secs_f64()
-        )
-        .map_err(io_err(&curve_path))?;
-        let sp = &state_path;
-        std::fs::write(
-            sp,
-            serde_json::to_string(&state).map_err(|source| TrainError::Json {
-                path: sp.clone(),
-                source,
-            })?,
-        )
-        .map_err(io_err(sp))?;
-        bar.set_position(epoch as u64);
-        bar.set_message(format!(
-            "loss {train_loss:.5} val MAE {val_mae:.2} (best {:.2} @ {})",
-            state.best_val_mae, state.best_epoch
-        ));
-        tracing::debug!(epoch, train_loss, val_mae, "epoch done");
-    }
-    bar.finish_and_clear();
-    let mut pred = match best_pred {
-        Some(p) => p,
-        None => Predictor::load(out).map_err(merr)?,
-    };
-    pred.set_mc_samples(0);
-    let names = |rs: &[&Run]| -> Vec<String> {
-        let mut v: Vec<String> = rs.iter().map(|r| r.app.clone()).collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    let summary = TrainSummary {
-        options: opts.clone(),
-        train_apps: names(train),
-        val_apps: names(val),
-        n_train_runs: train.len(),
-        n_val_runs: val.len(),
-        epochs_run: state.epoch,
-        best_epoch: state.best_epoch,
-        best_val_mae: if state.best_val_mae < f64::MAX {
-            state.best_val_mae
-        } else {
-            f64::NAN
-        },
-        n_params: net.n_params(),
-        seconds: t0.elapsed().as_secs_f64(),
-    };
-    let p = out.join("train.json");
-    std::fs::write(
-        &p,
-        serde_json::to_string_pretty(&summary).map_err(|source| TrainError::Json {
-            path: p.clone(),
-            source,
-        })?,
-    )
-    .map_err(io_err(&p))?;
-    Ok((summary, pred))
 }
 
 /// Trains CloudFormer variants for `eval`.

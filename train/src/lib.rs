@@ -16,6 +16,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod features;
+mod fit;
 pub mod folds;
 pub mod linalg;
 pub mod metrics;

@@ -505,3 +505,46 @@ fn trivial_predictors_and_the_isolated_run_mae() {
         .unwrap();
     assert_eq!(m.predict(&table), vec![1.0]);
 }
+
+#[test]
+fn a_refit_trains_on_training_and_validation_runs_for_the_chosen_epochs() {
+    let runs = synthetic_runs(6, 6, 8);
+    let (train, val): (Vec<&Run>, Vec<&Run>) = runs.iter().partition(|r| r.app != "app5");
+    let opts = train::cf::TrainOptions {
+        epochs: 3,
+        patience: 3,
+        blocks: 1,
+        max_len: 16,
+        lr: 1e-3,
+        refit: true,
+        pre_norm: true,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (summary, _) = train::cf::train_on(
+        &train,
+        &val,
+        &opts,
+        dir.path(),
+        false,
+        serde_json::Value::Null,
+    )
+    .unwrap();
+    assert_eq!(summary.refit_runs, Some(runs.len()));
+    let refit: Vec<String> = std::fs::read_to_string(dir.path().join("refit/curve.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    assert_eq!(refit.len(), summary.best_epoch, "{refit:?}");
+    // The model kept is the refit one, and it is pre-LN.
+    let kept = model::Checkpoint::read(dir.path()).unwrap();
+    let refit_ck = model::Checkpoint::read(&dir.path().join("refit")).unwrap();
+    assert_eq!(kept.model_id, refit_ck.model_id);
+    assert!(kept.config.pre_norm);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("train.json")).unwrap())
+            .unwrap();
+    assert_eq!(written["refit_runs"], runs.len());
+}
