@@ -12,24 +12,39 @@ pub enum CpuListError {
 
 /// Parses a cpu list such as `0-1,3`.
 pub fn parse_cpulist(s: &str) -> Result<Vec<usize>, CpuListError> {
-    let bad = || CpuListError::Bad(s.to_string());
     let mut out = Vec::new();
+    parse_cpulist_into(s, &mut out)?;
+    Ok(out)
+}
+
+/// [`parse_cpulist`] into `out` (cleared first), reusing its memory: what the agent calls every
+/// second per tenant. `out` is left empty on an error.
+pub fn parse_cpulist_into(s: &str, out: &mut Vec<usize>) -> Result<(), CpuListError> {
+    out.clear();
+    let bad = |out: &mut Vec<usize>| {
+        out.clear();
+        CpuListError::Bad(s.to_string())
+    };
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if let Some((a, b)) = part.split_once('-') {
-            let a: usize = a.trim().parse().map_err(|_| bad())?;
-            let b: usize = b.trim().parse().map_err(|_| bad())?;
+            let (Ok(a), Ok(b)) = (a.trim().parse::<usize>(), b.trim().parse::<usize>()) else {
+                return Err(bad(out));
+            };
             if b < a {
-                return Err(bad());
+                return Err(bad(out));
             }
             out.extend(a..=b);
         } else {
-            out.push(part.parse().map_err(|_| bad())?);
+            match part.parse() {
+                Ok(c) => out.push(c),
+                Err(_) => return Err(bad(out)),
+            }
         }
     }
     if out.is_empty() {
         return Err(CpuListError::Empty(s.to_string()));
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -43,5 +58,9 @@ mod tests {
         assert!(matches!(parse_cpulist("2-1"), Err(CpuListError::Bad(_))));
         assert!(matches!(parse_cpulist("a"), Err(CpuListError::Bad(_))));
         assert!(matches!(parse_cpulist(""), Err(CpuListError::Empty(_))));
+        let mut out = vec![7, 7, 7];
+        parse_cpulist_into("1-2", &mut out).unwrap();
+        assert_eq!(out, vec![1, 2], "cleared, then filled");
+        assert!(parse_cpulist_into("0,x", &mut out).is_err() && out.is_empty());
     }
 }

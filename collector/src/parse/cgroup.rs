@@ -116,12 +116,13 @@ pub fn parse_cpu_max(buf: &[u8]) -> Option<f64> {
     quota_cpus(quota.parse().ok()?, period.parse().ok()?)
 }
 
-/// CPU quota in CPUs from cgroup1 `cpu.cfs_quota_us` and `cpu.cfs_period_us` (quota −1 =
-/// unlimited → `None`).
-pub fn parse_cfs_quota(quota: &[u8], period: &[u8]) -> Option<f64> {
-    let q: i64 = std::str::from_utf8(quota).ok()?.trim().parse().ok()?;
-    let p: i64 = std::str::from_utf8(period).ok()?.trim().parse().ok()?;
-    quota_cpus(u64::try_from(q).ok()?, u64::try_from(p).ok()?)
+/// CPU quota in CPUs from cgroup1 `cpu.cfs_quota_us` (−1 = unlimited → `None`) and
+/// `cpu.cfs_period_us`, each already parsed (`parse_i64`).
+pub fn cfs_quota_cpus(quota_us: Option<i64>, period_us: Option<i64>) -> Option<f64> {
+    quota_cpus(
+        u64::try_from(quota_us?).ok()?,
+        u64::try_from(period_us?).ok()?,
+    )
 }
 
 fn quota_cpus(quota: u64, period: u64) -> Option<f64> {
@@ -132,14 +133,6 @@ fn quota_cpus(quota: u64, period: u64) -> Option<f64> {
 /// false (and `out` empty) when it does not parse or is empty.
 pub fn parse_cpu_list(buf: &[u8], out: &mut Vec<usize>) -> bool {
     out.clear();
-    match std::str::from_utf8(buf)
-        .ok()
-        .and_then(|t| dataset::cpulist::parse_cpulist(t.trim()).ok())
-    {
-        Some(cpus) => {
-            out.extend(cpus);
-            true
-        }
-        None => false,
-    }
+    std::str::from_utf8(buf)
+        .is_ok_and(|t| dataset::cpulist::parse_cpulist_into(t.trim(), out).is_ok())
 }

@@ -195,7 +195,7 @@ mod cgroup;
 mod procfs;
 
 pub use cgroup::{
-    parse_blkio_v1, parse_cfs_quota, parse_cpu_list, parse_cpu_max, parse_io_stat, parse_pressure,
+    cfs_quota_cpus, parse_blkio_v1, parse_cpu_list, parse_cpu_max, parse_io_stat, parse_pressure,
     IoTotals, Pressure,
 };
 pub use procfs::{

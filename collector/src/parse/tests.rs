@@ -128,9 +128,11 @@ fn cpu_quotas_and_lists() {
     assert_eq!(parse_cpu_max(b"200000 100000"), Some(2.0));
     assert_eq!(parse_cpu_max(b"max 100000\n"), None);
     assert_eq!(parse_cpu_max(b""), None);
-    assert_eq!(parse_cfs_quota(b"-1\n", b"100000\n"), None);
-    assert_eq!(parse_cfs_quota(b"150000\n", b"100000\n"), Some(1.5));
-    assert_eq!(parse_cfs_quota(b"150000", b"0"), None);
+    let cfs = |q: &[u8], p: &[u8]| cfs_quota_cpus(parse_i64(q), parse_i64(p));
+    assert_eq!(cfs(b"-1\n", b"100000\n"), None);
+    assert_eq!(cfs(b"150000\n", b"100000\n"), Some(1.5));
+    assert_eq!(cfs(b"150000", b"0"), None);
+    assert_eq!(cfs(b"x", b"100000"), None);
     let mut cpus = Vec::new();
     assert!(parse_cpu_list(b"0-2,5\n", &mut cpus));
     assert_eq!(cpus, vec![0, 1, 2, 5]);

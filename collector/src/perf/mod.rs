@@ -128,19 +128,9 @@ pub fn probe() -> PerfProbe {
 
 /// Online CPUs (`/sys/devices/system/cpu/online`, e.g. `0-3,6`).
 pub fn online_cpus() -> Vec<usize> {
-    let s = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
     let mut v = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        let mut it = part.split('-');
-        let a = it.next().and_then(|x| x.parse::<usize>().ok());
-        let b = it.next().and_then(|x| x.parse::<usize>().ok());
-        match (a, b) {
-            (Some(a), Some(b)) if b >= a => v.extend(a..=b),
-            (Some(a), None) => v.push(a),
-            _ => {}
-        }
-    }
-    if v.is_empty() {
+    let read = std::fs::read("/sys/devices/system/cpu/online").unwrap_or_default();
+    if !crate::parse::parse_cpu_list(&read, &mut v) {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         v.extend(0..n);
     }

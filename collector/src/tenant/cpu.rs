@@ -66,9 +66,9 @@ impl TenantReader {
         let quota = match read_into(&mut self.v2_cpu_max) {
             Some(b) => parse::parse_cpu_max(b),
             None => {
-                let q = read_into(&mut self.v1_cfs_quota).map(<[u8]>::to_vec);
-                let p = read_into(&mut self.v1_cfs_period);
-                q.zip(p).and_then(|(q, p)| parse::parse_cfs_quota(&q, p))
+                let q = read_into(&mut self.v1_cfs_quota).and_then(parse::parse_i64);
+                let p = read_into(&mut self.v1_cfs_period).and_then(parse::parse_i64);
+                parse::cfs_quota_cpus(q, p)
             }
         };
         if let Some(q) = quota {

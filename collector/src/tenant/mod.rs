@@ -153,10 +153,7 @@ impl TenantReader {
             v1_cpuset: open_in(&dirs, "cpuset", "cpuset.effective_cpus")
                 .or_else(|| open_in(&dirs, "cpuset", "cpuset.cpus")),
             cpus: Vec::new(),
-            online: match crate::perf::online_cpus() {
-                v if v.is_empty() => vec![0],
-                v => v,
-            },
+            online: crate::perf::online_cpus(),
             v2_mem_pressure: v2("memory.pressure"),
             v2_io_pressure: v2("io.pressure"),
             v2_mem_current: v2("memory.current"),
