@@ -167,8 +167,12 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
             );
         }
     }
+    // PSI, block I/O, pids, perf software counters and (zero) network counters are live.
+    common::assert_live_sources_filled(&out, &ms, 2, true);
     // The campaign removed its cgroups.
-    for ctrl in ["cpu", "cpuacct", "cpuset", "memory"] {
+    for ctrl in [
+        "cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "unified",
+    ] {
         let d = Path::new("/sys/fs/cgroup").join(ctrl);
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let n = e.file_name().to_string_lossy().to_string();

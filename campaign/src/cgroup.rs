@@ -1,6 +1,9 @@
-//! Tenant cgroups: created by the campaign under a parent `cfc-<pid>` in every cgroup v1
-//! controller it uses (`cpu`, `cpuacct`, `cpuset`, `memory`), or in the v2 hierarchy when the
-//! machine is pure v2, and always removed: on drop, on Ctrl-C / SIGTERM (the runner checks
+//! Tenant cgroups: created by the campaign under a parent `cfc-<pid>` in every hierarchy a
+//! libvirt VM or a systemd unit has on this host, so that every source the agent reads is live:
+//! on v1 / hybrid hosts the v1 controllers `cpu`, `cpuacct`, `cpuset`, `memory` (required),
+//! `blkio` and `pids` (when mounted) **and** the unified hierarchy (`unified`: PSI and perf
+//! events, which the agent counts on a tenant's v2 cgroup); on pure v2 hosts the v2 hierarchy
+//! with its controllers. Always removed: on drop, on Ctrl-C / SIGTERM (the runner checks
 //! [`interrupted`]), and — for a crashed earlier campaign — at the next start
 //! ([`remove_stale`]: any `cfc-<pid>` whose pid is gone).
 
@@ -13,7 +16,13 @@ use std::time::{Duration, Instant};
 /// Prefix of the campaign's parent cgroup.
 pub const PARENT_PREFIX: &str = "cfc-";
 
-const V1_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "cpuset", "memory"];
+/// v1 controllers a campaign needs.
+const V1_REQUIRED: &[&str] = &["cpu", "cpuacct", "cpuset", "memory"];
+/// v1 controllers a tenant joins when they are mounted (block I/O and process counts).
+const V1_OPTIONAL: &[&str] = &["blkio", "pids"];
+/// Kind of the unified hierarchy of a hybrid host (`root/unified`): no controllers, but PSI
+/// files and perf events per cgroup. Limits are never written there.
+pub const UNIFIED: &str = "unified";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -58,7 +67,7 @@ pub fn interrupted() -> bool {
 /// The layout of this machine's cgroups.
 #[derive(Debug, Clone)]
 pub enum Layout {
-    /// v1: controller name → mount directory.
+    /// v1: controller name (or [`UNIFIED`]) → mount directory.
     V1(Vec<(String, PathBuf)>),
     /// v2 root.
     V2(PathBuf),
@@ -66,14 +75,19 @@ pub enum Layout {
 
 impl Layout {
     /// Detects the hierarchy under `root` (`/sys/fs/cgroup`). v1 wins on hybrid machines (the
-    /// v2 hierarchy there has no controllers).
+    /// v2 hierarchy there has no controllers); its unified hierarchy is joined as [`UNIFIED`].
     pub fn detect(root: &Path) -> Result<Layout, CgroupError> {
-        let v1: Vec<(String, PathBuf)> = V1_CONTROLLERS
+        let mut v1: Vec<(String, PathBuf)> = V1_REQUIRED
             .iter()
+            .chain(V1_OPTIONAL)
             .map(|c| (c.to_string(), root.join(c)))
             .filter(|(_, p)| p.join("cgroup.procs").exists())
             .collect();
         if v1.iter().any(|(c, _)| c == "cpuacct") && v1.iter().any(|(c, _)| c == "cpu") {
+            let unified = root.join(UNIFIED);
+            if unified.join("cgroup.procs").exists() {
+                v1.push((UNIFIED.to_string(), unified));
+            }
             return Ok(Layout::V1(v1));
         }
         if root.join("cgroup.controllers").exists() {
@@ -87,6 +101,12 @@ impl Layout {
             Layout::V1(v) => v.clone(),
             Layout::V2(p) => vec![("v2".to_string(), p.clone())],
         }
+    }
+
+    /// The hierarchies a tenant joins (controller names, `unified` or `v2`), for logs and
+    /// docs.
+    pub fn kinds(&self) -> Vec<String> {
+        self.dirs().into_iter().map(|(k, _)| k).collect()
     }
 }
 
@@ -309,6 +329,27 @@ pub struct Tenant {
 }
 
 impl Tenant {
+    /// A child cgroup `name` in every hierarchy, for the tenant's clients: the tenant's limits
+    /// and its CPU, memory and I/O accounting cover it (v1 and v2 count hierarchically), but its
+    /// processes are not in the tenant's `cgroup.procs` (the agent finds the tenant's network
+    /// namespace from those). Removed on drop, and with the tenant.
+    pub fn child(&self, name: &str) -> Result<Tenant, CgroupError> {
+        let mut dirs = Vec::new();
+        for (ctrl, d) in &self.dirs {
+            let c = d.join(name);
+            fs::create_dir_all(&c).map_err(io_err(&c))?;
+            if ctrl == "cpuset" {
+                copy_from_parent(&c, "cpuset.cpus")?;
+                copy_from_parent(&c, "cpuset.mems")?;
+            }
+            dirs.push((ctrl.clone(), c));
+        }
+        Ok(Tenant {
+            name: format!("{}/{name}", self.name),
+            dirs,
+        })
+    }
+
     /// `cgroup.procs` files a child must join (used from `pre_exec`).
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs
@@ -373,4 +414,51 @@ pub fn can_create(root: &Path) -> Result<(), CgroupError> {
         return Err(CgroupError::NotRoot);
     }
     Layout::detect(root).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(kinds: &[&str]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for k in kinds {
+            fs::create_dir_all(d.path().join(k)).unwrap();
+            fs::write(d.path().join(k).join("cgroup.procs"), "").unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn hybrid_hosts_join_blkio_pids_and_the_unified_hierarchy() {
+        let d = tree(&[
+            "cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "unified",
+        ]);
+        let l = Layout::detect(d.path()).unwrap();
+        assert_eq!(
+            l.kinds(),
+            ["cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "unified"]
+        );
+    }
+
+    #[test]
+    fn optional_hierarchies_are_left_out_when_not_mounted() {
+        let d = tree(&["cpu", "cpuacct", "cpuset", "memory"]);
+        assert_eq!(
+            Layout::detect(d.path()).unwrap().kinds(),
+            ["cpu", "cpuacct", "cpuset", "memory"]
+        );
+    }
+
+    #[test]
+    fn pure_v2_hosts_use_the_v2_root() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("cgroup.controllers"), "cpu memory").unwrap();
+        assert_eq!(Layout::detect(d.path()).unwrap().kinds(), ["v2"]);
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Layout::detect(empty.path()),
+            Err(CgroupError::NoHierarchy(_))
+        ));
+    }
 }

@@ -8,6 +8,8 @@ use crate::cgroup::CgroupError;
 pub enum CampaignError {
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    #[error("tenant network: {0}")]
+    Net(#[from] crate::netns::NetError),
     #[error(transparent)]
     Runs(#[from] dataset::runs::RunsError),
     #[error(transparent)]

@@ -1,9 +1,11 @@
-//! Processes inside tenants: started in their own session and cgroups, waited for with a
-//! deadline (and the interrupt flag), killed as a group.
+//! Processes inside tenants: started in their own session, cgroups and (for a tenant with a
+//! network namespace) namespace, waited for with a deadline (and the interrupt flag), killed as
+//! a group.
 
 use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::Read;
+use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -12,13 +14,23 @@ use std::time::{Duration, Instant};
 use crate::cgroup::{self, Tenant};
 use crate::error::{io_err, CampaignError};
 
-/// Spawns `sh -c cmd` in its own session, inside `tenant`, output appended to `log`.
+/// Where a command runs: a tenant's cgroup (or its clients' child cgroup) and, when given, a
+/// network namespace (the tenant's), else the host's.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub cgroup: &'a Tenant,
+    pub netns: Option<RawFd>,
+}
+
+/// Spawns `sh -c cmd` in its own session, at `place`, output appended to `log`.
 pub fn spawn_in(
-    tenant: &Tenant,
+    place: Place<'_>,
     cmd: &str,
     log: &Path,
     cwd: &Path,
 ) -> Result<Child, CampaignError> {
+    let tenant = place.cgroup;
+    let netns = place.netns;
     let out = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -38,9 +50,15 @@ pub fn spawn_in(
         .stdout(out)
         .stderr(err);
     // SAFETY: the closure only calls async-signal-safe functions (setsid, getpid, open, write,
-    // close) on memory prepared before fork; no allocation.
+    // close, setns) on memory prepared before fork; no allocation.
     unsafe {
-        c.pre_exec(move || join_cgroups(&files));
+        c.pre_exec(move || {
+            join_cgroups(&files)?;
+            match netns {
+                Some(fd) => join_netns(fd),
+                None => Ok(()),
+            }
+        });
     }
     c.spawn()
         .map_err(|e| CampaignError::Setup(format!("cannot start `{cmd}`: {e}")))
@@ -76,6 +94,15 @@ fn join_cgroups(files: &[CString]) -> std::io::Result<()> {
                 return Err(std::io::Error::last_os_error());
             }
         }
+    }
+    Ok(())
+}
+
+/// In the child between fork and exec: into the network namespace `fd` (async-signal-safe).
+fn join_netns(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: setns(2) is a plain system call on a descriptor the parent keeps open.
+    if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
@@ -132,14 +159,14 @@ pub fn wait_deadline(
     }
 }
 
-/// Runs `cmd` in `tenant` until it ends or `limit` passes; `Ok(None)` when killed at the limit.
+/// Runs `cmd` at `place` until it ends or `limit` passes; `Ok(None)` when killed at the limit.
 pub fn run_in(
-    tenant: &Tenant,
+    place: Place<'_>,
     cmd: &str,
     log: &Path,
     cwd: &Path,
     limit: Duration,
 ) -> Result<Option<ExitStatus>, CampaignError> {
-    let mut c = spawn_in(tenant, cmd, log, cwd)?;
+    let mut c = spawn_in(place, cmd, log, cwd)?;
     wait_deadline(&mut c, Instant::now() + limit)
 }

@@ -16,10 +16,12 @@ pub mod error;
 pub mod exec;
 pub mod journal;
 pub mod machine;
+pub mod netns;
 pub mod output;
 pub mod plan;
 pub mod runner;
 pub mod schedule;
+pub mod slot;
 
 use std::path::PathBuf;
 
@@ -61,9 +63,19 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
     cgroup::install_signal_handlers();
     journal::claim_dir(&opts.out, plan)?;
     let layout = Layout::detect(&opts.cgroup_root)?;
+    tracing::info!(hierarchies = ?layout.kinds(), "tenants join these cgroup hierarchies");
     let stale = cgroup::remove_stale(&layout);
     if stale > 0 {
         tracing::warn!(stale, "removed cgroups of a crashed earlier campaign");
+    }
+    if plan.network == plan::Network::Namespace {
+        let stale = netns::remove_stale();
+        if stale > 0 {
+            tracing::warn!(
+                stale,
+                "removed network namespaces of a crashed earlier campaign"
+            );
+        }
     }
     let runner = Runner {
         plan,

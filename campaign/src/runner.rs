@@ -3,7 +3,6 @@
 //! the foreign load beside them, and each tenant's outcome read from its log. Then a row of the
 //! runs table per tenant ([`Runner::record`]).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
@@ -12,20 +11,14 @@ use std::time::{Duration, Instant};
 use collector::{Agent, AgentConfig, CollectError};
 use dataset::runs::{self, Placement, RunKind, RunRecord, RunStatus};
 
-use crate::cgroup::{self, Limits, Parent, Tenant};
+use crate::cgroup::{self, Parent, Tenant};
 use crate::error::{io_err, CampaignError};
-use crate::exec::{free_port, kill_group, run_in, spawn_in, tail, wait_deadline};
-use crate::machine::{now_ns, online_cpus, ForeignProbe};
+use crate::exec::{kill_group, spawn_in, tail, wait_deadline};
+use crate::machine::{now_ns, ForeignProbe};
 use crate::output::{load_script, parse_perf};
-use crate::plan::{parse_cpulist, substitute, App, Plan};
+use crate::plan::Plan;
 use crate::schedule::TenantSpec;
-
-/// How long a server may take to answer its readiness command.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long one readiness probe may take.
-const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an application's `prepare` command may take.
-const PREPARE_TIMEOUT: Duration = Duration::from_secs(300);
+use crate::slot::Slot;
 
 /// One tenant's outcome.
 pub struct TenantOutcome {
@@ -43,19 +36,6 @@ pub struct Executed {
     pub foreign_cpu_pct: f64,
     pub samples_dir: String,
     pub tenants: Vec<TenantOutcome>,
-}
-
-/// Everything one tenant of a run needs: its spec and application, its cgroup, placeholder
-/// values, work directory and logs, and why it failed before its load started (if it did).
-struct Slot<'a> {
-    spec: &'a TenantSpec,
-    app: &'a App,
-    cgroup: Tenant,
-    vars: BTreeMap<String, String>,
-    workdir: PathBuf,
-    server_log: PathBuf,
-    load_log: PathBuf,
-    early_fail: Option<String>,
 }
 
 /// Runs the campaign's runs inside its parent cgroup.
@@ -98,11 +78,11 @@ impl Runner<'_> {
         fs::create_dir_all(&logs).map_err(io_err(&logs))?;
         let mut slots = Vec::new();
         for (k, spec) in specs.iter().enumerate() {
-            slots.push(self.slot(run_id, k, spec, &logs)?);
+            slots.push(Slot::new(self.plan, &self.parent, run_id, k, spec, &logs)?);
         }
         let result = self.execute_slots(run_id, &mut slots);
         for s in &slots {
-            s.cgroup.kill_all();
+            s.kill_all();
         }
         let workdirs: Vec<PathBuf> = slots.iter().map(|s| s.workdir.clone()).collect();
         drop(slots);
@@ -112,83 +92,12 @@ impl Runner<'_> {
         result
     }
 
-    /// Tenant `k` of a run: cgroup, an empty work directory and its placeholder values.
-    fn slot<'s>(
-        &'s self,
-        run_id: &str,
-        k: usize,
-        spec: &'s TenantSpec,
-        logs: &Path,
-    ) -> Result<Slot<'s>, CampaignError> {
-        let plan = self.plan;
-        let app = plan
-            .app(&spec.app)
-            .ok_or_else(|| CampaignError::Setup(format!("unknown application {}", spec.app)))?;
-        let limits = Limits {
-            cpu: app.cpu_limit,
-            mem_mb: app.mem_limit_mb,
-            cpuset: spec.cpuset.clone(),
-        };
-        let cgroup = self.parent.tenant(&format!("{run_id}-t{k}"), &limits)?;
-        let workdir = plan
-            .work_dir
-            .join(format!("{}-{run_id}-t{k}", std::process::id()));
-        if workdir.exists() {
-            let _ = fs::remove_dir_all(&workdir);
-        }
-        fs::create_dir_all(&workdir).map_err(io_err(&workdir))?;
-        // Let unprivileged servers (postgres via runuser) write there.
-        let _ = fs::set_permissions(
-            &workdir,
-            std::os::unix::fs::PermissionsExt::from_mode(0o777),
-        );
-        let vars = self.tenant_vars(app, spec, k, &workdir);
-        Ok(Slot {
-            spec,
-            app,
-            cgroup,
-            vars,
-            workdir,
-            server_log: logs.join(format!("t{k}.server.log")),
-            load_log: logs.join(format!("t{k}.log")),
-            early_fail: None,
-        })
-    }
-
-    /// The values of the placeholders a tenant's commands may use.
-    fn tenant_vars(
-        &self,
-        app: &App,
-        spec: &TenantSpec,
-        k: usize,
-        workdir: &Path,
-    ) -> BTreeMap<String, String> {
-        let level = app.level(&spec.level);
-        let mut vars = level.map(|l| l.vars.clone()).unwrap_or_default();
-        vars.insert("port".into(), free_port().to_string());
-        vars.insert("workdir".into(), workdir.display().to_string());
-        vars.insert("tenant".into(), format!("t{k}"));
-        vars.insert("plan_dir".into(), self.plan.dir().display().to_string());
-        let cpus = spec
-            .cpuset
-            .as_deref()
-            .and_then(|c| parse_cpulist(c).ok())
-            .map(|v| v.len())
-            .unwrap_or_else(online_cpus);
-        vars.insert("cpus".into(), cpus.to_string());
-        vars.insert("duration".into(), self.plan.run_seconds.to_string());
-        if let Some(r) = level.and_then(|l| l.rate) {
-            vars.insert("rate".into(), format!("{}", r.round() as i64));
-        }
-        vars
-    }
-
     /// Servers up, the agent recording, warm-up, the timed loads, then the outcomes.
     fn execute_slots(&self, run_id: &str, slots: &mut [Slot]) -> Result<Executed, CampaignError> {
         let plan = self.plan;
         let mut servers = Vec::new();
         for slot in slots.iter_mut() {
-            servers.extend(start_server(slot)?);
+            servers.extend(slot.start_server()?);
         }
         let app_key = app_key(slots);
         let recording = Recording::start(self.agent_config(&app_key, run_id));
@@ -255,7 +164,12 @@ impl Runner<'_> {
                 continue;
             }
             let script = load_script(s.app, s.spec, &s.vars, plan.run_seconds);
-            loads.push(Some(spawn_in(&s.cgroup, &script, &s.load_log, &s.workdir)?));
+            loads.push(Some(spawn_in(
+                s.client_place(),
+                &script,
+                &s.load_log,
+                &s.workdir,
+            )?));
         }
         let deadline = Instant::now() + load_timeout(plan);
         let mut statuses = Vec::new();
@@ -350,53 +264,6 @@ fn app_key(slots: &[Slot]) -> String {
     a.sort();
     a.dedup();
     a.join("+")
-}
-
-/// Starts the tenant's server (if its application has one), waits until it is ready and
-/// prepares it; a failure is kept in `early_fail` (the tenant's load is then not started).
-fn start_server(slot: &mut Slot) -> Result<Option<Child>, CampaignError> {
-    let (app, log, wd) = (slot.app, &slot.server_log, &slot.workdir);
-    let server = match &app.server {
-        Some(srv) => Some(spawn_in(
-            &slot.cgroup,
-            &substitute(srv, &slot.vars),
-            log,
-            wd,
-        )?),
-        None => None,
-    };
-    if let Some(ready) = &app.ready {
-        let cmd = substitute(ready, &slot.vars);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut ok = false;
-        while !ok && Instant::now() < deadline {
-            let s = run_in(&slot.cgroup, &cmd, log, wd, READY_PROBE_TIMEOUT)?;
-            ok = s.is_some_and(|s| s.success());
-            if !ok {
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-        if !ok {
-            slot.early_fail = Some(format!(
-                "server not ready after {} s (`{cmd}`):\n{}",
-                READY_TIMEOUT.as_secs(),
-                tail(log, 20)
-            ));
-        }
-    }
-    if let (Some(prep), None) = (&app.prepare, &slot.early_fail) {
-        let cmd = substitute(prep, &slot.vars);
-        match run_in(&slot.cgroup, &cmd, log, wd, PREPARE_TIMEOUT)? {
-            Some(s) if s.success() => {}
-            other => {
-                slot.early_fail = Some(format!(
-                    "prepare `{cmd}` failed ({other:?}):\n{}",
-                    tail(log, 20)
-                ))
-            }
-        }
-    }
-    Ok(server)
 }
 
 /// A tenant's outcome from its exit status and its log.

@@ -2,6 +2,7 @@
 //! matrices, normalisation inputs and splits. See `docs/architecture.md` for the contracts.
 
 pub mod catalogue;
+pub mod columns;
 pub mod cpulist;
 pub mod matrix;
 pub mod placement;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use dataset::columns::{self, ColumnStats};
 use dataset::runs::{self, RunKind, RunRecord};
 
 #[derive(clap::Subcommand)]
@@ -30,9 +31,22 @@ pub fn run(cmd: DatasetCmd, _ctx: &super::Ctx) -> anyhow::Result<()> {
             let path = runs::runs_path(&dir);
             let rows = runs::read_runs(&path)
                 .with_context(|| format!("reading the runs table of {}", dir.display()))?;
-            print!("{}", summary(&rows));
-            Ok(())
+            print_out(&summary(&rows))?;
+            let mats = dataset::matrix::load_run_matrices(&dir)
+                .with_context(|| format!("reading the samples of {}", dir.display()))?;
+            let refs: Vec<&dataset::matrix::RunMatrix> = mats.iter().collect();
+            let cat = dataset::catalogue::Catalogue::builtin();
+            print_out(&columns_summary(&columns::column_stats(cat, &refs)))
         }
+    }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) ends the output quietly.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
 }
 
@@ -113,6 +127,43 @@ pub fn summary(rows: &[RunRecord]) -> String {
             n,
             "#".repeat((n * 50).div_ceil(all_p.len().max(1)))
         ));
+    }
+    s
+}
+
+/// The feature-column section: per family, how many columns are null in every row, the mean
+/// null share and the constant columns; then the names of the columns that hold nothing.
+pub fn columns_summary(stats: &[ColumnStats]) -> String {
+    let rows = stats.first().map(|s| s.rows).unwrap_or(0);
+    let nbr_rows = (stats.iter().find(|s| s.name.starts_with("nbr.")))
+        .map(|s| s.rows)
+        .unwrap_or(0);
+    let all_null: Vec<&str> = (stats.iter().filter(|s| s.all_null()))
+        .map(|s| s.name.as_str())
+        .collect();
+    let constant = stats.iter().filter(|s| s.constant).count();
+    let mut s = format!(
+        "feature columns over {rows} labelled tenant-seconds ({nbr_rows} with neighbours, for \
+         nbr.*; each run's first second left out): {} columns, {} null in every row, {constant} \
+         constant\n",
+        stats.len(),
+        all_null.len(),
+    );
+    s.push_str(&format!(
+        "  {:<18} {:>7} {:>9} {:>9} {:>9}\n",
+        "family", "columns", "all-null", "constant", "null %"
+    ));
+    for (fam, (n, nulls, share)) in columns::family_summary(stats) {
+        let consts = (stats.iter())
+            .filter(|c| c.family == fam && c.constant)
+            .count();
+        s.push_str(&format!(
+            "  {fam:<18} {n:>7} {nulls:>9} {consts:>9} {:>8.1}%\n",
+            share * 100.0
+        ));
+    }
+    if !all_null.is_empty() {
+        s.push_str(&format!("null in every row: {}\n", all_null.join(", ")));
     }
     s
 }

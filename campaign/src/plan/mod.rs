@@ -75,6 +75,29 @@ impl App {
     }
 }
 
+/// How tenants are networked (`network = "namespace" | "host"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// Each tenant in its own network namespace, linked to the host by a veth pair (what a VM's
+    /// tap device is): per-tenant network counters are real, and a server's clients (`ready`,
+    /// `prepare`, `load`) run on the host side and reach it at `{addr}`.
+    #[default]
+    Namespace,
+    /// Tenants share the host's namespace; servers are reached on loopback (`{addr}` is
+    /// `127.0.0.1`) and no per-tenant network counter exists (datasets before v2).
+    Host,
+}
+
+impl Network {
+    fn parse(s: &str) -> Option<Network> {
+        match s {
+            "namespace" => Some(Network::Namespace),
+            "host" => Some(Network::Host),
+            _ => None,
+        }
+    }
+}
+
 /// A validated plan.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -94,6 +117,7 @@ pub struct Plan {
     pub random_traces: u32,
     pub colocated_runs: u32,
     pub work_dir: PathBuf,
+    pub network: Network,
     pub apps: Vec<App>,
 }
 
@@ -130,6 +154,7 @@ impl Plan {
         let scenarios = check.scenarios(&raw.scenarios)?;
         check.trace_steps(&raw)?;
         check.limits(&raw.limits, text::line_of(text, "[limits]"))?;
+        let network = check.network(raw.network.as_deref())?;
         let mut apps = Vec::new();
         for a in &raw.app_defs {
             if apps.iter().any(|b: &App| b.name == a.name) {
@@ -137,7 +162,9 @@ impl Plan {
                 let msg = format!("application `{}` is defined twice", a.name);
                 return Err(check.err(line, msg));
             }
-            apps.push(check.app(a, &raw.limits, has_binary)?);
+            let app = check.app(a, &raw.limits, has_binary)?;
+            check.server_address(&app, network)?;
+            apps.push(app);
         }
         let apps = check.select(apps, &raw.apps)?;
         check.memory(&apps, &raw.sizes)?;
@@ -159,6 +186,7 @@ impl Plan {
             work_dir: raw
                 .work_dir
                 .unwrap_or_else(|| std::env::temp_dir().join("cloudformer-campaign")),
+            network,
             apps,
         })
     }
@@ -231,6 +259,26 @@ levels = [{ name = "low", rate = 100 }]
         assert_eq!(p.apps[1].levels[0].rate, Some(100.0));
         assert_eq!(p.apps[0].cpu_limit, 1.0);
         assert_eq!(p.repeats, 3);
+    }
+
+    #[test]
+    fn a_server_dialled_on_loopback_is_refused_in_namespaces() {
+        let text = GOOD.replace("pgbench -p {port}", "pgbench -h 127.0.0.1 -p {port}");
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 21, "{msg}");
+        assert!(msg.contains("`pg`") && msg.contains("{addr}"), "{msg}");
+        let host = text.replace("sizes = [2]", "sizes = [2]\nnetwork = \"host\"");
+        assert_eq!(parse(&host).unwrap().network, Network::Host);
+        let addr = GOOD.replace("pgbench -p {port}", "pgbench -h {addr} -p {port}");
+        assert_eq!(parse(&addr).unwrap().network, Network::Namespace);
+    }
+
+    #[test]
+    fn an_unknown_network_names_the_line() {
+        let text = GOOD.replace("sizes = [2]", "sizes = [2]\nnetwork = \"bridge\"");
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 6, "{msg}");
+        assert!(msg.contains("bridge") && msg.contains("namespace"), "{msg}");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub(super) struct RawPlan {
     #[serde(default)]
     pub work_dir: Option<PathBuf>,
     #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
     pub limits: RawLimits,
     #[serde(rename = "app", default)]
     pub app_defs: Vec<RawApp>,

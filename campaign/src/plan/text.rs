@@ -77,7 +77,15 @@ pub(super) fn value_str(v: &toml::Value) -> String {
 
 /// The placeholders the runner always provides.
 pub const RUNNER_PLACEHOLDERS: &[&str] = &[
-    "rate", "duration", "port", "workdir", "cpus", "tenant", "plan_dir",
+    "rate",
+    "duration",
+    "port",
+    "workdir",
+    "cpus",
+    "tenant",
+    "plan_dir",
+    "addr",
+    "host_addr",
 ];
 
 /// Replaces `{key}` by its value for every key in `vars`.

@@ -9,7 +9,7 @@ use regex::Regex;
 use super::raw::{RawApp, RawLimits, RawPlan};
 use super::text::{first_program, RUNNER_PLACEHOLDERS};
 use super::text::{key_line, line_of, parse_cpulist, unknown_placeholder, value_str};
-use super::{App, Level, PlanError};
+use super::{App, Level, Network, PlanError};
 
 /// What the checks need: the plan's text and file name (for errors) and the machine.
 pub(super) struct Checker<'a> {
@@ -331,6 +331,42 @@ impl Checker<'_> {
     }
 
     /// Every placeholder of every command is a level's key or one the runner provides.
+    /// `network = "namespace" | "host"` (namespace when absent).
+    pub fn network(&self, v: Option<&str>) -> Result<Network, PlanError> {
+        let Some(v) = v else {
+            return Ok(Network::default());
+        };
+        Network::parse(v).ok_or_else(|| {
+            self.err(
+                self.key("network"),
+                format!("unknown network `{v}` (one of \"namespace\", \"host\")"),
+            )
+        })
+    }
+
+    /// With tenants in their own namespaces a server listens at the tenant's address, and its
+    /// clients run on the host: a client that dials loopback would reach nothing.
+    pub fn server_address(&self, app: &App, network: Network) -> Result<(), PlanError> {
+        if network != Network::Namespace || app.server.is_none() {
+            return Ok(());
+        }
+        let clients = [Some(&app.load), app.ready.as_ref(), app.prepare.as_ref()];
+        for cmd in clients.into_iter().flatten() {
+            if cmd.contains("127.0.0.1") || cmd.contains("localhost") {
+                return Err(self.err(
+                    app.line,
+                    format!(
+                        "application `{}`: its server runs in the tenant's network namespace and \
+                         its clients on the host, so `{cmd}` must reach it at {{addr}}, not \
+                         loopback (or set `network = \"host\"`)",
+                        app.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn placeholders(&self, app: &App) -> Result<(), PlanError> {
         let cmds = [
             Some(&app.load),
