@@ -1,6 +1,8 @@
 //! Interrupt a real campaign (campaigns/smoke.toml) twice — SIGTERM (clean stop: its cgroups are
 //! gone at once) and SIGKILL (crash: its cgroups are removed by the next start) — then resume it:
-//! every run exactly once, no duplicate row, no sample row of a killed attempt.
+//! a perturbed stored baseline makes the sentinel replay refuse to go on; restored, the resume
+//! stops at a run boundary after `--stop-after`, and the last resume ends with every run exactly
+//! once, no duplicate row, no sample row of a killed attempt.
 //! Fails, naming what is missing, when not root, without cgroups, or without sysbench/stress-ng
 //! (`collector::testing::cannot_run`).
 
@@ -13,14 +15,26 @@ use std::time::{Duration, Instant};
 
 use dataset::runs::{read_runs, runs_path, RunKind};
 
-fn start(out: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-        .args(["--quiet", "campaign", "run", "--plan"])
+fn command(out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cloudformer"));
+    c.args(["--quiet", "campaign", "run", "--plan"])
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/smoke.toml"))
         .arg("--out")
-        .arg(out)
-        .spawn()
-        .unwrap()
+        .arg(out);
+    c
+}
+
+fn start(out: &Path) -> Child {
+    command(out).spawn().unwrap()
+}
+
+/// Runs a resume to its end: (success, stderr).
+fn resume(out: &Path, extra: &[&str]) -> (bool, String) {
+    let o = command(out).args(extra).output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
 }
 
 fn rows(out: &Path) -> usize {
@@ -29,6 +43,19 @@ fn rows(out: &Path) -> usize {
 
 fn cg(pid: u32) -> PathBuf {
     PathBuf::from(format!("/sys/fs/cgroup/cpu/cfc-{pid}"))
+}
+
+/// CPU model and kernel, as the campaign records them.
+fn campaign_machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let model = info
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    format!("{model}; {}", kernel.trim())
 }
 
 #[test]
@@ -87,15 +114,63 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
         "a killed run must not be recorded"
     );
 
-    // 3. Resume to the end.
-    let st = start(&out).wait().unwrap();
-    assert!(st.success(), "resumed campaign failed: {st}");
+    // 3. A stored baseline that the machine no longer reproduces: the sentinel replay refuses.
+    let path = runs_path(&out);
+    let stored = read_runs(&path).unwrap();
+    let key = stored
+        .iter()
+        .find(|r| r.kind == RunKind::Baseline)
+        .unwrap()
+        .baseline_key();
+    let mut perturbed = stored.clone();
+    for r in perturbed.iter_mut().filter(|r| r.baseline_key() == key) {
+        r.perf_actual *= 1.5;
+    }
+    dataset::runs::write_runs(&path, &perturbed).unwrap();
+    let (ok, err) = resume(&out, &[]);
+    assert!(!ok, "a perturbed sentinel must stop the resume:\n{err}");
+    assert!(
+        err.contains("sentinel baseline") && err.contains("machine changed"),
+        "{err}"
+    );
+    assert_eq!(
+        read_runs(&path).unwrap(),
+        perturbed,
+        "the refusal changed the table"
+    );
+    dataset::runs::write_runs(&path, &stored).unwrap();
+
+    // 4. Restored: the sentinel agrees, and --stop-after stops at the first run boundary after
+    // 15 s (the replay takes ~9 s, c00000 at least ~9 s more), leaving c00001 to do.
+    let (ok, err) = resume(&out, &["--stop-after", "15s"]);
+    assert!(ok, "resume with --stop-after failed:\n{err}");
+    assert!(
+        err.contains("sentinel baseline") && err.contains("against the stored"),
+        "{err}"
+    );
+    assert!(err.contains("stopped after --stop-after: 1 of 2"), "{err}");
+    let ids: HashSet<String> = read_runs(&path)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert!(ids.contains("c00000") && !ids.contains("c00001"), "{ids:?}");
+
+    // 5. Resume to the end.
+    let (ok, err) = resume(&out, &[]);
+    assert!(ok, "resumed campaign failed:\n{err}");
     assert!(
         !cg(killed_pid).exists(),
         "stale cgroup of the killed campaign not removed"
     );
 
     let rs = read_runs(&runs_path(&out)).unwrap();
+    let machine = campaign_machine();
+    assert!(
+        rs.iter().all(|r| r.machine == machine),
+        "machine column: {:?}",
+        rs[0].machine
+    );
     let mut keys = HashSet::new();
     for r in &rs {
         assert!(

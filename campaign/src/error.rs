@@ -23,6 +23,14 @@ pub enum CampaignError {
     },
     #[error("{0}")]
     Setup(String),
+    #[error(
+        "the machine changed since this campaign's baselines: the sentinel baseline {} ran at {:.4} \
+         against the stored {:.4} (label noise {:.1} %), a deviation of {:.1} % > {:.1} % (twice \
+         the noise, floored). Labels measured before and after would not be comparable: find what \
+         changed (another job, CPU frequency, kernel, host) or start a new --out directory",
+        .0.key, .0.now, .0.stored, .0.noise * 100.0, .0.deviation * 100.0, .0.limit * 100.0
+    )]
+    Sentinel(Box<crate::sentinel::SentinelCheck>),
     #[error("interrupted (SIGINT/SIGTERM): the unfinished run was discarded; rerun the same command to resume")]
     Interrupted,
 }

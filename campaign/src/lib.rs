@@ -21,6 +21,7 @@ pub mod output;
 pub mod plan;
 pub mod runner;
 pub mod schedule;
+pub mod sentinel;
 pub mod slot;
 
 use std::path::PathBuf;
@@ -43,6 +44,9 @@ pub struct Options {
     pub out: PathBuf,
     pub quiet: bool,
     pub cgroup_root: PathBuf,
+    /// Stop cleanly at the first run boundary after this long (`--stop-after`); the directory
+    /// resumes. None: run to the end.
+    pub stop_after: Option<std::time::Duration>,
 }
 
 /// What a campaign did.
@@ -54,11 +58,16 @@ pub struct Summary {
     pub baseline_groups_now: usize,
     pub baselines_retaken: usize,
     pub failed_tenant_runs: usize,
+    /// Stopped at a run boundary by [`Options::stop_after`] with runs left.
+    pub stopped_early: bool,
+    /// The sentinel baseline replayed on resume (and passed).
+    pub sentinel: Option<sentinel::SentinelCheck>,
 }
 
 /// Runs (or resumes) a campaign: for each co-located run of the schedule not yet in the runs
 /// table, first the baselines its tenants lack, then the run itself.
 pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignError> {
+    let started = std::time::Instant::now();
     cgroup::can_create(&opts.cgroup_root)?;
     cgroup::install_signal_handlers();
     journal::claim_dir(&opts.out, plan)?;
@@ -83,6 +92,7 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
         cgroup_root: &opts.cgroup_root,
         parent: Parent::create(layout)?,
         catalogue_hash: Catalogue::builtin().hash().to_string(),
+        machine: machine::description(),
     };
     let mut journal = Journal::open(&opts.out)?;
     let todo: Vec<ColocatedRun> = schedule(plan)
@@ -94,8 +104,15 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
         colocated_done_before: plan.colocated_runs as usize - todo.len(),
         ..Default::default()
     };
+    if !todo.is_empty() {
+        summary.sentinel = sentinel::check(&runner, &journal)?;
+    }
     let pb = progress(opts.quiet, work_units(plan, &journal, &todo));
     for run in &todo {
+        if opts.stop_after.is_some_and(|d| started.elapsed() >= d) {
+            summary.stopped_early = true;
+            break;
+        }
         for spec in &run.tenants {
             if journal.has_baseline(&spec.baseline_key()) {
                 continue;

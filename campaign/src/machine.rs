@@ -27,6 +27,24 @@ pub fn mem_total_mb() -> f64 {
         .unwrap_or(f64::INFINITY)
 }
 
+/// This machine as the runs table records it: CPU model and kernel release (`model; kernel`),
+/// so that runs recorded on different machines are never mixed up unseen.
+pub fn description() -> String {
+    let model = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown kernel".into());
+    format!("{model}; {kernel}")
+}
+
 /// Wall clock, ns since the Unix epoch.
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()

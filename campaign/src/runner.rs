@@ -45,6 +45,8 @@ pub struct Runner<'a> {
     pub cgroup_root: &'a Path,
     pub parent: Parent,
     pub catalogue_hash: String,
+    /// [`crate::machine::description`], recorded in every row.
+    pub machine: String,
 }
 
 impl Runner<'_> {
@@ -250,6 +252,7 @@ impl Runner<'_> {
             start_ns: ex.start_ns,
             end_ns: ex.end_ns,
             seed: self.plan.seed,
+            machine: self.machine.clone(),
         }
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 pub enum CampaignCmd {
     /// Run (or resume) a campaign: baselines, co-located runs, labels, sample files
     #[command(
-        after_help = "Example:\n  cloudformer campaign run --plan campaigns/default.toml --out /tmp/campaign"
+        after_help = "Example:\n  cloudformer campaign run --plan campaigns/default.toml --out /tmp/campaign --stop-after 100m\n  (rerun the same command to resume; it first replays one stored baseline as a sentinel)"
     )]
     Run {
         /// The plan (TOML), e.g. campaigns/default.toml
@@ -21,6 +21,10 @@ pub enum CampaignCmd {
         /// Where the cgroup hierarchies are mounted
         #[arg(long, default_value = "/sys/fs/cgroup")]
         cgroup_root: PathBuf,
+        /// Stop cleanly at the first run boundary after this long (e.g. 100m, 2h); the same
+        /// command resumes (first replaying one stored baseline as a sentinel). Default: to the end
+        #[arg(long, value_name = "DURATION", value_parser = super::collect::parse_duration)]
+        stop_after: Option<std::time::Duration>,
     },
     /// Show how far a campaign directory is
     #[command(after_help = "Example:\n  cloudformer campaign status --out /tmp/campaign")]
@@ -42,6 +46,7 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
             plan,
             out,
             cgroup_root,
+            stop_after,
         } => {
             let plan = Plan::load(&plan)?;
             let s = campaign::run_campaign(
@@ -50,6 +55,7 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
                     out: out.clone(),
                     quiet: ctx.quiet,
                     cgroup_root,
+                    stop_after,
                 },
             );
             let s = match s {
@@ -59,6 +65,25 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
                 }
                 other => other.with_context(|| format!("campaign into {}", out.display()))?,
             };
+            if let Some(c) = &s.sentinel {
+                eprintln!(
+                    "sentinel baseline {}: {:.4} against the stored {:.4} ({:.1} % ≤ {:.1} %)",
+                    c.key,
+                    c.now,
+                    c.stored,
+                    c.deviation * 100.0,
+                    c.limit * 100.0
+                );
+            }
+            if s.stopped_early {
+                let done = s.colocated_done_before + s.colocated_done_now;
+                eprintln!(
+                    "stopped after --stop-after: {done} of {} co-located runs are in {}; run the \
+                     same command to continue",
+                    s.colocated_total,
+                    out.display()
+                );
+            }
             if !ctx.quiet {
                 println!(
                     "co-located runs: {} done now, {} before, {} in the plan; baseline groups now: {}; baselines retaken for foreign load: {}; failed tenant-runs: {}",

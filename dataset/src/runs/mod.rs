@@ -119,6 +119,9 @@ pub struct RunRecord {
     pub end_ns: i64,
     /// Plan seed.
     pub seed: u64,
+    /// The machine the run was recorded on: CPU model and kernel release (`model; kernel`);
+    /// empty in tables written before it was recorded.
+    pub machine: String,
 }
 
 impl RunRecord {

@@ -65,6 +65,7 @@ pub fn to_frame(records: &[RunRecord]) -> Result<DataFrame, RunsError> {
         col!("start_ns", |r: &RunRecord| r.start_ns),
         col!("end_ns", |r: &RunRecord| r.end_ns),
         col!("seed", |r: &RunRecord| r.seed),
+        col!("machine", |r: &RunRecord| r.machine.clone()),
     ];
     DataFrame::new_infer_height(cols).map_err(RunsError::Build)
 }
@@ -179,6 +180,9 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
     c.i64s("start_ns", rows, |r, v| r.start_ns = v)?;
     c.i64s("end_ns", rows, |r, v| r.end_ns = v)?;
     c.i64s("seed", rows, |r, v| r.seed = v as u64)?;
+    if df.column("machine").is_ok() {
+        c.strs("machine", rows, |r, v| r.machine = v)?;
+    }
     Ok(out)
 }
 
@@ -353,7 +357,17 @@ mod tests {
             start_ns: 1,
             end_ns: 2,
             seed: 7,
+            machine: "Test CPU; 6.1.0".into(),
         }
+    }
+
+    #[test]
+    fn tables_written_before_the_machine_column_read_with_it_empty() {
+        let df = to_frame(&[rec("r1", "t0", 0.5)]).unwrap();
+        let old = df.drop("machine").unwrap();
+        let back = from_frame(&old, Path::new("old.parquet")).unwrap();
+        assert_eq!(back[0].machine, "");
+        assert_eq!(back[0].seed, 7);
     }
 
     #[test]
@@ -376,6 +390,7 @@ mod tests {
         assert!(ps[2].is_nan());
         assert_eq!(back[1].perf_per_second, None);
         assert_eq!(back[1].seed, 7);
+        assert_eq!(back[1].machine, "Test CPU; 6.1.0");
         // Re-appending the same key replaces, a new key appends.
         let b2 = rec("r1", "t1", 0.9);
         let c = rec("r2", "t0", 0.3);
