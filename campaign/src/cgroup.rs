@@ -230,6 +230,28 @@ impl Parent {
         &self.layout
     }
 
+    /// CPU seconds used by every tenant so far, those removed since included (v1 `cpuacct` and
+    /// v2 charge usage up the hierarchy as it happens).
+    pub fn cpu_seconds(&self) -> f64 {
+        for (ctrl, root) in self.layout.dirs() {
+            let d = root.join(&self.name);
+            match ctrl.as_str() {
+                "cpuacct" => {
+                    if let Some(ns) = read_f64(&d.join("cpuacct.usage")) {
+                        return ns / 1e9;
+                    }
+                }
+                "v2" => {
+                    if let Some(us) = usage_usec(&d) {
+                        return us / 1e6;
+                    }
+                }
+                _ => {}
+            }
+        }
+        0.0
+    }
+
     /// Creates a tenant cgroup with its limits.
     pub fn tenant(&self, tenant: &str, limits: &Limits) -> Result<Tenant, CgroupError> {
         let mut dirs = Vec::new();
@@ -309,6 +331,18 @@ fn copy_from_parent(dir: &Path, file: &str) -> Result<(), CgroupError> {
     write(&dir.join(file), v.trim())
 }
 
+fn read_f64(path: &Path) -> Option<f64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// `usage_usec` of a v2 cgroup's `cpu.stat`.
+fn usage_usec(dir: &Path) -> Option<f64> {
+    let s = fs::read_to_string(dir.join("cpu.stat")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Per-tenant limits.
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
@@ -362,21 +396,13 @@ impl Tenant {
     pub fn cpu_seconds(&self) -> f64 {
         for (ctrl, d) in &self.dirs {
             if ctrl == "cpuacct" {
-                if let Ok(s) = fs::read_to_string(d.join("cpuacct.usage")) {
-                    if let Ok(ns) = s.trim().parse::<f64>() {
-                        return ns / 1e9;
-                    }
+                if let Some(ns) = read_f64(&d.join("cpuacct.usage")) {
+                    return ns / 1e9;
                 }
             }
             if ctrl == "v2" {
-                if let Ok(s) = fs::read_to_string(d.join("cpu.stat")) {
-                    for l in s.lines() {
-                        if let Some(v) = l.strip_prefix("usage_usec ") {
-                            if let Ok(us) = v.trim().parse::<f64>() {
-                                return us / 1e6;
-                            }
-                        }
-                    }
+                if let Some(us) = usage_usec(d) {
+                    return us / 1e6;
                 }
             }
         }

@@ -9,7 +9,6 @@ use dataset::runs::{self, Baseline, BaselineKey, RunKind, RunRecord};
 
 use crate::error::{io_err, CampaignError};
 use crate::plan::Plan;
-use crate::schedule::schedule;
 
 /// The runs table of a campaign directory.
 pub struct Journal {
@@ -93,10 +92,10 @@ pub fn status(out: &Path) -> Result<Status, CampaignError> {
     let plan = Plan::load(&out.join("plan.toml"))?;
     let journal = Journal::open(out)?;
     let rows = journal.rows();
-    let sched = schedule(&plan);
+    let work = crate::work_of(&plan);
     Ok(Status {
-        colocated_total: sched.len(),
-        colocated_done: sched.iter().filter(|r| journal.is_done(&r.run_id)).count(),
+        colocated_total: work.len(),
+        colocated_done: work.iter().filter(|w| journal.is_done(w.run_id())).count(),
         baseline_rows: rows.iter().filter(|r| r.kind == RunKind::Baseline).count(),
         tenant_rows: rows.len(),
         failed_rows: rows.iter().filter(|r| !r.is_ok()).count(),

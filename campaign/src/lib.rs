@@ -12,6 +12,7 @@
 
 pub mod baseline;
 pub mod cgroup;
+pub mod dynamic;
 pub mod error;
 pub mod exec;
 pub mod journal;
@@ -34,6 +35,7 @@ pub use journal::{status, Status};
 pub use plan::{App, Plan, PlanError};
 
 use crate::cgroup::{Layout, Parent};
+use crate::dynamic::DynamicRun;
 use crate::journal::Journal;
 use crate::runner::Runner;
 use crate::schedule::{schedule, ColocatedRun, TenantSpec};
@@ -95,25 +97,27 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
         machine: machine::description(),
     };
     let mut journal = Journal::open(&opts.out)?;
-    let todo: Vec<ColocatedRun> = schedule(plan)
+    let all = work_of(plan);
+    let total = all.len();
+    let todo: Vec<Work> = all
         .into_iter()
-        .filter(|r| !journal.is_done(&r.run_id))
+        .filter(|w| !journal.is_done(w.run_id()))
         .collect();
     let mut summary = Summary {
-        colocated_total: plan.colocated_runs as usize,
-        colocated_done_before: plan.colocated_runs as usize - todo.len(),
+        colocated_total: total,
+        colocated_done_before: total - todo.len(),
         ..Default::default()
     };
     if !todo.is_empty() {
         summary.sentinel = sentinel::check(&runner, &journal)?;
     }
     let pb = progress(opts.quiet, work_units(plan, &journal, &todo));
-    for run in &todo {
+    for work in &todo {
         if opts.stop_after.is_some_and(|d| started.elapsed() >= d) {
             summary.stopped_early = true;
             break;
         }
-        for spec in &run.tenants {
+        for spec in work.labelled() {
             if journal.has_baseline(&spec.baseline_key()) {
                 continue;
             }
@@ -125,13 +129,11 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
             journal.append(group)?;
             summary.baseline_groups_now += 1;
         }
-        pb.set_message(format!(
-            "{} ({} tenants, {})",
-            run.run_id,
-            run.tenants.len(),
-            run.placement
-        ));
-        let rows = colocated(&runner, run, &journal)?;
+        pb.set_message(work.describe());
+        let rows = match work {
+            Work::Static(run) => colocated(&runner, run, &journal)?,
+            Work::Dynamic(run) => dynamic_rows(&runner, run, &journal)?,
+        };
         summary.failed_tenant_runs += rows.iter().filter(|r| !r.is_ok()).count();
         journal.append(rows)?;
         summary.colocated_done_now += 1;
@@ -139,6 +141,72 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
     }
     pb.finish_and_clear();
     Ok(summary)
+}
+
+/// One co-located run to do: static (its tenants stay throughout) or dynamic (neighbours come
+/// and go, see [`dynamic`]).
+#[derive(Debug, Clone)]
+pub enum Work {
+    Static(ColocatedRun),
+    Dynamic(DynamicRun),
+}
+
+impl Work {
+    pub fn run_id(&self) -> &str {
+        match self {
+            Work::Static(r) => &r.run_id,
+            Work::Dynamic(r) => &r.run_id,
+        }
+    }
+
+    /// The tenants that get a row (and so need a baseline).
+    pub fn labelled(&self) -> Vec<&TenantSpec> {
+        match self {
+            Work::Static(r) => r.tenants.iter().collect(),
+            Work::Dynamic(r) => vec![&r.victim],
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Work::Static(r) => format!(
+                "{} ({} tenants, {})",
+                r.run_id,
+                r.tenants.len(),
+                r.placement
+            ),
+            Work::Dynamic(r) => format!(
+                "{} ({} under {} neighbour stays, {})",
+                r.run_id,
+                r.victim.app,
+                r.stays.len(),
+                r.placement
+            ),
+        }
+    }
+}
+
+/// Every co-located run of a plan, in the order they run: the dynamic runs first (what dataset
+/// v2 is for), then the static ones.
+pub fn work_of(plan: &Plan) -> Vec<Work> {
+    (dynamic::dynamic_schedule(plan)
+        .into_iter()
+        .map(Work::Dynamic))
+    .chain(schedule(plan).into_iter().map(Work::Static))
+    .collect()
+}
+
+/// Labels a tenant's row against its baseline (a row whose every baseline failed says so).
+fn label_row(r: &mut RunRecord, spec: &TenantSpec, journal: &Journal) {
+    match journal.baseline(&spec.baseline_key()) {
+        Some(b) => r.label(&b),
+        None if r.is_ok() => {
+            r.status = RunStatus::NoBaseline;
+            r.error =
+                Some("every isolated baseline of this (app, level, trace, cpuset) failed".into());
+        }
+        None => {}
+    }
 }
 
 /// Runs one co-located run and labels each tenant against its baseline.
@@ -156,25 +224,50 @@ fn colocated(
             .collect();
         let kind = RunKind::Colocated;
         let mut r = runner.record(&run.run_id, kind, &run.placement, spec, &nbrs, 0, &ex, o);
-        match journal.baseline(&spec.baseline_key()) {
-            Some(b) => r.label(&b),
-            None if r.is_ok() => {
-                r.status = RunStatus::NoBaseline;
-                r.error = Some(
-                    "every isolated baseline of this (app, level, trace, cpuset) failed".into(),
-                );
-            }
-            None => {}
-        }
+        label_row(&mut r, spec, journal);
         rows.push(r);
     }
     Ok(rows)
 }
 
+/// Runs one dynamic run: the victim's row, with every neighbour stay as it happened.
+fn dynamic_rows(
+    runner: &Runner,
+    run: &DynamicRun,
+    journal: &Journal,
+) -> Result<Vec<RunRecord>, CampaignError> {
+    let (ex, stays) = dynamic::execute_dynamic(runner, run)?;
+    let o = &ex.tenants[0];
+    let kind = RunKind::Colocated;
+    let mut r = runner.record(
+        &run.run_id,
+        kind,
+        &run.placement,
+        &run.victim,
+        &[],
+        0,
+        &ex,
+        o,
+    );
+    let seen: std::collections::BTreeSet<String> = (stays.iter())
+        .flat_map(|s| s.levels.iter().map(|(l, _, _)| format!("{}@{l}", s.app)))
+        .collect();
+    r.neighbours = seen.into_iter().collect::<Vec<_>>().join(",");
+    let most = dataset::runs::presence_per_second(&stays, runner.plan.run_seconds)
+        .iter()
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    r.n_tenants = 1 + most as u32;
+    r.neighbour_schedule = dataset::runs::schedule_to_json(&stays);
+    label_row(&mut r, &run.victim, journal);
+    Ok(vec![r])
+}
+
 /// Work units for the progress bar: baseline repeats still missing + co-located runs left.
-fn work_units(plan: &Plan, journal: &Journal, todo: &[ColocatedRun]) -> u64 {
+fn work_units(plan: &Plan, journal: &Journal, todo: &[Work]) -> u64 {
     let mut missing = std::collections::BTreeSet::new();
-    for t in todo.iter().flat_map(|r| &r.tenants) {
+    for t in todo.iter().flat_map(Work::labelled) {
         let key = t.baseline_key();
         if !journal.has_baseline(&key) {
             missing.insert(key);

@@ -105,20 +105,31 @@ pub struct ForeignProbe {
 
 impl ForeignProbe {
     pub fn start(tenants: &[&Tenant]) -> ForeignProbe {
+        ForeignProbe::start_at(tenants.iter().map(|t| t.cpu_seconds()).sum())
+    }
+
+    /// Starts with the tenants' CPU seconds so far given (e.g. their parent cgroup's, which
+    /// keeps the time of tenants that left).
+    pub fn start_at(tenants_cpu_s: f64) -> ForeignProbe {
         ForeignProbe {
             t0: Instant::now(),
             busy0: machine_busy_s(),
             self0: self_cpu_s(),
-            tenants0: tenants.iter().map(|t| t.cpu_seconds()).sum(),
+            tenants0: tenants_cpu_s,
         }
     }
 
     /// CPU used outside the tenants and this process since `start`, % of one vCPU.
     pub fn finish(&self, tenants: &[&Tenant]) -> f64 {
+        self.finish_at(tenants.iter().map(|t| t.cpu_seconds()).sum())
+    }
+
+    /// [`ForeignProbe::finish`] with the tenants' CPU seconds given.
+    pub fn finish_at(&self, tenants_cpu_s: f64) -> f64 {
         let wall = self.t0.elapsed().as_secs_f64().max(1e-3);
         let busy = machine_busy_s() - self.busy0;
         let own = self_cpu_s() - self.self0;
-        let ten: f64 = tenants.iter().map(|t| t.cpu_seconds()).sum::<f64>() - self.tenants0;
+        let ten = tenants_cpu_s - self.tenants0;
         ((busy - own - ten) / wall * 100.0).max(0.0)
     }
 }

@@ -50,12 +50,12 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn logs_dir(&self, run_id: &str) -> PathBuf {
+    pub(crate) fn logs_dir(&self, run_id: &str) -> PathBuf {
         self.out.join("logs").join(run_id)
     }
 
     /// Deletes whatever a killed attempt of `run_id` left (samples, logs).
-    fn clear_run(&self, run_id: &str) -> Result<(), CampaignError> {
+    pub(crate) fn clear_run(&self, run_id: &str) -> Result<(), CampaignError> {
         let samples = self.out.join(runs::SAMPLES_DIR);
         if let Ok(rd) = fs::read_dir(&samples) {
             for app in rd.flatten() {
@@ -80,7 +80,15 @@ impl Runner<'_> {
         fs::create_dir_all(&logs).map_err(io_err(&logs))?;
         let mut slots = Vec::new();
         for (k, spec) in specs.iter().enumerate() {
-            slots.push(Slot::new(self.plan, &self.parent, run_id, k, spec, &logs)?);
+            let name = format!("t{k}");
+            slots.push(Slot::new(
+                self.plan,
+                &self.parent,
+                run_id,
+                &name,
+                spec,
+                &logs,
+            )?);
         }
         let result = self.execute_slots(run_id, &mut slots);
         for s in &slots {
@@ -138,7 +146,7 @@ impl Runner<'_> {
 
     /// The agent's settings for a run: every tenant of this campaign's parent, its samples
     /// partitioned by application set and run.
-    fn agent_config(&self, app_key: &str, run_id: &str) -> AgentConfig {
+    pub(crate) fn agent_config(&self, app_key: &str, run_id: &str) -> AgentConfig {
         AgentConfig {
             cgroup_root: self.cgroup_root.to_path_buf(),
             tenant_globs: vec![format!("{}/*", self.parent.name())],
@@ -253,11 +261,12 @@ impl Runner<'_> {
             end_ns: ex.end_ns,
             seed: self.plan.seed,
             machine: self.machine.clone(),
+            neighbour_schedule: String::new(),
         }
     }
 }
 
-fn load_timeout(plan: &Plan) -> Duration {
+pub(crate) fn load_timeout(plan: &Plan) -> Duration {
     Duration::from_secs(plan.run_seconds as u64 * 2 + 60)
 }
 
@@ -270,7 +279,7 @@ fn app_key(slots: &[Slot]) -> String {
 }
 
 /// A tenant's outcome from its exit status and its log.
-fn outcome(slot: &Slot, status: Option<ExitStatus>, plan: &Plan) -> TenantOutcome {
+pub(crate) fn outcome(slot: &Slot, status: Option<ExitStatus>, plan: &Plan) -> TenantOutcome {
     let tenant = slot.cgroup.name.clone();
     if let Some(e) = &slot.early_fail {
         return TenantOutcome {
@@ -308,13 +317,13 @@ fn outcome(slot: &Slot, status: Option<ExitStatus>, plan: &Plan) -> TenantOutcom
 }
 
 /// The collector's agent recording a run, on a thread of its own with its own runtime.
-struct Recording {
+pub(crate) struct Recording {
     stop: tokio::sync::oneshot::Sender<()>,
     thread: std::thread::JoinHandle<Result<(), CollectError>>,
 }
 
 impl Recording {
-    fn start(cfg: AgentConfig) -> Recording {
+    pub(crate) fn start(cfg: AgentConfig) -> Recording {
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || -> Result<(), CollectError> {
             let agent = Agent::new(cfg)?;
@@ -331,7 +340,7 @@ impl Recording {
     }
 
     /// Stops the agent (its last segment is closed) and returns what it ended with.
-    fn stop(self) -> Result<(), CampaignError> {
+    pub(crate) fn stop(self) -> Result<(), CampaignError> {
         let _ = self.stop.send(());
         match self.thread.join() {
             Ok(r) => Ok(r?),

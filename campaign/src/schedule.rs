@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::machine::online_cpus;
-use crate::plan::Plan;
+use crate::plan::{App, Plan};
 
 /// One tenant of a scheduled run.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +71,7 @@ pub fn trace_multipliers(scenario: Scenario, steps: usize, seed: u64) -> Vec<f64
 }
 
 /// The cpuset of tenant `k` under `placement` on a machine of `ncpu` CPUs.
-fn cpuset_for(placement: &Placement, k: usize, ncpu: usize) -> Option<String> {
+pub(crate) fn cpuset_for(placement: &Placement, k: usize, ncpu: usize) -> Option<String> {
     match placement {
         Placement::SameCore => Some("0".into()),
         Placement::CrossCore => Some((k % ncpu.max(1)).to_string()),
@@ -102,7 +102,18 @@ pub fn schedule(plan: &Plan) -> Vec<ColocatedRun> {
 
 /// One tenant of a run: application, level, and (for loads that take a rate) a trace.
 fn draw_tenant(plan: &Plan, rng: &mut ChaCha8Rng, cpuset: Option<String>) -> TenantSpec {
-    let app = &plan.apps[rng.random_range(0..plan.apps.len())];
+    let all: Vec<&App> = plan.apps.iter().collect();
+    draw_tenant_of(plan, &all, rng, cpuset)
+}
+
+/// [`draw_tenant`] among the applications `apps` (not empty).
+pub(crate) fn draw_tenant_of(
+    plan: &Plan,
+    apps: &[&App],
+    rng: &mut ChaCha8Rng,
+    cpuset: Option<String>,
+) -> TenantSpec {
+    let app = apps[rng.random_range(0..apps.len())];
     let level = &app.levels[rng.random_range(0..app.levels.len())];
     let scenario = if app.takes_rate() {
         plan.scenarios[rng.random_range(0..plan.scenarios.len())]

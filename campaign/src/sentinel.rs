@@ -18,7 +18,6 @@ use dataset::runs::{Baseline, RunKind};
 use crate::error::{io_err, CampaignError};
 use crate::journal::Journal;
 use crate::runner::Runner;
-use crate::schedule::schedule;
 
 /// The smallest label noise a sentinel is judged with (coefficient of variation).
 pub const NOISE_FLOOR: f64 = 0.05;
@@ -78,10 +77,10 @@ pub fn check(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck>
     let Some(stored) = journal.baseline(&key) else {
         return Ok(None);
     };
-    let sched = schedule(runner.plan);
-    let spec = sched
+    let work = crate::work_of(runner.plan);
+    let spec = work
         .iter()
-        .flat_map(|r| &r.tenants)
+        .flat_map(crate::Work::labelled)
         .find(|t| t.baseline_key() == key);
     let Some(spec) = spec else {
         tracing::warn!(%key, "the plan no longer schedules the first stored baseline: no sentinel");

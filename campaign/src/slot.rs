@@ -53,12 +53,13 @@ pub struct Slot<'a> {
 }
 
 impl<'a> Slot<'a> {
-    /// Tenant `k` of run `run_id`: cgroup, namespace, an empty work directory, placeholders.
+    /// Tenant `name` (`t0`, `t1s2`, …) of run `run_id`: cgroup `<run_id>-<name>`, namespace,
+    /// an empty work directory, placeholders, logs `<name>.log` and `<name>.server.log`.
     pub fn new(
         plan: &'a Plan,
         parent: &Parent,
         run_id: &str,
-        k: usize,
+        name: &str,
         spec: &'a TenantSpec,
         logs: &Path,
     ) -> Result<Slot<'a>, CampaignError> {
@@ -70,7 +71,7 @@ impl<'a> Slot<'a> {
             mem_mb: app.mem_limit_mb,
             cpuset: spec.cpuset.clone(),
         };
-        let cgroup = parent.tenant(&format!("{run_id}-t{k}"), &limits)?;
+        let cgroup = parent.tenant(&format!("{run_id}-{name}"), &limits)?;
         let net = match plan.network {
             Network::Namespace => Some(TenantNet::create()?),
             Network::Host => None,
@@ -81,7 +82,7 @@ impl<'a> Slot<'a> {
         };
         let workdir = plan
             .work_dir
-            .join(format!("{}-{run_id}-t{k}", std::process::id()));
+            .join(format!("{}-{run_id}-{name}", std::process::id()));
         if workdir.exists() {
             let _ = fs::remove_dir_all(&workdir);
         }
@@ -94,7 +95,7 @@ impl<'a> Slot<'a> {
         let addrs = net
             .as_ref()
             .map(|n| (n.addr.to_string(), n.host_addr.to_string()));
-        let vars = tenant_vars(plan, app, spec, k, &workdir, addrs);
+        let vars = tenant_vars(plan, app, spec, name, &workdir, addrs);
         Ok(Slot {
             spec,
             app,
@@ -103,8 +104,8 @@ impl<'a> Slot<'a> {
             net,
             vars,
             workdir,
-            server_log: logs.join(format!("t{k}.server.log")),
-            load_log: logs.join(format!("t{k}.log")),
+            server_log: logs.join(format!("{name}.server.log")),
+            load_log: logs.join(format!("{name}.log")),
             early_fail: None,
         })
     }
@@ -192,7 +193,7 @@ fn tenant_vars(
     plan: &Plan,
     app: &App,
     spec: &TenantSpec,
-    k: usize,
+    name: &str,
     workdir: &Path,
     addrs: Option<(String, String)>,
 ) -> BTreeMap<String, String> {
@@ -203,7 +204,7 @@ fn tenant_vars(
     vars.insert("addr".into(), addr);
     vars.insert("host_addr".into(), host_addr);
     vars.insert("workdir".into(), workdir.display().to_string());
-    vars.insert("tenant".into(), format!("t{k}"));
+    vars.insert("tenant".into(), name.to_string());
     vars.insert("plan_dir".into(), plan.dir().display().to_string());
     let cpus = spec
         .cpuset

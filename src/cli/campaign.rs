@@ -65,36 +65,7 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
                 }
                 other => other.with_context(|| format!("campaign into {}", out.display()))?,
             };
-            if let Some(c) = &s.sentinel {
-                eprintln!(
-                    "sentinel baseline {}: {:.4} against the stored {:.4} ({:.1} % ≤ {:.1} %)",
-                    c.key,
-                    c.now,
-                    c.stored,
-                    c.deviation * 100.0,
-                    c.limit * 100.0
-                );
-            }
-            if s.stopped_early {
-                let done = s.colocated_done_before + s.colocated_done_now;
-                eprintln!(
-                    "stopped after --stop-after: {done} of {} co-located runs are in {}; run the \
-                     same command to continue",
-                    s.colocated_total,
-                    out.display()
-                );
-            }
-            if !ctx.quiet {
-                println!(
-                    "co-located runs: {} done now, {} before, {} in the plan; baseline groups now: {}; baselines retaken for foreign load: {}; failed tenant-runs: {}",
-                    s.colocated_done_now,
-                    s.colocated_done_before,
-                    s.colocated_total,
-                    s.baseline_groups_now,
-                    s.baselines_retaken,
-                    s.failed_tenant_runs
-                );
-            }
+            report(&s, &out, ctx.quiet);
             Ok(())
         }
         CampaignCmd::Status { out } => {
@@ -113,15 +84,52 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
         }
         CampaignCmd::Check { plan } => {
             let p = Plan::load(&plan)?;
+            let dynamic = p.dynamic.map(|d| d.runs).unwrap_or(0);
             println!(
-                "{}: ok ({} applications, {} co-located runs, {} s runs, {} repeats)",
+                "{}: ok ({} applications, {} co-located runs ({dynamic} dynamic), {} s runs, {} \
+                 repeats)",
                 plan.display(),
                 p.apps.len(),
-                p.colocated_runs,
+                p.colocated_runs + dynamic,
                 p.run_seconds,
                 p.repeats
             );
             Ok(())
         }
+    }
+}
+
+/// What a campaign run did: the sentinel's verdict, where a budget stopped it, the counts.
+fn report(s: &campaign::Summary, out: &std::path::Path, quiet: bool) {
+    if let Some(c) = &s.sentinel {
+        eprintln!(
+            "sentinel baseline {}: {:.4} against the stored {:.4} ({:.1} % ≤ {:.1} %)",
+            c.key,
+            c.now,
+            c.stored,
+            c.deviation * 100.0,
+            c.limit * 100.0
+        );
+    }
+    if s.stopped_early {
+        let done = s.colocated_done_before + s.colocated_done_now;
+        eprintln!(
+            "stopped after --stop-after: {done} of {} co-located runs are in {}; run the same \
+             command to continue",
+            s.colocated_total,
+            out.display()
+        );
+    }
+    if !quiet {
+        println!(
+            "co-located runs: {} done now, {} before, {} in the plan; baseline groups now: {}; \
+             baselines retaken for foreign load: {}; failed tenant-runs: {}",
+            s.colocated_done_now,
+            s.colocated_done_before,
+            s.colocated_total,
+            s.baseline_groups_now,
+            s.baselines_retaken,
+            s.failed_tenant_runs
+        );
     }
 }

@@ -98,6 +98,17 @@ impl Network {
     }
 }
 
+/// `[dynamic]`: co-located runs whose neighbours come and go (see `crate::dynamic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dynamic {
+    /// How many such runs (`d00000`, …; scheduled before the static ones).
+    pub runs: u32,
+    /// Events per neighbour slot and run: each an arrival, a departure or a level change.
+    pub changes: u32,
+    /// The shortest time between two events of a slot (and from the run's ends).
+    pub min_gap_seconds: u32,
+}
+
 /// A validated plan.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -118,6 +129,8 @@ pub struct Plan {
     pub colocated_runs: u32,
     pub work_dir: PathBuf,
     pub network: Network,
+    /// None: no dynamic runs.
+    pub dynamic: Option<Dynamic>,
     pub apps: Vec<App>,
 }
 
@@ -168,6 +181,7 @@ impl Plan {
         }
         let apps = check.select(apps, &raw.apps)?;
         check.memory(&apps, &raw.sizes)?;
+        let dynamic = check.dynamic(&raw, &apps)?;
         Ok(Plan {
             path: path.to_path_buf(),
             text: text.to_string(),
@@ -187,12 +201,22 @@ impl Plan {
                 .work_dir
                 .unwrap_or_else(|| std::env::temp_dir().join("cloudformer-campaign")),
             network,
+            dynamic,
             apps,
         })
     }
 
     pub fn app(&self, name: &str) -> Option<&App> {
         self.apps.iter().find(|a| a.name == name)
+    }
+
+    /// Applications that report a value every second: the victims of dynamic runs (their
+    /// per-second P shows what each neighbour change did).
+    pub fn per_second_apps(&self) -> Vec<&App> {
+        self.apps
+            .iter()
+            .filter(|a| a.second_regex.is_some())
+            .collect()
     }
 
     /// The directory the plan file is in (absolute where it can be resolved).

@@ -36,6 +36,8 @@ pub(super) struct RawPlan {
     #[serde(default)]
     pub network: Option<String>,
     #[serde(default)]
+    pub dynamic: Option<RawDynamic>,
+    #[serde(default)]
     pub limits: RawLimits,
     #[serde(rename = "app", default)]
     pub app_defs: Vec<RawApp>,
@@ -64,6 +66,24 @@ fn d_steps() -> u32 {
 }
 fn d_random_traces() -> u32 {
     3
+}
+
+/// `[dynamic]`: runs whose neighbours arrive, leave and change level mid-run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDynamic {
+    pub runs: u32,
+    #[serde(default = "d_changes")]
+    pub changes: u32,
+    #[serde(default = "d_min_gap")]
+    pub min_gap_seconds: u32,
+}
+
+fn d_changes() -> u32 {
+    2
+}
+fn d_min_gap() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

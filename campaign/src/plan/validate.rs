@@ -9,7 +9,7 @@ use regex::Regex;
 use super::raw::{RawApp, RawLimits, RawPlan};
 use super::text::{first_program, RUNNER_PLACEHOLDERS};
 use super::text::{key_line, line_of, parse_cpulist, unknown_placeholder, value_str};
-use super::{App, Level, Network, PlanError};
+use super::{App, Dynamic, Level, Network, PlanError};
 
 /// What the checks need: the plan's text and file name (for errors) and the machine.
 pub(super) struct Checker<'a> {
@@ -331,6 +331,47 @@ impl Checker<'_> {
     }
 
     /// Every placeholder of every command is a level's key or one the runner provides.
+    /// `[dynamic]`: events that fit in a run, and victims that report every second.
+    pub fn dynamic(&self, raw: &RawPlan, apps: &[App]) -> Result<Option<Dynamic>, PlanError> {
+        let Some(d) = &raw.dynamic else {
+            return Ok(None);
+        };
+        let at = |key: &str| key_line(self.text, key, line_of(self.text, "[dynamic]"));
+        if d.runs == 0 {
+            return Ok(None);
+        }
+        if d.changes == 0 || d.min_gap_seconds == 0 {
+            return Err(self.err(
+                at("changes"),
+                "a dynamic run needs changes ≥ 1 and min_gap_seconds ≥ 1".into(),
+            ));
+        }
+        let needed = (d.changes + 1) * d.min_gap_seconds;
+        if needed > raw.run_seconds {
+            return Err(self.err(
+                at("min_gap_seconds"),
+                format!(
+                    "{} neighbour changes at least {} s apart (and from the run's ends) need \
+                     {needed} s, longer than run_seconds = {}",
+                    d.changes, d.min_gap_seconds, raw.run_seconds
+                ),
+            ));
+        }
+        if !apps.iter().any(|a| a.second_regex.is_some()) {
+            return Err(self.err(
+                at("runs"),
+                "dynamic runs need a victim that reports every second: no selected \
+                 application has `second_regex`"
+                    .into(),
+            ));
+        }
+        Ok(Some(Dynamic {
+            runs: d.runs,
+            changes: d.changes,
+            min_gap_seconds: d.min_gap_seconds,
+        }))
+    }
+
     /// `network = "namespace" | "host"` (namespace when absent).
     pub fn network(&self, v: Option<&str>) -> Result<Network, PlanError> {
         let Some(v) = v else {

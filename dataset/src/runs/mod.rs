@@ -18,10 +18,12 @@ use polars::prelude::PolarsError;
 
 mod kinds;
 mod label;
+mod stays;
 mod table;
 
 pub use kinds::{Placement, RunKind, RunStatus, Scenario, UnknownValue};
 pub use label::{label_p, spread, Baseline, BaselineKey};
+pub use stays::{presence_per_second, schedule_from_json, schedule_to_json, NeighbourStay};
 pub use table::{append_runs, from_frame, read_runs, runs_path, to_frame, write_runs};
 
 /// File name of the runs table inside a campaign directory.
@@ -122,6 +124,9 @@ pub struct RunRecord {
     /// The machine the run was recorded on: CPU model and kernel release (`model; kernel`);
     /// empty in tables written before it was recorded.
     pub machine: String,
+    /// A dynamic run's neighbours as they came and went ([`NeighbourStay`]s as JSON, see
+    /// [`schedule_from_json`]); empty when they stayed throughout (and in older tables).
+    pub neighbour_schedule: String,
 }
 
 impl RunRecord {

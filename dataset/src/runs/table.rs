@@ -66,6 +66,9 @@ pub fn to_frame(records: &[RunRecord]) -> Result<DataFrame, RunsError> {
         col!("end_ns", |r: &RunRecord| r.end_ns),
         col!("seed", |r: &RunRecord| r.seed),
         col!("machine", |r: &RunRecord| r.machine.clone()),
+        col!("neighbour_schedule", |r: &RunRecord| r
+            .neighbour_schedule
+            .clone()),
     ];
     DataFrame::new_infer_height(cols).map_err(RunsError::Build)
 }
@@ -180,8 +183,12 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
     c.i64s("start_ns", rows, |r, v| r.start_ns = v)?;
     c.i64s("end_ns", rows, |r, v| r.end_ns = v)?;
     c.i64s("seed", rows, |r, v| r.seed = v as u64)?;
+    // Columns added after dataset v1: absent in older tables.
     if df.column("machine").is_ok() {
         c.strs("machine", rows, |r, v| r.machine = v)?;
+    }
+    if df.column("neighbour_schedule").is_ok() {
+        c.strs("neighbour_schedule", rows, |r, v| r.neighbour_schedule = v)?;
     }
     Ok(out)
 }
@@ -358,6 +365,7 @@ mod tests {
             end_ns: 2,
             seed: 7,
             machine: "Test CPU; 6.1.0".into(),
+            neighbour_schedule: "[]".into(),
         }
     }
 
@@ -365,8 +373,10 @@ mod tests {
     fn tables_written_before_the_machine_column_read_with_it_empty() {
         let df = to_frame(&[rec("r1", "t0", 0.5)]).unwrap();
         let old = df.drop("machine").unwrap();
+        let old = old.drop("neighbour_schedule").unwrap();
         let back = from_frame(&old, Path::new("old.parquet")).unwrap();
         assert_eq!(back[0].machine, "");
+        assert_eq!(back[0].neighbour_schedule, "");
         assert_eq!(back[0].seed, 7);
     }
 
@@ -391,6 +401,7 @@ mod tests {
         assert_eq!(back[1].perf_per_second, None);
         assert_eq!(back[1].seed, 7);
         assert_eq!(back[1].machine, "Test CPU; 6.1.0");
+        assert_eq!(back[1].neighbour_schedule, "[]");
         // Re-appending the same key replaces, a new key appends.
         let b2 = rec("r1", "t1", 0.9);
         let c = rec("r2", "t0", 0.3);
