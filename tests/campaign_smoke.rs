@@ -197,6 +197,17 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
         text.contains("labelled co-located tenant-runs: 4"),
         "{text}"
     );
+    // … with the feature columns per family and the trivial predictors beside.
+    assert!(text.contains("feature columns over"), "{text}");
+    assert!(
+        text.contains("cgroup.psi") && text.contains("net "),
+        "{text}"
+    );
+    assert!(
+        text.contains("trivial predictors, leave-one-application-out over 2 applications"),
+        "{text}"
+    );
+    assert!(text.contains("CPU-share rule"), "{text}");
     let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
         .args(["campaign", "status", "--out"])
         .arg(&out)

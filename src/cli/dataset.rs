@@ -36,7 +36,8 @@ pub fn run(cmd: DatasetCmd, _ctx: &super::Ctx) -> anyhow::Result<()> {
                 .with_context(|| format!("reading the samples of {}", dir.display()))?;
             let refs: Vec<&dataset::matrix::RunMatrix> = mats.iter().collect();
             let cat = dataset::catalogue::Catalogue::builtin();
-            print_out(&columns_summary(&columns::column_stats(cat, &refs)))
+            print_out(&columns_summary(&columns::column_stats(cat, &refs)))?;
+            print_out(&trivial_summary(&dir))
         }
     }
 }
@@ -164,6 +165,69 @@ pub fn columns_summary(stats: &[ColumnStats]) -> String {
     }
     if !all_null.is_empty() {
         s.push_str(&format!("null in every row: {}\n", all_null.join(", ")));
+    }
+    s
+}
+
+/// The predictors that use no metric, under leave-one-application-out: how far anyone gets
+/// without the host's metrics (every model's result is read beside them).
+pub fn trivial_summary(dir: &std::path::Path) -> String {
+    use train::eval::{evaluate, EvalOptions, ModelSpec};
+    let names = ["mean", "placement", "cpu-share"];
+    let run = || -> anyhow::Result<train::eval::EvalResults> {
+        let runs = train::data::load(dir)?;
+        let models = names
+            .iter()
+            .map(|n| ModelSpec::parse(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = EvalOptions {
+            protocol: train::split::Protocol::Loao,
+            n_splits: 0,
+            seed: 42,
+            models,
+            early_ks: vec![],
+            lstm: Default::default(),
+            command: "cloudformer dataset summary".into(),
+        };
+        let scratch = tempfile::tempdir()?;
+        Ok(evaluate(
+            &runs,
+            &options,
+            None,
+            scratch.path(),
+            &mut |_, _, _| {},
+        )?)
+    };
+    let r = match run() {
+        Ok(r) => r,
+        Err(e) => return format!("trivial predictors: not computed ({e:#})\n"),
+    };
+    let mut s = format!(
+        "trivial predictors, leave-one-application-out over {} applications (MAE of P × 100; \
+         label-noise floor {:.2}):\n",
+        r.apps.len(),
+        r.noise_floor
+    );
+    let what = [
+        ("mean", "training mean"),
+        (
+            "placement",
+            "placement-only tree (tenants, placement, quota)",
+        ),
+        (
+            "cpu-share",
+            "CPU-share rule (own CPU usage / CPUs it may use)",
+        ),
+    ];
+    for m in &r.models {
+        let label = what
+            .iter()
+            .find(|w| w.0 == m.name)
+            .map_or(m.name.as_str(), |w| w.1);
+        s.push_str(&format!(
+            "  {label:<50} {:>6.2} ± {:<5.2} isolated runs {:>6.2}\n",
+            m.summary.mae_mean, m.summary.mae_std, m.isolated.mae_mean
+        ));
     }
     s
 }
