@@ -3,7 +3,8 @@
 //! The agent's per-tenant network counters are then real: the server's traffic is seen in its
 //! own row and in its neighbour's `nbr.net.*`, the CPU-bound tenant's link is silent, every
 //! source the agent marks available fills its columns, and the namespaces are gone afterwards
-//! (a crashed campaign's too). Fails, naming what is missing, when not root, without cgroups,
+//! (a crashed campaign's too). The tenants' VM shapes (`[[shape]]`) are their cgroups' limits, as
+//! the agent reads them back. Fails, naming what is missing, when not root, without cgroups,
 //! or without nginx/wrk/sysbench/ip (`collector::testing::cannot_run`).
 
 mod common;
@@ -83,8 +84,35 @@ fn tenants_in_their_own_namespaces_have_real_network_counters() {
         rows.iter().filter(|r| r.kind == RunKind::Colocated).count(),
         2
     );
+    // VM shapes: nginx drew "half" (0.5 vCPU, weight 50), sysbench "one"; every row and its
+    // baseline key say so, and the agent read the same quota from the tenant's cgroup.
+    for r in &rows {
+        let want = if r.app == "nginx" {
+            ("half", 0.5)
+        } else {
+            ("one", 1.0)
+        };
+        assert_eq!(
+            (r.shape.as_str(), r.cpu_limit),
+            want,
+            "{} {}",
+            r.run_id,
+            r.tenant
+        );
+        assert_eq!(r.baseline_key().shape.as_deref(), Some(want.0));
+    }
     let ms = dataset::matrix::load_run_matrices(&out).unwrap();
     common::assert_live_sources_filled(&out, &ms, 2, true);
+    for m in &ms {
+        let quota = column(m, "placement.cpu_quota_cpus");
+        let want = if m.app == "nginx" { 0.5 } else { 1.0 };
+        assert!(
+            quota.iter().all(|q| (*q - want).abs() < 1e-6),
+            "{} {}: the agent read quota {quota:?}, the shape says {want}",
+            m.run_id,
+            m.tenant
+        );
+    }
     for m in &ms {
         let rx = column(m, "net.rx_bytes_per_s");
         let tx = column(m, "net.tx_bytes_per_s");

@@ -220,6 +220,7 @@ impl Runner<'_> {
         o: &TenantOutcome,
     ) -> RunRecord {
         let app = self.plan.app(&spec.app);
+        let limits = crate::slot::limits_of(self.plan, spec);
         RunRecord {
             run_id: run_id.to_string(),
             tenant: o.tenant.clone(),
@@ -230,8 +231,8 @@ impl Runner<'_> {
             trace: spec.trace.clone(),
             placement: placement.clone(),
             cpuset: spec.cpuset.clone().unwrap_or_default(),
-            cpu_limit: app.map(|a| a.cpu_limit).unwrap_or(0.0),
-            mem_limit_mb: app.map(|a| a.mem_limit_mb).unwrap_or(0.0),
+            cpu_limit: limits.cpu,
+            mem_limit_mb: limits.mem_mb,
             neighbours: neighbours
                 .iter()
                 .map(|n| format!("{}@{}", n.app, n.level))
@@ -262,6 +263,7 @@ impl Runner<'_> {
             seed: self.plan.seed,
             machine: self.machine.clone(),
             neighbour_schedule: String::new(),
+            shape: spec.shape.clone().unwrap_or_default(),
         }
     }
 }

@@ -19,12 +19,15 @@ pub struct TenantSpec {
     /// Rate multiplier per trace step (one step for `static`).
     pub multipliers: Vec<f64>,
     pub cpuset: Option<String>,
+    /// The VM shape (plans with `[[shape]]`).
+    pub shape: Option<String>,
 }
 
 impl TenantSpec {
     /// The baseline this tenant is labelled against.
     pub fn baseline_key(&self) -> BaselineKey {
         BaselineKey::new(&self.app, &self.level, &self.trace, self.cpuset.as_deref())
+            .with_shape(self.shape.as_deref())
     }
 
     /// Run id of baseline repeat `r` of this tenant's key.
@@ -139,7 +142,21 @@ pub(crate) fn draw_tenant_of(
         trace,
         multipliers,
         cpuset,
+        shape: draw_shape(plan, rng),
     }
+}
+
+/// A VM shape drawn among the plan's (none without shapes: the draws of plans without shapes,
+/// dataset v1's, stay as they were).
+pub(crate) fn draw_shape(plan: &Plan, rng: &mut ChaCha8Rng) -> Option<String> {
+    if plan.shapes.is_empty() {
+        return None;
+    }
+    Some(
+        plan.shapes[rng.random_range(0..plan.shapes.len())]
+            .name
+            .clone(),
+    )
 }
 
 fn short_hash(s: &str) -> String {
@@ -183,6 +200,7 @@ mod tests {
             trace: "static".into(),
             multipliers: vec![1.0],
             cpuset: cpuset.map(str::to_string),
+            shape: None,
         };
         assert_eq!(
             spec(Some("1")).baseline_run_id(0),

@@ -66,11 +66,7 @@ impl<'a> Slot<'a> {
         let app = plan
             .app(&spec.app)
             .ok_or_else(|| CampaignError::Setup(format!("unknown application {}", spec.app)))?;
-        let limits = Limits {
-            cpu: app.cpu_limit,
-            mem_mb: app.mem_limit_mb,
-            cpuset: spec.cpuset.clone(),
-        };
+        let limits = limits_of(plan, spec);
         let cgroup = parent.tenant(&format!("{run_id}-{name}"), &limits)?;
         let net = match plan.network {
             Network::Namespace => Some(TenantNet::create()?),
@@ -184,6 +180,19 @@ impl<'a> Slot<'a> {
         }
         self.early_fail = early_fail;
         Ok(server)
+    }
+}
+
+/// A tenant's limits: its VM shape's when it has one, else its application's (or the plan's);
+/// its placement's cpuset.
+pub fn limits_of(plan: &Plan, spec: &TenantSpec) -> Limits {
+    let app = plan.app(&spec.app);
+    let shape = spec.shape.as_deref().and_then(|s| plan.shape(s));
+    Limits {
+        cpu: shape.map_or(app.map_or(0.0, |a| a.cpu_limit), |s| s.cpu),
+        mem_mb: shape.map_or(app.map_or(0.0, |a| a.mem_limit_mb), |s| s.mem_mb),
+        weight: shape.and_then(|s| s.weight),
+        cpuset: spec.cpuset.clone(),
     }
 }
 

@@ -341,6 +341,7 @@ mod tests {
             from_s: 10,
             to_s: 40,
             levels: vec![("low".into(), 10, 25), ("high".into(), 25, 40)],
+            shape: None,
         };
         let h = as_happened(&s, 12.4, 39.6);
         assert_eq!((h.from_s, h.to_s), (12, 40));

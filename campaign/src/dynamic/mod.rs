@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::machine::online_cpus;
 use crate::plan::{App, Dynamic, Plan};
-use crate::schedule::{cpuset_for, draw_tenant_of, TenantSpec};
+use crate::schedule::{cpuset_for, draw_shape, draw_tenant_of, TenantSpec};
 
 pub use exec::execute_dynamic;
 
@@ -55,6 +55,7 @@ impl DynamicRun {
                 .get(stay.slot.saturating_sub(1) as usize)
                 .cloned()
                 .flatten(),
+            shape: stay.shape.clone(),
         }
     }
 }
@@ -81,7 +82,7 @@ pub fn dynamic_schedule(plan: &Plan) -> Vec<DynamicRun> {
                 (1..size).map(|k| cpuset_for(&placement, k, n)).collect();
             let mut stays = Vec::new();
             for slot in 1..size as u32 {
-                stays.extend(slot_stays(&all, &d, plan.run_seconds, slot, &mut rng));
+                stays.extend(slot_stays(plan, &all, &d, slot, &mut rng));
             }
             DynamicRun {
                 run_id: format!("d{i:05}"),
@@ -121,16 +122,17 @@ fn event_times(rng: &mut ChaCha8Rng, changes: u32, gap: u32, t: u32) -> Vec<u32>
 
 /// One slot's stays over a run of `t` seconds.
 fn slot_stays(
+    plan: &Plan,
     apps: &[&App],
     d: &Dynamic,
-    t: u32,
     slot: u32,
     rng: &mut ChaCha8Rng,
 ) -> Vec<NeighbourStay> {
+    let t = plan.run_seconds;
     let arrive = |rng: &mut ChaCha8Rng| {
         let app = apps[rng.random_range(0..apps.len())];
         let level = rng.random_range(0..app.levels.len());
-        (app, level)
+        (app, level, draw_shape(plan, rng))
     };
     let mut bounds = vec![0];
     bounds.extend(event_times(rng, d.changes, d.min_gap_seconds, t));
@@ -143,16 +145,16 @@ fn slot_stays(
         if i > 0 {
             present = match present {
                 None => Some(arrive(rng)),
-                Some((app, l)) if app.levels.len() > 1 && rng.random_bool(0.5) => {
+                Some((app, l, shape)) if app.levels.len() > 1 && rng.random_bool(0.5) => {
                     let other = (l + rng.random_range(1..app.levels.len())) % app.levels.len();
-                    Some((app, other))
+                    Some((app, other, shape))
                 }
                 Some(_) => None,
             };
         }
-        match present {
-            Some((app, l)) => {
-                let level = app.levels[l].name.clone();
+        match &present {
+            Some((app, l, shape)) => {
+                let level = app.levels[*l].name.clone();
                 match stays.last_mut() {
                     Some(s) if open => {
                         s.to_s = b;
@@ -164,6 +166,7 @@ fn slot_stays(
                         from_s: a,
                         to_s: b,
                         levels: vec![(level, a, b)],
+                        shape: shape.clone(),
                     }),
                 }
                 open = true;

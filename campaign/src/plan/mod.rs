@@ -13,9 +13,11 @@ use dataset::runs::{Placement, Scenario};
 use regex::Regex;
 
 mod raw;
+mod shape;
 mod text;
 mod validate;
 
+pub use shape::Shape;
 pub use text::{first_program, parse_cpulist, substitute, CpuListError, RUNNER_PLACEHOLDERS};
 
 use crate::machine::{mem_total_mb, online_cpus};
@@ -131,6 +133,8 @@ pub struct Plan {
     pub network: Network,
     /// None: no dynamic runs.
     pub dynamic: Option<Dynamic>,
+    /// VM shapes tenants are drawn in (empty: every tenant gets its application's limits).
+    pub shapes: Vec<Shape>,
     pub apps: Vec<App>,
 }
 
@@ -182,6 +186,7 @@ impl Plan {
         let apps = check.select(apps, &raw.apps)?;
         check.memory(&apps, &raw.sizes)?;
         let dynamic = check.dynamic(&raw, &apps)?;
+        let shapes = check.shapes(&raw.shapes)?;
         Ok(Plan {
             path: path.to_path_buf(),
             text: text.to_string(),
@@ -202,12 +207,18 @@ impl Plan {
                 .unwrap_or_else(|| std::env::temp_dir().join("cloudformer-campaign")),
             network,
             dynamic,
+            shapes,
             apps,
         })
     }
 
     pub fn app(&self, name: &str) -> Option<&App> {
         self.apps.iter().find(|a| a.name == name)
+    }
+
+    /// The shape named `name`.
+    pub fn shape(&self, name: &str) -> Option<&Shape> {
+        self.shapes.iter().find(|s| s.name == name)
     }
 
     /// Applications that report a value every second: the victims of dynamic runs (their
@@ -295,6 +306,34 @@ levels = [{ name = "low", rate = 100 }]
         assert_eq!(parse(&host).unwrap().network, Network::Host);
         let addr = GOOD.replace("pgbench -p {port}", "pgbench -h {addr} -p {port}");
         assert_eq!(parse(&addr).unwrap().network, Network::Namespace);
+    }
+
+    #[test]
+    fn shapes_are_validated_naming_their_line() {
+        let shapes = "\n[[shape]]\nname = \"half\"\ncpu = 0.5\nmem_mb = 256\nweight = 50\n\n[[shape]]\nname = \"one\"\ncpu = 1.0\n";
+        let p = parse(&format!("{GOOD}{shapes}")).unwrap();
+        assert_eq!(p.shapes.len(), 2);
+        assert_eq!(p.shape("half").unwrap().weight, Some(50));
+        assert_eq!(p.shape("one").unwrap().mem_mb, 0.0);
+        let sched = crate::schedule::schedule(&p);
+        let drawn: std::collections::BTreeSet<_> = (sched.iter())
+            .flat_map(|r| &r.tenants)
+            .map(|t| t.shape.clone().unwrap())
+            .collect();
+        assert!(drawn.contains("half") || drawn.contains("one"), "{drawn:?}");
+        assert!(parse(GOOD).unwrap().shapes.is_empty());
+        let first = GOOD.lines().count();
+        let dup = shapes.replace("\"one\"", "\"half\"");
+        let (line, msg) = line_of_err(parse(&format!("{GOOD}{dup}")).unwrap_err());
+        assert_eq!(line, first + 9, "{msg}");
+        assert!(msg.contains("defined twice"), "{msg}");
+        let big = shapes.replace("cpu = 1.0", "cpu = 99.0");
+        let (line, msg) = line_of_err(parse(&format!("{GOOD}{big}")).unwrap_err());
+        assert_eq!(line, first + 10, "{msg}");
+        assert!(msg.contains("`one`") && msg.contains("99"), "{msg}");
+        let heavy = shapes.replace("weight = 50", "weight = 0");
+        let (line, msg) = line_of_err(parse(&format!("{GOOD}{heavy}")).unwrap_err());
+        assert_eq!(line, first + 6, "{msg}");
     }
 
     #[test]

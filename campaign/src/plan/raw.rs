@@ -37,6 +37,8 @@ pub(super) struct RawPlan {
     pub network: Option<String>,
     #[serde(default)]
     pub dynamic: Option<RawDynamic>,
+    #[serde(rename = "shape", default)]
+    pub shapes: Vec<RawShape>,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(rename = "app", default)]
@@ -66,6 +68,18 @@ fn d_steps() -> u32 {
 }
 fn d_random_traces() -> u32 {
     3
+}
+
+/// `[[shape]]`: a VM shape tenants are drawn in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShape {
+    pub name: String,
+    pub cpu: f64,
+    #[serde(default)]
+    pub mem_mb: f64,
+    #[serde(default)]
+    pub weight: Option<u32>,
 }
 
 /// `[dynamic]`: runs whose neighbours arrive, leave and change level mid-run.

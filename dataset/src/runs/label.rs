@@ -51,6 +51,8 @@ pub struct BaselineKey {
     pub trace: String,
     /// `None` when unpinned.
     pub cpuset: Option<String>,
+    /// The tenant's VM shape (quota, memory, weight), when the plan has shapes.
+    pub shape: Option<String>,
 }
 
 impl BaselineKey {
@@ -61,14 +63,26 @@ impl BaselineKey {
             level: level.to_string(),
             trace: trace.to_string(),
             cpuset: cpuset.filter(|c| !c.is_empty()).map(str::to_string),
+            shape: None,
         }
+    }
+
+    /// The key of the same load in VM shape `shape` (none or empty: no shape).
+    pub fn with_shape(mut self, shape: Option<&str>) -> BaselineKey {
+        self.shape = shape.filter(|s| !s.is_empty()).map(str::to_string);
+        self
     }
 }
 
 impl fmt::Display for BaselineKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cpuset = self.cpuset.as_deref().unwrap_or("any");
-        write!(f, "{}|{}|{}|{cpuset}", self.app, self.level, self.trace)
+        write!(f, "{}|{}|{}|{cpuset}", self.app, self.level, self.trace)?;
+        // Keys without a shape keep the text of dataset v1 (its baseline run ids).
+        match &self.shape {
+            Some(s) => write!(f, "|{s}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -238,5 +252,9 @@ mod tests {
             BaselineKey::new("redis", "high", "static", Some("0-1")).to_string(),
             "redis|high|static|0-1"
         );
+        let shaped = BaselineKey::new("redis", "high", "static", None).with_shape(Some("small"));
+        assert_eq!(shaped.to_string(), "redis|high|static|any|small");
+        let plain = BaselineKey::new("redis", "high", "static", None).with_shape(Some(""));
+        assert_eq!(plain.to_string(), "redis|high|static|any");
     }
 }

@@ -127,6 +127,9 @@ pub struct RunRecord {
     /// A dynamic run's neighbours as they came and went ([`NeighbourStay`]s as JSON, see
     /// [`schedule_from_json`]); empty when they stayed throughout (and in older tables).
     pub neighbour_schedule: String,
+    /// The tenant's VM shape (its quota, memory and CPU weight are in `cpu_limit`,
+    /// `mem_limit_mb`), when the plan has shapes; empty otherwise (and in older tables).
+    pub shape: String,
 }
 
 impl RunRecord {
@@ -138,6 +141,7 @@ impl RunRecord {
     /// The baseline this row is labelled against (and, for a baseline, the one it belongs to).
     pub fn baseline_key(&self) -> BaselineKey {
         BaselineKey::new(&self.app, &self.level, &self.trace, Some(&self.cpuset))
+            .with_shape(Some(&self.shape))
     }
 
     /// Whether the row ran and reported its performance.

@@ -17,6 +17,9 @@ pub struct NeighbourStay {
     /// `(level, from_s, to_s)` back to back from `from_s` to `to_s`: a level change is an
     /// intensity change of the same neighbour.
     pub levels: Vec<(String, u32, u32)>,
+    /// The neighbour's VM shape, when the plan has shapes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
 }
 
 impl NeighbourStay {
@@ -71,6 +74,7 @@ mod tests {
                 .iter()
                 .map(|(l, a, b)| (l.to_string(), *a, *b))
                 .collect(),
+            shape: None,
         }
     }
 

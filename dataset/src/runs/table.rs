@@ -69,6 +69,7 @@ pub fn to_frame(records: &[RunRecord]) -> Result<DataFrame, RunsError> {
         col!("neighbour_schedule", |r: &RunRecord| r
             .neighbour_schedule
             .clone()),
+        col!("shape", |r: &RunRecord| r.shape.clone()),
     ];
     DataFrame::new_infer_height(cols).map_err(RunsError::Build)
 }
@@ -189,6 +190,9 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
     }
     if df.column("neighbour_schedule").is_ok() {
         c.strs("neighbour_schedule", rows, |r, v| r.neighbour_schedule = v)?;
+    }
+    if df.column("shape").is_ok() {
+        c.strs("shape", rows, |r, v| r.shape = v)?;
     }
     Ok(out)
 }
@@ -366,6 +370,7 @@ mod tests {
             seed: 7,
             machine: "Test CPU; 6.1.0".into(),
             neighbour_schedule: "[]".into(),
+            shape: "small".into(),
         }
     }
 
@@ -374,9 +379,11 @@ mod tests {
         let df = to_frame(&[rec("r1", "t0", 0.5)]).unwrap();
         let old = df.drop("machine").unwrap();
         let old = old.drop("neighbour_schedule").unwrap();
+        let old = old.drop("shape").unwrap();
         let back = from_frame(&old, Path::new("old.parquet")).unwrap();
         assert_eq!(back[0].machine, "");
         assert_eq!(back[0].neighbour_schedule, "");
+        assert_eq!(back[0].shape, "");
         assert_eq!(back[0].seed, 7);
     }
 
@@ -402,6 +409,7 @@ mod tests {
         assert_eq!(back[1].seed, 7);
         assert_eq!(back[1].machine, "Test CPU; 6.1.0");
         assert_eq!(back[1].neighbour_schedule, "[]");
+        assert_eq!(back[1].baseline_key().shape.as_deref(), Some("small"));
         // Re-appending the same key replaces, a new key appends.
         let b2 = rec("r1", "t1", 0.9);
         let c = rec("r2", "t0", 0.3);

@@ -270,12 +270,16 @@ impl Parent {
                     }
                     copy_from_parent(&d, "cpuset.mems")?;
                 }
-                "cpu" if limits.cpu > 0.0 => {
-                    write(&d.join("cpu.cfs_period_us"), "100000")?;
-                    write(
-                        &d.join("cpu.cfs_quota_us"),
-                        &format!("{}", (limits.cpu * 100_000.0).round() as i64),
-                    )?;
+                "cpu" => {
+                    if limits.cpu > 0.0 {
+                        write(&d.join("cpu.cfs_period_us"), "100000")?;
+                        let quota = (limits.cpu * 100_000.0).round() as i64;
+                        write(&d.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                    }
+                    if let Some(w) = limits.weight {
+                        let shares = (w as u64 * 1024 / 100).max(2);
+                        write(&d.join("cpu.shares"), &shares.to_string())?;
+                    }
                 }
                 "memory" if limits.mem_mb > 0.0 => {
                     write(
@@ -298,6 +302,9 @@ impl Parent {
                     }
                     if let Some(c) = &limits.cpuset {
                         write(&d.join("cpuset.cpus"), c)?;
+                    }
+                    if let Some(w) = limits.weight {
+                        write(&d.join("cpu.weight"), &w.to_string())?;
                     }
                 }
                 _ => {}
@@ -352,6 +359,9 @@ pub struct Limits {
     pub mem_mb: f64,
     /// CPU list (`0`, `1`, `0-1`); None = all.
     pub cpuset: Option<String>,
+    /// Relative CPU weight (v2 `cpu.weight`; v1 `cpu.shares` = weight × 1024 / 100); None =
+    /// the default (100).
+    pub weight: Option<u32>,
 }
 
 /// One tenant cgroup (in every controller); removed on drop.
@@ -443,48 +453,4 @@ pub fn can_create(root: &Path) -> Result<(), CgroupError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tree(kinds: &[&str]) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        for k in kinds {
-            fs::create_dir_all(d.path().join(k)).unwrap();
-            fs::write(d.path().join(k).join("cgroup.procs"), "").unwrap();
-        }
-        d
-    }
-
-    #[test]
-    fn hybrid_hosts_join_blkio_pids_and_the_unified_hierarchy() {
-        let d = tree(&[
-            "cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "unified",
-        ]);
-        let l = Layout::detect(d.path()).unwrap();
-        assert_eq!(
-            l.kinds(),
-            ["cpu", "cpuacct", "cpuset", "memory", "blkio", "pids", "unified"]
-        );
-    }
-
-    #[test]
-    fn optional_hierarchies_are_left_out_when_not_mounted() {
-        let d = tree(&["cpu", "cpuacct", "cpuset", "memory"]);
-        assert_eq!(
-            Layout::detect(d.path()).unwrap().kinds(),
-            ["cpu", "cpuacct", "cpuset", "memory"]
-        );
-    }
-
-    #[test]
-    fn pure_v2_hosts_use_the_v2_root() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("cgroup.controllers"), "cpu memory").unwrap();
-        assert_eq!(Layout::detect(d.path()).unwrap().kinds(), ["v2"]);
-        let empty = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            Layout::detect(empty.path()),
-            Err(CgroupError::NoHierarchy(_))
-        ));
-    }
-}
+mod tests;
