@@ -3,7 +3,8 @@
 //! The agent's per-tenant network counters are then real: the server's traffic is seen in its
 //! own row and in its neighbour's `nbr.net.*`, the CPU-bound tenant's link is silent, every
 //! source the agent marks available fills its columns, and the namespaces are gone afterwards
-//! (a crashed campaign's too). The tenants' VM shapes (`[[shape]]`) are their cgroups' limits, as
+//! (a crashed campaign's too). An address of the campaign's block held by another interface stops
+//! a campaign before its first run (pre-flight). The tenants' VM shapes (`[[shape]]`) are their cgroups' limits, as
 //! the agent reads them back. Fails, naming what is missing, when not root, without cgroups,
 //! or without nginx/wrk/sysbench/ip (`collector::testing::cannot_run`).
 
@@ -29,7 +30,9 @@ fn have(bin: &str) -> bool {
 fn column(m: &RunMatrix, name: &str) -> Vec<f32> {
     let names = dataset::catalogue::Catalogue::builtin().feature_names();
     let j = names.iter().position(|n| n == name).unwrap();
-    (2..m.t).map(|i| m.x[i * m.f + j]).collect()
+    (common::STARTUP_SECONDS..m.t)
+        .map(|i| m.x[i * m.f + j])
+        .collect()
 }
 
 fn namespaces_of(pid: u32) -> Vec<String> {
@@ -144,4 +147,36 @@ fn tenants_in_their_own_namespaces_have_real_network_counters() {
             );
         }
     }
+
+    subnet_in_use_stops_the_campaign_before_any_run();
+}
+
+/// Another interface holding an address of 10.213.0.0/16: the pre-flight refuses at once.
+fn subnet_in_use_stops_the_campaign_before_any_run() {
+    let ip = |args: &[&str]| Command::new("ip").args(args).status().unwrap().success();
+    let _ = ip(&["link", "del", "cfxtest0"]);
+    assert!(ip(&[
+        "link", "add", "cfxtest0", "type", "veth", "peer", "name", "cfxtest1"
+    ]));
+    assert!(ip(&["addr", "add", "10.213.200.1/24", "dev", "cfxtest0"]));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("camp");
+    let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
+        .args(["--quiet", "campaign", "run", "--plan"])
+        .arg(root().join("campaigns/net-smoke.toml"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(ip(&["link", "del", "cfxtest0"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "the campaign ran beside a conflicting address"
+    );
+    assert!(
+        err.contains("pre-flight") && err.contains("10.213.200.1/24 on cfxtest0"),
+        "{err}"
+    );
+    assert!(!runs_path(&out).exists(), "a run was recorded");
 }

@@ -20,6 +20,7 @@ pub mod machine;
 pub mod netns;
 pub mod output;
 pub mod plan;
+pub mod preflight;
 pub mod runner;
 pub mod schedule;
 pub mod sentinel;
@@ -108,6 +109,11 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
         colocated_done_before: total - todo.len(),
         ..Default::default()
     };
+    let probed = preflight::check(&runner, &todo)?;
+    tracing::info!(
+        probed,
+        "pre-flight: every tenant cgroup and namespace can be made"
+    );
     if !todo.is_empty() {
         summary.sentinel = sentinel::check(&runner, &journal)?;
     }
@@ -156,6 +162,16 @@ impl Work {
         match self {
             Work::Static(r) => &r.run_id,
             Work::Dynamic(r) => &r.run_id,
+        }
+    }
+
+    /// Every tenant the run sets up (neighbour stays included).
+    pub fn specs(&self) -> Vec<TenantSpec> {
+        match self {
+            Work::Static(r) => r.tenants.clone(),
+            Work::Dynamic(r) => std::iter::once(r.victim.clone())
+                .chain(r.stays.iter().map(|s| r.stay_spec(s)))
+                .collect(),
         }
     }
 

@@ -239,10 +239,14 @@ pub fn source_is_live(
     }
 }
 
+/// Seconds at the start of a short campaign run in which a tenant's process counters may still
+/// be null: the agent starts, a 1-s warm-up, the load's processes start; their per-process
+/// counters (`proc.*`, the network of their namespace) have a first sample at the next tick and a
+/// first delta at the one after. The runs of dataset v2 last 60–300 s, where this is ≤ 5 %.
+pub const STARTUP_SECONDS: usize = 3;
+
 /// Every feature whose source the agent marks available is non-null in ≥ 95 % of each
-/// application's rows (`apps` of them). Each run's first two seconds are left out: the loads
-/// start with the agent, so a process's own counters (`proc.*`) have their first delta at the
-/// third tick; the runs of dataset v2 last 60–300 s, where this is under 4 %. A ratio of two
+/// application's rows (`apps` of them), each run's first [`STARTUP_SECONDS`] left out. A ratio of two
 /// deltas (`delta_ratio`: wait per timeslice, throttled per period) is undefined in a second
 /// where its divisor did not move, so it is checked through its two counters instead.
 pub fn assert_live_sources_filled(
@@ -254,7 +258,7 @@ pub fn assert_live_sources_filled(
     let cat = dataset::catalogue::Catalogue::builtin();
     let seg = dataset::samples::list_segments(&out.join("samples")).unwrap();
     let avail = dataset::samples::read_meta(&seg[0]).unwrap().availability;
-    let by_app = dataset::columns::column_stats_by_app(cat, ms, 2);
+    let by_app = dataset::columns::column_stats_by_app(cat, ms, STARTUP_SECONDS);
     assert_eq!(by_app.len(), apps, "{:?}", by_app.keys());
     let mut empty = Vec::new();
     let mut live = 0;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use dataset::runs::{Placement, Scenario};
 use regex::Regex;
 
+mod ranges;
 mod raw;
 mod shape;
 mod text;
@@ -334,6 +335,26 @@ levels = [{ name = "low", rate = 100 }]
         let heavy = shapes.replace("weight = 50", "weight = 0");
         let (line, msg) = line_of_err(parse(&format!("{GOOD}{heavy}")).unwrap_err());
         assert_eq!(line, first + 6, "{msg}");
+    }
+
+    #[test]
+    fn a_level_outside_its_range_names_the_line() {
+        let ranged = GOOD.replace(
+            "levels = [{ name = \"low\", rate = 100 }]",
+            "levels = [{ name = \"low\", rate = 100 }, { name = \"max\", rate = 900 }]\nranges = { rate = [1, 500] }",
+        );
+        let (line, msg) = line_of_err(parse(&ranged).unwrap_err());
+        assert_eq!(line, 27, "{msg}");
+        assert!(
+            msg.contains("`max`") && msg.contains("900") && msg.contains("[1, 500]"),
+            "{msg}"
+        );
+        let fine = ranged.replace("rate = 900", "rate = 500");
+        assert!(parse(&fine).is_ok());
+        let stray = fine.replace("ranges = { rate", "ranges = { rates");
+        let (line, msg) = line_of_err(parse(&stray).unwrap_err());
+        assert_eq!(line, 28, "{msg}");
+        assert!(msg.contains("`rates`") && msg.contains("no level"), "{msg}");
     }
 
     #[test]

@@ -131,6 +131,9 @@ pub(super) struct RawApp {
     pub requires: Vec<String>,
     #[serde(default)]
     pub levels: Vec<BTreeMap<String, toml::Value>>,
+    /// Allowed `[min, max]` of level keys (`{ load = [1, 100] }`).
+    #[serde(default)]
+    pub ranges: BTreeMap<String, [f64; 2]>,
     #[serde(default)]
     pub limits: Option<RawLimits>,
 }

@@ -225,6 +225,7 @@ impl Checker<'_> {
             line,
         };
         self.placeholders(&app)?;
+        self.ranges(a, &app.levels, line)?;
         if app.takes_rate() && app.levels.iter().any(|l| l.rate.is_none()) {
             return Err(self.err(
                 line,
