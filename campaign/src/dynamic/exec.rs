@@ -15,8 +15,8 @@ use crate::cgroup;
 use crate::error::{io_err, CampaignError};
 use crate::exec::{kill_group, spawn_in};
 use crate::machine::{now_ns, ForeignProbe};
-use crate::output::{load_script, STEP_MARKER};
-use crate::plan::{substitute, App};
+use crate::output::{load_script, step_commands, STEP_MARKER};
+use crate::plan::App;
 use crate::runner::{load_timeout, outcome, Executed, Recording, Runner};
 use crate::schedule::TenantSpec;
 use crate::slot::Slot;
@@ -61,10 +61,8 @@ fn stay_script(
                 v.insert("rate".into(), format!("{}", r.round() as i64));
             }
         }
-        v.insert("duration".into(), secs.to_string());
         script.push_str(&format!("echo '{STEP_MARKER} {i} {level}'\n"));
-        script.push_str(&substitute(&app.load, &v));
-        script.push_str(" || exit $?\n");
+        script.push_str(&step_commands(app, &v, secs as usize));
     }
     script
 }

@@ -59,6 +59,9 @@ pub struct App {
     pub higher_is_better: bool,
     pub run_regex: Regex,
     pub second_regex: Option<Regex>,
+    /// The load runs in 1-second slices (`slices = true`), each slice's `run_regex` value being
+    /// that second's: a per-second value for tools that report only at their end.
+    pub slices: bool,
     pub levels: Vec<Level>,
     pub cpu_limit: f64,
     pub mem_limit_mb: f64,
@@ -67,6 +70,11 @@ pub struct App {
 }
 
 impl App {
+    /// Whether the application gives a value every second (its own reports or slices).
+    pub fn reports_per_second(&self) -> bool {
+        self.second_regex.is_some() || self.slices
+    }
+
     /// Whether dynamic traces apply (the load command takes `{rate}`).
     pub fn takes_rate(&self) -> bool {
         self.load.contains("{rate}")
@@ -227,7 +235,7 @@ impl Plan {
     pub fn per_second_apps(&self) -> Vec<&App> {
         self.apps
             .iter()
-            .filter(|a| a.second_regex.is_some())
+            .filter(|a| a.reports_per_second())
             .collect()
     }
 
@@ -355,6 +363,21 @@ levels = [{ name = "low", rate = 100 }]
         let (line, msg) = line_of_err(parse(&stray).unwrap_err());
         assert_eq!(line, 28, "{msg}");
         assert!(msg.contains("`rates`") && msg.contains("no level"), "{msg}");
+    }
+
+    #[test]
+    fn slices_and_a_second_regex_are_one_too_many() {
+        let text = GOOD.replace(
+            "second_regex = 'eps: ([0-9.]+)'",
+            "second_regex = 'eps: ([0-9.]+)'\nslices = true",
+        );
+        let (line, msg) = line_of_err(parse(&text).unwrap_err());
+        assert_eq!(line, 18, "{msg}");
+        assert!(msg.contains("slices") && msg.contains("`sb`"), "{msg}");
+        let sliced = text.replace("second_regex = 'eps: ([0-9.]+)'\n", "");
+        let p = parse(&sliced).unwrap();
+        assert!(p.apps[0].slices && p.apps[0].reports_per_second());
+        assert!(!p.apps[1].reports_per_second());
     }
 
     #[test]

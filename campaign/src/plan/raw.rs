@@ -127,6 +127,9 @@ pub(super) struct RawApp {
     pub run_regex: String,
     #[serde(default)]
     pub second_regex: Option<String>,
+    /// Run the load in 1-second slices (for tools that report only at their end).
+    #[serde(default)]
+    pub slices: bool,
     #[serde(default)]
     pub requires: Vec<String>,
     #[serde(default)]

@@ -200,6 +200,14 @@ impl Checker<'_> {
             ));
         }
         let run_regex = self.regex(&a.name, "run_regex", &a.run_regex, line)?;
+        if a.slices && a.second_regex.is_some() {
+            let msg = format!(
+                "application `{}`: `slices = true` makes its own per-second values; drop \
+                 `second_regex` (or the slices)",
+                a.name
+            );
+            return Err(self.err(key_line(self.text, "slices", line), msg));
+        }
         let second_regex = match &a.second_regex {
             None => None,
             Some(r) => Some(self.regex(&a.name, "second_regex", r, line)?),
@@ -219,6 +227,7 @@ impl Checker<'_> {
             higher_is_better: a.higher_is_better,
             run_regex,
             second_regex,
+            slices: a.slices,
             levels: self.levels(a, line)?,
             cpu_limit: limits.cpu,
             mem_limit_mb: limits.mem_mb,
@@ -358,11 +367,11 @@ impl Checker<'_> {
                 ),
             ));
         }
-        if !apps.iter().any(|a| a.second_regex.is_some()) {
+        if !apps.iter().any(App::reports_per_second) {
             return Err(self.err(
                 at("runs"),
                 "dynamic runs need a victim that reports every second: no selected \
-                 application has `second_regex`"
+                 application has `second_regex` or `slices = true`"
                     .into(),
             ));
         }
