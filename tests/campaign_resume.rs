@@ -45,6 +45,63 @@ fn cg(pid: u32) -> PathBuf {
     PathBuf::from(format!("/sys/fs/cgroup/cpu/cfc-{pid}"))
 }
 
+type RowKey = (String, String, String, String, String);
+
+/// (run id, application, level, trace, cpuset) of every row, sorted.
+fn rows_by_plan(rs: &[dataset::runs::RunRecord]) -> Vec<RowKey> {
+    let mut v: Vec<RowKey> = rs
+        .iter()
+        .map(|r| {
+            let key = r.baseline_key();
+            let cpuset = key.cpuset.unwrap_or_default();
+            (
+                r.run_id.clone(),
+                r.app.clone(),
+                r.level.clone(),
+                r.trace.clone(),
+                cpuset,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// What the plan's schedule says the finished table holds.
+fn expected_by_plan() -> Vec<RowKey> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/smoke.toml");
+    let plan = campaign::Plan::load(&path).unwrap();
+    let mut v: Vec<RowKey> = Vec::new();
+    let mut keys = HashSet::new();
+    for w in campaign::work_of(&plan) {
+        for t in w.labelled() {
+            let cpuset = t.cpuset.clone().unwrap_or_default();
+            let row = (t.app.clone(), t.level.clone(), t.trace.clone(), cpuset);
+            v.push((
+                w.run_id().to_string(),
+                row.0.clone(),
+                row.1.clone(),
+                row.2.clone(),
+                row.3.clone(),
+            ));
+            if keys.insert(t.baseline_key()) {
+                for rep in 0..plan.repeats {
+                    let id = t.baseline_run_id(rep);
+                    v.push((
+                        id,
+                        row.0.clone(),
+                        row.1.clone(),
+                        row.2.clone(),
+                        row.3.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
 /// CPU model and kernel, as the campaign records them.
 fn campaign_machine() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap();
@@ -182,6 +239,13 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
     }
     let ids: HashSet<&str> = rs.iter().map(|r| r.run_id.as_str()).collect();
     assert!(ids.contains("c00000") && ids.contains("c00001"), "{ids:?}");
+    // The same table an uninterrupted campaign of this plan makes (same seed): every scheduled
+    // run with its tenants' applications and levels, and `repeats` baselines of each key.
+    assert_eq!(
+        rows_by_plan(&rs),
+        expected_by_plan(),
+        "the resumed table differs from the plan"
+    );
     let mut per_run: HashMap<&str, usize> = HashMap::new();
     for r in &rs {
         *per_run.entry(r.run_id.as_str()).or_default() += 1;
