@@ -304,6 +304,18 @@ impl Worker {
             self.metrics.forward_seconds.observe_duration(t0.elapsed());
             self.metrics.batch_windows.observe(chunk.len() as f64);
             match r {
+                Ok(Ok(p)) if p.iter().any(|x| !(x.p.is_finite() && x.std.is_finite())) => {
+                    let n = p
+                        .iter()
+                        .filter(|x| !x.p.is_finite() || !x.std.is_finite())
+                        .count();
+                    failure = Some(format!(
+                        "the model answered {n} of {} windows with a non-finite P̂ or std (its \
+                         weights may be corrupt; it passed the self-test on a zero window)",
+                        chunk.len()
+                    ));
+                    break;
+                }
                 Ok(Ok(p)) if p.len() == chunk.len() => preds.extend(p),
                 Ok(Ok(p)) => {
                     failure = Some(format!(

@@ -147,6 +147,37 @@ fn predict_v2_metadata_metrics_and_openapi() {
 }
 
 #[test]
+fn a_model_answering_nan_is_a_500_not_a_null_p() {
+    let dir = tempfile::tempdir().unwrap();
+    write_engine_dir_nan_above(dir.path(), "lin-nan", F, 100.0);
+    let (addr, stop, h) = start(test_config(dir.path()));
+    let ok = post_json(
+        addr,
+        "/v1/predict",
+        &json!({"windows": [window("a", &[1.0])]}),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let bad = json!({"windows": [window("a", &[1.0]), window("b", &[500.0])]});
+    let r = post_json(addr, "/v1/predict", &bad);
+    assert_eq!(r.status, 500, "{}", r.text());
+    let msg = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        msg.contains("1 of 2 windows") && msg.contains("non-finite"),
+        "{msg}"
+    );
+    assert!(!r.text().contains("null"), "{}", r.text());
+    // The server keeps serving good windows.
+    let ok = post_json(
+        addr,
+        "/v1/predict",
+        &json!({"windows": [window("a", &[2.0])]}),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    stop.send(()).unwrap();
+    h.join().unwrap();
+}
+
+#[test]
 fn thin_windows_are_refused_naming_what_is_missing_unless_partial() {
     let dir = tempfile::tempdir().unwrap();
     write_engine_dir_floor(dir.path(), "lin-floor", F, 0.5);

@@ -17,11 +17,14 @@ pub use client::*;
 /// A small deterministic engine for HTTP-layer tests: P̂ = 1 / (1 + mean(col 0) · scale), std =
 /// 0.01 · t⁻¹ᐟ², OOD when any |value| > 1e6. Loaded from `DIR/engine.json`
 /// `{"model_id": .., "n_features": .., "scale": ..}`; a missing/invalid file fails to load, and
-/// `"broken": true` loads but answers NaN (so validation rejects it).
+/// `"broken": true` loads but answers NaN (so validation rejects it); `"nan_above": x` passes
+/// the self-test but answers NaN when mean(col 0) > x (weights corrupt in a way the zero window
+/// does not show).
 pub struct LinearEngine {
     info: ModelInfo,
     scale: f32,
     broken: bool,
+    nan_above: f32,
     delay: Duration,
 }
 
@@ -44,7 +47,7 @@ impl Engine for LinearEngine {
                 } else {
                     col.iter().sum::<f32>() / col.len() as f32
                 };
-                let p = if self.broken {
+                let p = if self.broken || mean > self.nan_above {
                     f32::NAN
                 } else {
                     1.0 / (1.0 + mean.abs() * self.scale)
@@ -85,6 +88,14 @@ pub fn write_engine_dir_delay(
     std::fs::write(dir.join("engine.json"), j.to_string()).unwrap();
 }
 
+/// A linear engine directory whose model passes the self-test but answers NaN for windows whose
+/// mean of column 0 exceeds `above`.
+pub fn write_engine_dir_nan_above(dir: &Path, model_id: &str, n_features: usize, above: f32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let j = serde_json::json!({"model_id": model_id, "n_features": n_features, "scale": 1.0, "nan_above": above});
+    std::fs::write(dir.join("engine.json"), j.to_string()).unwrap();
+}
+
 /// A linear engine directory whose model reads every feature and refuses windows with coverage
 /// below `floor`.
 pub fn write_engine_dir_floor(dir: &Path, model_id: &str, n_features: usize, floor: f32) {
@@ -122,6 +133,7 @@ pub fn linear_loader() -> Loader {
             },
             scale: v["scale"].as_f64().unwrap_or(1.0) as f32,
             broken: v["broken"].as_bool().unwrap_or(false),
+            nan_above: v["nan_above"].as_f64().unwrap_or(f64::INFINITY) as f32,
             delay: Duration::from_millis(v["delay_ms"].as_u64().unwrap_or(0)),
         };
         Ok(Box::new(engine) as Box<dyn Engine>)
