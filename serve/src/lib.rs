@@ -25,4 +25,4 @@ pub use error::{ApiError, ServeError};
 pub use live::LiveConfig;
 pub use live::LiveSizes;
 pub use parse::Limits;
-pub use server::{read_token_file, run, ServeConfig, Server};
+pub use server::{raise_nofile, read_token_file, run, ServeConfig, Server};

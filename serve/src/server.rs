@@ -47,11 +47,15 @@ pub struct ServeConfig {
     pub reload_on_sighup: bool,
     pub live: Option<LiveConfig>,
     pub loader: Loader,
+    /// After shutdown is asked, how long connections still open may finish (a client stalled
+    /// mid-request is cut off then, so it cannot hold the server up).
+    pub drain_timeout: Duration,
 }
 
 impl ServeConfig {
     /// Defaults: 127.0.0.1:8787, 8 MiB bodies, 256 windows × 600 s per request, batches of 64
-    /// windows with ≤ 2 ms wait, reload poll every 2 s and on SIGHUP, no live mode.
+    /// windows with ≤ 2 ms wait, reload poll every 2 s and on SIGHUP, no live mode, 10 s to
+    /// drain at shutdown.
     pub fn new(model_dir: impl Into<PathBuf>) -> Self {
         ServeConfig {
             model_dir: model_dir.into(),
@@ -65,6 +69,7 @@ impl ServeConfig {
             reload_on_sighup: true,
             live: None,
             loader: crate::engine::default_loader(),
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -159,6 +164,7 @@ impl Server {
         };
         let metrics = Arc::new(Metrics::default());
         let batcher = Batcher::spawn(engine, cfg.batch, metrics.clone())?;
+        raise_nofile();
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -216,13 +222,54 @@ impl Server {
         }
         let app = router(state, self.cfg.max_body_bytes);
         let mut rx2 = rx.clone();
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx2.wait_for(|v| *v).await;
-            })
-            .await?;
+        let serving = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            let _ = rx2.wait_for(|v| *v).await;
+        });
+        let mut rx3 = rx.clone();
+        let drain = self.cfg.drain_timeout;
+        let deadline = async move {
+            let _ = rx3.wait_for(|v| *v).await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::select! {
+            r = serving => r?,
+            _ = deadline => tracing::warn!(
+                drain_s = drain.as_secs_f64(),
+                "connections still open after the drain timeout were closed"
+            ),
+        }
         Ok(())
     }
+}
+
+/// Raises the soft limit of open files to the hard one (systemd's default soft limit, 1024, is
+/// reached by ~1,000 idle clients, after which nobody is answered and a model reload fails).
+/// Returns the limit now in force.
+pub fn raise_nofile() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let before = lim.rlim_cur;
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!(soft = before, "cannot raise the open-files limit");
+                return Some(before);
+            }
+            tracing::info!(
+                from = before,
+                to = lim.rlim_max,
+                "raised the open-files limit"
+            );
+        }
+    }
+    Some(lim.rlim_cur)
 }
 
 /// Binds and serves until `shutdown` resolves.

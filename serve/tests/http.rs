@@ -147,6 +147,45 @@ fn predict_v2_metadata_metrics_and_openapi() {
 }
 
 #[test]
+fn a_client_stalled_mid_request_cannot_hold_up_shutdown() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    write_engine_dir(dir.path(), "lin-drain", F, 1.0, false);
+    let mut cfg = test_config(dir.path());
+    cfg.drain_timeout = Duration::from_secs(1);
+    let (addr, stop, h) = start(cfg);
+    // Headers announce 100 bytes of body; 1 comes, then nothing.
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = std::time::Instant::now();
+    stop.send(()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        h.join().unwrap();
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("the server still waits for the stalled client 5 s after shutdown");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
+    drop(s);
+    // The open-files limit is raised to the hard one.
+    let soft = serve::raise_nofile().unwrap();
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let hard: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(hard[3], hard[4], "{line}");
+    assert_eq!(hard[3].parse::<u64>().ok(), Some(soft), "{line}");
+}
+
+#[test]
 fn a_model_answering_nan_is_a_500_not_a_null_p() {
     let dir = tempfile::tempdir().unwrap();
     write_engine_dir_nan_above(dir.path(), "lin-nan", F, 100.0);

@@ -61,6 +61,10 @@ pub struct NetArgs {
     /// Check the model directory for changes every this many seconds (0 = only on SIGHUP).
     #[arg(long, default_value_t = 2)]
     pub reload_poll_s: u64,
+    /// At SIGTERM/Ctrl-C, how long open connections may finish before they are closed (a
+    /// client stalled mid-request cannot hold the server up longer).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::collect::parse_duration)]
+    pub drain_timeout: Duration,
 }
 
 /// Live-mode sizes (shared with `up`).
@@ -105,6 +109,7 @@ pub fn config(
         queue: net.queue,
     };
     cfg.reload_poll = (net.reload_poll_s > 0).then(|| Duration::from_secs(net.reload_poll_s));
+    cfg.drain_timeout = net.drain_timeout;
     if let Some((globs, l)) = live {
         if globs.is_empty() {
             anyhow::bail!(
