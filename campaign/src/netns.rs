@@ -5,7 +5,8 @@
 //! subnet `i` of [`SUBNET`]: the host's end `.1`, the tenant's `.2`. No route leads anywhere
 //! else, so traffic goes only between the host and the namespace. The agent then reads the
 //! tenant's own `/proc/PID/net/dev`, and a server's clients, on the host, reach it over the
-//! link. Namespaces are removed on drop and, for a crashed campaign, at the next start
+//! link. IPv6 is off on both ends, so nothing else (router solicitations, neighbour discovery)
+//! crosses it. Namespaces are removed on drop and, for a crashed campaign, at the next start
 //! ([`remove_stale`]). Made with `ip` (iproute2).
 
 use std::fs::{self, File};
@@ -144,6 +145,11 @@ fn make(ns: &str, host_if: &str, i: u32, host: Ipv4Addr, tenant: Ipv4Addr) -> Re
     ])?;
     ip(&["link", "set", &peer, "netns", ns])?;
     ip(&["-n", ns, "link", "set", &peer, "name", "eth0"])?;
+    // No IPv6 on the link (router solicitations and neighbour discovery would go to multicast
+    // addresses the campaign did not assign); best effort where IPv6 is absent.
+    let off = "for c in all default eth0; do f=/proc/sys/net/ipv6/conf/$c/disable_ipv6; \
+               [ -e $f ] && echo 1 > $f; done; true";
+    ip(&["netns", "exec", ns, "sh", "-c", off])?;
     ip(&["-n", ns, "addr", "add", &tenant_cidr, "dev", "eth0"])?;
     ip(&["-n", ns, "link", "set", "eth0", "up"])?;
     ip(&["-n", ns, "link", "set", "lo", "up"])?;

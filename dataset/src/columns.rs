@@ -60,6 +60,17 @@ pub fn column_stats_skipping(
     runs: &[&RunMatrix],
     skip: usize,
 ) -> Vec<ColumnStats> {
+    column_stats_trimmed(cat, runs, skip, 0)
+}
+
+/// [`column_stats_skipping`] with the last `skip_end` seconds of every run left out too (the
+/// agent may tick once more after a short run's load has ended and its processes are gone).
+pub fn column_stats_trimmed(
+    cat: &Catalogue,
+    runs: &[&RunMatrix],
+    skip: usize,
+    skip_end: usize,
+) -> Vec<ColumnStats> {
     let names = cat.feature_names();
     let f = names.len();
     let neighbour: Vec<bool> = names.iter().map(|n| n.starts_with("nbr.")).collect();
@@ -69,7 +80,9 @@ pub fn column_stats_skipping(
     let mut varies = vec![false; f];
     for m in runs.iter().filter(|m| m.f == f) {
         let alone = m.n_tenants <= 1;
-        for row in m.x.chunks_exact(f).skip(skip) {
+        let t = m.x.len() / f;
+        let rows_kept = m.x.chunks_exact(f).take(t.saturating_sub(skip_end));
+        for row in rows_kept.skip(skip) {
             for (j, &v) in row.iter().enumerate() {
                 if alone && neighbour[j] {
                     continue;
@@ -103,11 +116,12 @@ pub fn column_stats_skipping(
         .collect()
 }
 
-/// [`column_stats_skipping`] per application.
+/// [`column_stats_trimmed`] per application.
 pub fn column_stats_by_app(
     cat: &Catalogue,
     runs: &[RunMatrix],
     skip: usize,
+    skip_end: usize,
 ) -> BTreeMap<String, Vec<ColumnStats>> {
     let mut by_app: BTreeMap<String, Vec<&RunMatrix>> = BTreeMap::new();
     for m in runs {
@@ -115,7 +129,7 @@ pub fn column_stats_by_app(
     }
     by_app
         .into_iter()
-        .map(|(app, ms)| (app, column_stats_skipping(cat, &ms, skip)))
+        .map(|(app, ms)| (app, column_stats_trimmed(cat, &ms, skip, skip_end)))
         .collect()
 }
 
@@ -220,11 +234,14 @@ mod tests {
                 run("b", vec![f32::NAN; 4 * f], f),
             ],
             1,
+            0,
         );
         assert_eq!(by["a"][0].null, 0);
         assert_eq!(by["b"][0].rows, 3);
         let two = column_stats_skipping(cat, &[&run("b", vec![0.0; 4 * f], f)], 2);
         assert_eq!(two[0].rows, 2);
+        let trimmed = column_stats_trimmed(cat, &[&run("b", vec![0.0; 4 * f], f)], 1, 2);
+        assert_eq!(trimmed[0].rows, 1);
         assert!(by["b"][0].all_null());
     }
 }

@@ -246,7 +246,9 @@ pub fn source_is_live(
 pub const STARTUP_SECONDS: usize = 3;
 
 /// Every feature whose source the agent marks available is non-null in ≥ 95 % of each
-/// application's rows (`apps` of them), each run's first [`STARTUP_SECONDS`] left out. A ratio of two
+/// application's rows (`apps` of them), each run's first [`STARTUP_SECONDS`] and its last second
+/// left out (the agent may tick once more after a short load has ended and its processes are
+/// gone). A ratio of two
 /// deltas (`delta_ratio`: wait per timeslice, throttled per period) is undefined in a second
 /// where its divisor did not move, so it is checked through its two counters instead.
 pub fn assert_live_sources_filled(
@@ -258,7 +260,7 @@ pub fn assert_live_sources_filled(
     let cat = dataset::catalogue::Catalogue::builtin();
     let seg = dataset::samples::list_segments(&out.join("samples")).unwrap();
     let avail = dataset::samples::read_meta(&seg[0]).unwrap().availability;
-    let by_app = dataset::columns::column_stats_by_app(cat, ms, STARTUP_SECONDS);
+    let by_app = dataset::columns::column_stats_by_app(cat, ms, STARTUP_SECONDS, 1);
     assert_eq!(by_app.len(), apps, "{:?}", by_app.keys());
     let mut empty = Vec::new();
     let mut live = 0;
