@@ -7,10 +7,7 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use dataset::runs::{presence_per_second, read_runs, runs_path, schedule_from_json, RunKind};
+use dataset::runs::{presence_per_second, schedule_from_json, RunKind};
 
 #[test]
 fn a_neighbour_arriving_mid_run_steps_the_victims_per_second_p() {
@@ -21,18 +18,11 @@ fn a_neighbour_arriving_mid_run_steps_the_victims_per_second_p() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("camp");
-    let st = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-        .args(["--quiet", "campaign", "run", "--plan"])
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/dynamic-smoke.toml"))
-        .arg("--out")
-        .arg(&out)
+    let st = common::campaign_command("dynamic-smoke.toml", &out)
         .status()
         .unwrap();
     assert!(st.success(), "campaign failed: {st}");
-
-    let rows = read_runs(&runs_path(&out)).unwrap();
-    let failed: Vec<_> = rows.iter().filter(|r| !r.is_ok()).collect();
-    assert!(failed.is_empty(), "failed tenant-runs: {failed:#?}");
+    let rows = common::runs_without_failures(&out);
     let d: Vec<_> = rows.iter().filter(|r| r.run_id == "d00000").collect();
     assert_eq!(d.len(), 1, "one row, the victim's");
     let v = d[0];

@@ -10,15 +10,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use dataset::matrix::RunMatrix;
-use dataset::runs::{read_runs, runs_path, RunKind};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use dataset::runs::{runs_path, RunKind};
 
 fn have(bin: &str) -> bool {
     Command::new("sh")
@@ -64,11 +60,7 @@ fn tenants_in_their_own_namespaces_have_real_network_counters() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("camp");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-        .args(["--quiet", "campaign", "run", "--plan"])
-        .arg(root().join("campaigns/net-smoke.toml"))
-        .arg("--out")
-        .arg(&out)
+    let mut child = common::campaign_command("net-smoke.toml", &out)
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -80,9 +72,7 @@ fn tenants_in_their_own_namespaces_have_real_network_counters() {
     );
     assert_eq!(namespaces_of(pid), Vec::<String>::new(), "namespaces left");
 
-    let rows = read_runs(&runs_path(&out)).unwrap();
-    let failed: Vec<_> = rows.iter().filter(|r| !r.is_ok()).collect();
-    assert!(failed.is_empty(), "failed tenant-runs: {failed:#?}");
+    let rows = common::runs_without_failures(&out);
     assert_eq!(
         rows.iter().filter(|r| r.kind == RunKind::Colocated).count(),
         2
@@ -169,11 +159,7 @@ fn subnet_in_use_stops_the_campaign_before_any_run() {
     assert!(ip(&["addr", "add", "10.213.200.1/24", "dev", "cfxtest0"]));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("camp");
-    let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-        .args(["--quiet", "campaign", "run", "--plan"])
-        .arg(root().join("campaigns/net-smoke.toml"))
-        .arg("--out")
-        .arg(&out)
+    let o = common::campaign_command("net-smoke.toml", &out)
         .output()
         .unwrap();
     assert!(ip(&["link", "del", "cfxtest0"]));

@@ -6,14 +6,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use dataset::runs::{read_runs, runs_path, RunKind, RunRecord};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use dataset::runs::{RunKind, RunRecord};
 
 /// The application's own number, parsed here independently of the plan's regexes.
 fn own_number(app: &str, log: &str) -> Option<f64> {
@@ -53,18 +49,11 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("camp");
-    let st = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-        .args(["--quiet", "campaign", "run", "--plan"])
-        .arg(root().join("campaigns/smoke.toml"))
-        .arg("--out")
-        .arg(&out)
+    let st = common::campaign_command("smoke.toml", &out)
         .status()
         .unwrap();
     assert!(st.success(), "campaign failed: {st}");
-
-    let rows = read_runs(&runs_path(&out)).unwrap();
-    let failed: Vec<_> = rows.iter().filter(|r| !r.is_ok()).collect();
-    assert!(failed.is_empty(), "failed tenant-runs: {failed:#?}");
+    let rows = common::runs_without_failures(&out);
     let coloc: Vec<&RunRecord> = rows
         .iter()
         .filter(|r| r.kind == RunKind::Colocated)

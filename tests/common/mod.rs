@@ -211,6 +211,29 @@ pub fn campaign_skip_reason() -> Option<String> {
     None
 }
 
+/// `cloudformer campaign run` of `campaigns/<plan>` into `out`, quietly: the campaign's command
+/// (its pid is the campaign's, which names its cgroups and namespaces).
+pub fn campaign_command(plan: &str, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cloudformer"));
+    c.args(["--quiet", "campaign", "run", "--plan"])
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("campaigns")
+                .join(plan),
+        )
+        .arg("--out")
+        .arg(out);
+    c
+}
+
+/// The runs table of a finished campaign directory, asserting that no tenant-run failed.
+pub fn runs_without_failures(out: &Path) -> Vec<dataset::runs::RunRecord> {
+    let rows = dataset::runs::read_runs(&dataset::runs::runs_path(out)).unwrap();
+    let failed: Vec<_> = rows.iter().filter(|r| !r.is_ok()).collect();
+    assert!(failed.is_empty(), "failed tenant-runs: {failed:#?}");
+    rows
+}
+
 /// Whether the agent's availability map (a sample file's footer) says that the source of a
 /// metric exists for a campaign tenant on this host (`own_netns`: the tenants have their own
 /// network namespaces). Memory statistics that only the v2 memory controller has are absent
