@@ -50,21 +50,12 @@ pub const SKIP_SECONDS: usize = 1;
 /// Per-feature statistics of `runs` (catalogue `cat`'s feature order, which `RunMatrix` uses),
 /// every run's first [`SKIP_SECONDS`] left out.
 pub fn column_stats(cat: &Catalogue, runs: &[&RunMatrix]) -> Vec<ColumnStats> {
-    column_stats_skipping(cat, runs, SKIP_SECONDS)
+    column_stats_trimmed(cat, runs, SKIP_SECONDS, 0)
 }
 
-/// [`column_stats`] with the first `skip` seconds of every run left out (a process that starts
-/// after the agent's tick needs two samples of its own before its counters have a delta).
-pub fn column_stats_skipping(
-    cat: &Catalogue,
-    runs: &[&RunMatrix],
-    skip: usize,
-) -> Vec<ColumnStats> {
-    column_stats_trimmed(cat, runs, skip, 0)
-}
-
-/// [`column_stats_skipping`] with the last `skip_end` seconds of every run left out too (the
-/// agent may tick once more after a short run's load has ended and its processes are gone).
+/// [`column_stats`] with the first `skip` and the last `skip_end` seconds of every run left out
+/// (a process that starts after the agent's tick needs two samples of its own before its
+/// counters have a delta; the agent may tick once more after a short run's load has ended).
 pub fn column_stats_trimmed(
     cat: &Catalogue,
     runs: &[&RunMatrix],
@@ -238,7 +229,7 @@ mod tests {
         );
         assert_eq!(by["a"][0].null, 0);
         assert_eq!(by["b"][0].rows, 3);
-        let two = column_stats_skipping(cat, &[&run("b", vec![0.0; 4 * f], f)], 2);
+        let two = column_stats_trimmed(cat, &[&run("b", vec![0.0; 4 * f], f)], 2, 0);
         assert_eq!(two[0].rows, 2);
         let trimmed = column_stats_trimmed(cat, &[&run("b", vec![0.0; 4 * f], f)], 1, 2);
         assert_eq!(trimmed[0].rows, 1);

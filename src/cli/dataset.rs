@@ -173,12 +173,22 @@ pub fn columns_summary(stats: &[ColumnStats]) -> String {
 /// without the host's metrics (every model's result is read beside them).
 pub fn trivial_summary(dir: &std::path::Path) -> String {
     use train::eval::{evaluate, EvalOptions, ModelSpec};
-    let names = ["mean", "placement", "cpu-share"];
+    let what = [
+        ("mean", "training mean"),
+        (
+            "placement",
+            "placement-only tree (tenants, placement, quota)",
+        ),
+        (
+            "cpu-share",
+            "CPU-share rule (own CPU usage / CPUs it may use)",
+        ),
+    ];
     let run = || -> anyhow::Result<train::eval::EvalResults> {
         let runs = train::data::load(dir)?;
-        let models = names
+        let models = what
             .iter()
-            .map(|n| ModelSpec::parse(n))
+            .map(|(n, _)| ModelSpec::parse(n))
             .collect::<Result<Vec<_>, _>>()?;
         let options = EvalOptions {
             protocol: train::split::Protocol::Loao,
