@@ -22,7 +22,8 @@ pub fn take_group(
         let id = spec.baseline_run_id(rep);
         let mut tries = 0;
         let (ex, o) = loop {
-            let mut ex = runner.execute(&id, std::slice::from_ref(spec))?;
+            let seconds = plan.seconds_alone(spec.scenario);
+            let mut ex = runner.execute(&id, std::slice::from_ref(spec), seconds)?;
             let o = ex.tenants.remove(0);
             if ex.foreign_cpu_pct > plan.foreign_cpu_max_pct && tries < plan.max_retakes {
                 tries += 1;

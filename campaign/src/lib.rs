@@ -231,7 +231,7 @@ fn colocated(
     run: &ColocatedRun,
     journal: &Journal,
 ) -> Result<Vec<RunRecord>, CampaignError> {
-    let ex = runner.execute(&run.run_id, &run.tenants)?;
+    let ex = runner.execute(&run.run_id, &run.tenants, runner.plan.run_seconds)?;
     let mut rows = Vec::new();
     for (k, (spec, o)) in run.tenants.iter().zip(&ex.tenants).enumerate() {
         let nbrs: Vec<&TenantSpec> = (run.tenants.iter().enumerate())

@@ -74,7 +74,14 @@ impl Runner<'_> {
 
     /// Runs the tenants together, recording with the agent; cgroups and work directories are
     /// removed afterwards whatever happened.
-    pub fn execute(&self, run_id: &str, specs: &[TenantSpec]) -> Result<Executed, CampaignError> {
+    /// The loads run `seconds` (a co-located run's `run_seconds`, a baseline's
+    /// [`Plan::seconds_alone`]).
+    pub fn execute(
+        &self,
+        run_id: &str,
+        specs: &[TenantSpec],
+        seconds: u32,
+    ) -> Result<Executed, CampaignError> {
         self.clear_run(run_id)?;
         let logs = self.logs_dir(run_id);
         fs::create_dir_all(&logs).map_err(io_err(&logs))?;
@@ -90,7 +97,7 @@ impl Runner<'_> {
                 &logs,
             )?);
         }
-        let result = self.execute_slots(run_id, &mut slots);
+        let result = self.execute_slots(run_id, &mut slots, seconds);
         for s in &slots {
             s.kill_all();
         }
@@ -103,7 +110,12 @@ impl Runner<'_> {
     }
 
     /// Servers up, the agent recording, warm-up, the timed loads, then the outcomes.
-    fn execute_slots(&self, run_id: &str, slots: &mut [Slot]) -> Result<Executed, CampaignError> {
+    fn execute_slots(
+        &self,
+        run_id: &str,
+        slots: &mut [Slot],
+        seconds: u32,
+    ) -> Result<Executed, CampaignError> {
         let plan = self.plan;
         let mut servers = Vec::new();
         for slot in slots.iter_mut() {
@@ -116,7 +128,7 @@ impl Runner<'_> {
         let start_ns = now_ns();
         let cgroups: Vec<&Tenant> = slots.iter().map(|s| &s.cgroup).collect();
         let probe = ForeignProbe::start(&cgroups);
-        let loads = self.run_loads(slots);
+        let loads = self.run_loads(slots, seconds);
         let foreign = probe.finish(&cgroups);
         let end_ns = now_ns();
         for s in &servers {
@@ -133,7 +145,7 @@ impl Runner<'_> {
         let tenants = slots
             .iter()
             .zip(statuses)
-            .map(|(slot, status)| outcome(slot, status, plan))
+            .map(|(slot, status)| outcome(slot, status, seconds))
             .collect();
         Ok(Executed {
             start_ns,
@@ -165,15 +177,18 @@ impl Runner<'_> {
     /// Starts every tenant's load at once and waits for them (at most twice the run plus a
     /// minute). One status per slot: `None` for a tenant that failed before, or was killed at
     /// the deadline. Interrupted: every load is killed.
-    fn run_loads(&self, slots: &[Slot]) -> Result<Vec<Option<ExitStatus>>, CampaignError> {
-        let plan = self.plan;
+    fn run_loads(
+        &self,
+        slots: &[Slot],
+        seconds: u32,
+    ) -> Result<Vec<Option<ExitStatus>>, CampaignError> {
         let mut loads: Vec<Option<Child>> = Vec::new();
         for s in slots {
             if s.early_fail.is_some() {
                 loads.push(None);
                 continue;
             }
-            let script = load_script(s.app, s.spec, &s.vars, plan.run_seconds);
+            let script = load_script(s.app, s.spec, &s.vars, seconds);
             loads.push(Some(spawn_in(
                 s.client_place(),
                 &script,
@@ -181,7 +196,7 @@ impl Runner<'_> {
                 &s.workdir,
             )?));
         }
-        let deadline = Instant::now() + load_timeout(plan);
+        let deadline = Instant::now() + load_timeout(seconds);
         let mut statuses = Vec::new();
         let mut interrupted = false;
         for c in loads.iter_mut() {
@@ -268,8 +283,9 @@ impl Runner<'_> {
     }
 }
 
-pub(crate) fn load_timeout(plan: &Plan) -> Duration {
-    Duration::from_secs(plan.run_seconds as u64 * 2 + 60)
+/// How long a load of `seconds` may take: twice that plus a minute.
+pub(crate) fn load_timeout(seconds: u32) -> Duration {
+    Duration::from_secs(seconds as u64 * 2 + 60)
 }
 
 /// The run's applications, sorted and joined with `+` (its samples' `app=` partition).
@@ -281,7 +297,7 @@ fn app_key(slots: &[Slot]) -> String {
 }
 
 /// A tenant's outcome from its exit status and its log.
-pub(crate) fn outcome(slot: &Slot, status: Option<ExitStatus>, plan: &Plan) -> TenantOutcome {
+pub(crate) fn outcome(slot: &Slot, status: Option<ExitStatus>, seconds: u32) -> TenantOutcome {
     let tenant = slot.cgroup.name.clone();
     if let Some(e) = &slot.early_fail {
         return TenantOutcome {
@@ -299,7 +315,7 @@ pub(crate) fn outcome(slot: &Slot, status: Option<ExitStatus>, plan: &Plan) -> T
         (Some(s), Some(_)) if s.success() => None,
         (None, _) => Some(format!(
             "timed out after {} s:\n{}",
-            load_timeout(plan).as_secs(),
+            load_timeout(seconds).as_secs(),
             tail(log, 20)
         )),
         (Some(s), Some(_)) => Some(format!("exited with {s}:\n{}", tail(log, 20))),

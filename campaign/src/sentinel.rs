@@ -87,7 +87,8 @@ pub fn check(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck>
         return Ok(None);
     };
     tracing::info!(%key, "replaying the sentinel baseline");
-    let mut ex = runner.execute(SENTINEL_RUN, std::slice::from_ref(spec))?;
+    let seconds = runner.plan.seconds_alone(spec.scenario);
+    let mut ex = runner.execute(SENTINEL_RUN, std::slice::from_ref(spec), seconds)?;
     let o = ex.tenants.remove(0);
     let samples = runner.out.join(&ex.samples_dir);
     if samples.exists() {

@@ -238,7 +238,7 @@ fn follow(
     t0: Instant,
     plan: &crate::plan::Plan,
 ) -> Result<(Option<ExitStatus>, Vec<NeighbourStay>), CampaignError> {
-    let timeout = load_timeout(plan).as_secs_f64();
+    let timeout = load_timeout(plan.run_seconds).as_secs_f64();
     let end = plan.run_seconds as f64;
     let status = loop {
         if cgroup::interrupted() {
@@ -289,7 +289,7 @@ pub fn execute_dynamic(
     let mut servers: Vec<Child> = victim.start_server()?.into_iter().collect();
     if victim.early_fail.is_some() {
         stop_all(&mut servers);
-        let (now, o) = (now_ns(), outcome(&victim, None, plan));
+        let (now, o) = (now_ns(), outcome(&victim, None, plan.run_seconds));
         let ex = Executed {
             start_ns: now,
             end_ns: now,
@@ -315,7 +315,7 @@ pub fn execute_dynamic(
     let end_ns = now_ns();
     stop_all(&mut servers);
     recording.stop()?;
-    let o = outcome(&victim, status, plan);
+    let o = outcome(&victim, status, plan.run_seconds);
     victim.kill_all();
     let ex = Executed {
         start_ns,

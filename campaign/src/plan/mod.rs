@@ -127,6 +127,10 @@ pub struct Plan {
     pub text: String,
     pub seed: u64,
     pub run_seconds: u32,
+    /// Length of a static load's isolated baselines (`baseline_seconds`, default
+    /// `run_seconds`): its per-second ideal past their end is their steady state. A trace's
+    /// baselines replay the whole trace (`run_seconds`).
+    pub baseline_seconds: u32,
     pub repeats: u32,
     pub warmup_seconds: u32,
     pub foreign_cpu_max_pct: f64,
@@ -201,6 +205,7 @@ impl Plan {
             text: text.to_string(),
             seed: raw.seed,
             run_seconds: raw.run_seconds,
+            baseline_seconds: raw.baseline_seconds.unwrap_or(raw.run_seconds),
             repeats: raw.repeats,
             warmup_seconds: raw.warmup_seconds,
             foreign_cpu_max_pct: raw.foreign_cpu_max_pct,
@@ -237,6 +242,16 @@ impl Plan {
             .iter()
             .filter(|a| a.reports_per_second())
             .collect()
+    }
+
+    /// How long an isolated baseline of a load following `scenario` runs: a static load's
+    /// `baseline_seconds`, a trace's whole `run_seconds`.
+    pub fn seconds_alone(&self, scenario: Scenario) -> u32 {
+        if scenario == Scenario::Static {
+            self.baseline_seconds
+        } else {
+            self.run_seconds
+        }
     }
 
     /// The directory the plan file is in (absolute where it can be resolved).
@@ -444,6 +459,25 @@ levels = [{ name = "low", rate = 100 }]
         let text = GOOD.replace("colocated_runs = 4", "colocated_runs = = 4");
         let (line, _) = line_of_err(parse(&text).unwrap_err());
         assert_eq!(line, 4);
+    }
+
+    #[test]
+    fn baselines_may_be_shorter_than_runs_for_static_loads_only() {
+        let p = parse(GOOD).unwrap();
+        assert_eq!(p.baseline_seconds, 10, "defaults to run_seconds");
+        let p = parse(&GOOD.replace("seed = 1", "seed = 1\nbaseline_seconds = 4")).unwrap();
+        assert_eq!(p.seconds_alone(Scenario::Static), 4);
+        assert_eq!(
+            p.seconds_alone(Scenario::Periodic),
+            10,
+            "a trace replays whole"
+        );
+        for bad in [2, 11] {
+            let text = GOOD.replace("seed = 1", &format!("seed = 1\nbaseline_seconds = {bad}"));
+            let (line, msg) = line_of_err(parse(&text).unwrap_err());
+            assert_eq!(line, 3, "{msg}");
+            assert!(msg.contains("3..=run_seconds (10)"), "{msg}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub(super) struct RawPlan {
     pub seed: u64,
     pub run_seconds: u32,
+    #[serde(default)]
+    pub baseline_seconds: Option<u32>,
     #[serde(default = "d_repeats")]
     pub repeats: u32,
     #[serde(default)]

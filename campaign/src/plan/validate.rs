@@ -57,6 +57,17 @@ impl Checker<'_> {
                 format!("run_seconds = {} is too short (≥ 3)", raw.run_seconds),
             ));
         }
+        if let Some(b) = raw.baseline_seconds {
+            if b < 3 || b > raw.run_seconds {
+                return Err(self.err(
+                    self.key("baseline_seconds"),
+                    format!(
+                        "baseline_seconds = {b} must be in 3..=run_seconds ({})",
+                        raw.run_seconds
+                    ),
+                ));
+            }
+        }
         if raw.repeats < 3 {
             return Err(self.err(
                 self.key("repeats"),

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::{RunKind, RunRecord};
+use super::{RunKind, RunRecord, Scenario};
 
 /// Label P of the paper: ideal / actual (lower is better, e.g. latency), actual / ideal (higher
 /// is better, e.g. throughput). Returns `(p clipped into [1e-3, 1], p_raw)`; NaN when either
@@ -157,9 +157,29 @@ impl RunRecord {
         }
         (self.p, self.p_raw) = label_p(self.perf_actual, b.perf_ideal, self.higher_is_better);
         if let (Some(a), Some(i)) = (&self.perf_per_second, &b.per_second) {
-            self.p_per_second = per_second_p(a, i, self.higher_is_better);
+            let ideal = if self.scenario == Scenario::Static {
+                steady_extended(i, a.len())
+            } else {
+                i.clone()
+            };
+            self.p_per_second = per_second_p(a, &ideal, self.higher_is_better);
         }
     }
+}
+
+/// A static load's isolated per-second curve carried on to `n` seconds: a plan's baselines may
+/// be shorter than its runs (`baseline_seconds`); past their end the ideal is the mean of the
+/// curve's second half (its steady state, after any start-up). A curve as long as `n` or longer
+/// is returned as it is.
+pub fn steady_extended(curve: &[f32], n: usize) -> Vec<f32> {
+    let mut v = curve.to_vec();
+    if curve.is_empty() || curve.len() >= n {
+        return v;
+    }
+    let tail = &curve[curve.len() / 2..];
+    let steady = tail.iter().sum::<f32>() / tail.len() as f32;
+    v.resize(n, steady);
+    v
 }
 
 #[cfg(test)]
@@ -228,6 +248,14 @@ mod tests {
         r.kind = RunKind::Colocated;
         r.label(&base);
         assert_eq!((r.p, r.p_raw, r.perf_ideal), (0.5, 0.5, 10.0));
+        assert_eq!(r.p_per_second.as_deref(), Some(&[0.5, 0.5][..]));
+        // A static run longer than its baselines: past their end, against their steady state.
+        r.perf_per_second = Some(vec![5.0, 10.0, 10.0, 30.0]);
+        r.label(&base);
+        assert_eq!(r.p_per_second.as_deref(), Some(&[0.5, 0.5, 0.5, 1.0][..]));
+        // A trace replays the same steps alone: no extension, cut to the shorter.
+        r.scenario = Scenario::Increasing;
+        r.label(&base);
         assert_eq!(r.p_per_second.as_deref(), Some(&[0.5, 0.5][..]));
         let mut lat = measured(20.0);
         lat.higher_is_better = false;
