@@ -202,14 +202,38 @@ impl Work {
     }
 }
 
-/// Every co-located run of a plan, in the order they run: the dynamic runs first (what dataset
-/// v2 is for), then the static ones.
+/// Every co-located run of a plan, in the order they run: the dynamic and the static runs
+/// interleaved evenly (each kind in its own order), so that a campaign run in parts
+/// (`--stop-after`) has both kinds, and the applications of both, in every part.
 pub fn work_of(plan: &Plan) -> Vec<Work> {
-    (dynamic::dynamic_schedule(plan)
+    let dynamic: Vec<Work> = dynamic::dynamic_schedule(plan)
         .into_iter()
-        .map(Work::Dynamic))
-    .chain(schedule(plan).into_iter().map(Work::Static))
-    .collect()
+        .map(Work::Dynamic)
+        .collect();
+    let fixed: Vec<Work> = schedule(plan).into_iter().map(Work::Static).collect();
+    interleave(dynamic, fixed)
+}
+
+/// `a` and `b` merged so that item i of a list of n sits at (i + ½) / n of the whole; ties go to
+/// `a`.
+fn interleave<T>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    let (na, nb) = (a.len(), b.len());
+    let mut out = Vec::with_capacity(na + nb);
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    let (mut i, mut j) = (0usize, 0usize);
+    while a.peek().is_some() || b.peek().is_some() {
+        // Compare (2i + 1) / 2na with (2j + 1) / 2nb without division.
+        let take_a =
+            b.peek().is_none() || (a.peek().is_some() && (2 * i + 1) * nb <= (2 * j + 1) * na);
+        if take_a {
+            out.extend(a.next());
+            i += 1;
+        } else {
+            out.extend(b.next());
+            j += 1;
+        }
+    }
+    out
 }
 
 /// Labels a tenant's row against its baseline (a row whose every baseline failed says so).
@@ -304,4 +328,21 @@ fn progress(quiet: bool, units: u64) -> indicatif::ProgressBar {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     pb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleave;
+
+    #[test]
+    fn runs_of_both_kinds_are_spread_evenly() {
+        let a: Vec<String> = (0..4).map(|i| format!("d{i}")).collect();
+        let b: Vec<String> = (0..2).map(|i| format!("c{i}")).collect();
+        assert_eq!(
+            interleave(a, b),
+            ["d0", "c0", "d1", "d2", "c1", "d3"].map(String::from)
+        );
+        assert_eq!(interleave(vec![1, 2], vec![]), vec![1, 2]);
+        assert_eq!(interleave(vec![], vec![3]), vec![3]);
+    }
 }

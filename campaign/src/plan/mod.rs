@@ -112,7 +112,7 @@ impl Network {
 /// `[dynamic]`: co-located runs whose neighbours come and go (see `crate::dynamic`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dynamic {
-    /// How many such runs (`d00000`, …; scheduled before the static ones).
+    /// How many such runs (`d00000`, …; interleaved evenly with the static ones).
     pub runs: u32,
     /// Events per neighbour slot and run: each an arrival, a departure or a level change.
     pub changes: u32,
