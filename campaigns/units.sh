@@ -18,6 +18,7 @@ if ! [[ $seconds =~ ^[0-9]+$ && $duty =~ ^[0-9]+$ ]] || [ "$duty" -lt 1 ] || [ "
     exit 2
 fi
 now() { echo "${EPOCHREALTIME/./}"; }   # microseconds, no fork
+exec {idle}<> <(:)                        # never readable: `read -t` on it sleeps without a fork
 start=$(now)
 end=$((start + seconds * 1000000))
 tick=$((start + 1000000))
@@ -28,7 +29,7 @@ while [ "$t" -lt "$end" ]; do
     t=$(now)
     if [ "$duty" -lt 100 ]; then
         rest=$(( (t - u0) * (100 - duty) / duty ))
-        sleep "$((rest / 1000000)).$(printf %06d $((rest % 1000000)))"
+        read -r -t "$((rest / 1000000)).$(printf %06d $((rest % 1000000)))" -u "$idle" || true
     fi
     n=$((n + 1)) total=$((total + 1))
     t=$(now)
