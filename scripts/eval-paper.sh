@@ -9,7 +9,7 @@
 #     bash scripts/eval-paper.sh                        # the longer CloudFormer run
 #
 # Environment: OUT (bench/results/paper), MODELS, EPOCHS (10), PATIENCE (4), LR (1e-3),
-# BLOCKS (2), EARLY (5,10), PROTOCOL (paper; or loao), CLOUDFORMER_BIN (target/debug/cloudformer,
+# BLOCKS (2), EARLY (5,10), DATA (dataset/v1: the paper-protocol comparison's dataset), PROTOCOL (paper; or loao), CLOUDFORMER_BIN (target/debug/cloudformer,
 # built if missing). CPU time: ~2 h for the default model list on 2 cores (CloudFormer dominates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ BIN=${CLOUDFORMER_BIN:-target/debug/cloudformer}
 if [ ! -x "$BIN" ]; then
   cargo build --locked --bin cloudformer
 fi
-"$BIN" eval --data dataset/data --protocol "$PROTOCOL" --out "$OUT" --models "$MODELS" \
+"$BIN" eval --data "${DATA:-dataset/v1}" --protocol "$PROTOCOL" --out "$OUT" --models "$MODELS" \
   --epochs "${EPOCHS:-10}" --patience "${PATIENCE:-4}" --lr "${LR:-1e-3}" --blocks "${BLOCKS:-2}" \
   --early "${EARLY:-5,10}" --lstm-epochs 20
 "$BIN" report --results "$OUT" --out "$OUT/report" --readme bench/results/README.md

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuilds the bundled default model (models/default) from the repo dataset (dataset/data) with
+# Rebuilds the bundled default model (models/default) from a repo dataset (DATA, default
+# dataset/v1: the one the bundled model was trained on; dataset/data is v2, being collected) with
 # our own `cloudformer train`: every application trains it except the validation application
 # chosen by the seed (early stopping). Hyper-parameters: see models/default/README.md.
 #   bash scripts/train-default-model.sh            # ~2 min on 2 cores
@@ -9,7 +10,7 @@ BIN=${CLOUDFORMER_BIN:-target/debug/cloudformer}
 [ -x "$BIN" ] || cargo build --locked --bin cloudformer
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-1}"
 rm -rf models/default.new
-"$BIN" train --data dataset/data --out models/default.new --seed 42 \
+"$BIN" train --data "${DATA:-dataset/v1}" --out models/default.new --seed 42 \
   --lr "${LR:-1e-3}" --epochs "${EPOCHS:-80}" --patience "${PATIENCE:-15}" "$@"
 rm -rf models/default.new/last
 rm -rf models/default.old

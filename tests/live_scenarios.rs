@@ -27,7 +27,7 @@ const WINDOW_S: u64 = 12;
 /// Checks that print their measured value instead of asserting, and why.
 const REPORT_ONLY: &[(&str, &str)] = &[(
     "idle neighbour joins",
-    "no run of dataset/data has an idle neighbour (every co-located neighbour runs a load, and \
+    "no run of dataset/v1 (the bundled model's) has an idle neighbour (every co-located neighbour runs a load, and \
      a lone tenant's neighbour columns are null), so the model has never seen one; neighbours \
      that come, go and idle are issue 29's campaign",
 )];

@@ -1,5 +1,5 @@
 //! End to end over a real socket: `cloudformer serve` with the bundled checkpoint
-//! (`models/default`), real windows from the repo's dataset (`dataset/data`) posted to
+//! (`models/default`), real windows from the repo's dataset v1 (`dataset/v1`, the one the bundled model was trained on) posted to
 //! `/v1/predict` as dense matrices, answers compared with `cloudformer predict --json` on the
 //! same runs. Both artefacts are committed; the test fails when either is missing.
 
@@ -14,7 +14,7 @@ use common::{bin, get, post, spawn_serve};
 fn served_predictions_match_the_cli_on_the_repo_dataset() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let model = root.join("models/default");
-    let data = root.join("dataset/data");
+    let data = root.join("dataset/v1");
     assert!(
         model.join("config.json").exists(),
         "the bundled model {} is missing (see models/default/README.md to rebuild it)",
@@ -22,7 +22,7 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
     );
     assert!(
         data.join("runs.parquet").exists(),
-        "the repo dataset {} is missing (see dataset/data/README.md)",
+        "the repo dataset {} is missing (see dataset/v1/README.md)",
         data.display()
     );
 

@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn baseline_run_ids_are_stable() {
-        // Run ids of the committed dataset (dataset/data/logs/): a change here would make a
+        // Run ids of the committed dataset (dataset/v1/logs/): a change here would make a
         // resumed campaign redo every baseline.
         let spec = |cpuset: Option<&str>| TenantSpec {
             app: "fio-randread".into(),

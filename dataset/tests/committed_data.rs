@@ -1,4 +1,4 @@
-//! The committed dataset (`dataset/data`) reads back unchanged through the typed runs table:
+//! The committed dataset v1 (`dataset/v1`) reads back unchanged through the typed runs table:
 //! every kind, status, scenario and placement it holds is a known value, and the records written
 //! back give the same table, column for column and row for row.
 
@@ -9,7 +9,7 @@ use dataset::runs::{self, Placement, RunKind, RunStatus};
 use polars::prelude::*;
 
 fn committed() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("v1")
 }
 
 #[test]
