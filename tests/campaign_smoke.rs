@@ -186,8 +186,13 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
         text.contains("labelled co-located tenant-runs: 4"),
         "{text}"
     );
-    // … with the feature columns per family and the trivial predictors beside.
+    // … how much its labels vary, the feature columns per family and the trivial predictors.
+    assert!(
+        text.contains("label variety: 4 labelled co-located tenant-runs of 2 applications"),
+        "{text}"
+    );
     assert!(text.contains("feature columns over"), "{text}");
+    assert!(text.contains("columns with a value:"), "{text}");
     assert!(
         text.contains("cgroup.psi") && text.contains("net "),
         "{text}"

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use dataset::columns::{self, ColumnStats};
-use dataset::runs::{self, RunKind, RunRecord};
+use dataset::runs::{self, LabelVariety, RunKind, RunRecord};
 
 #[derive(clap::Subcommand)]
 pub enum DatasetCmd {
@@ -32,6 +32,7 @@ pub fn run(cmd: DatasetCmd, _ctx: &super::Ctx) -> anyhow::Result<()> {
             let rows = runs::read_runs(&path)
                 .with_context(|| format!("reading the runs table of {}", dir.display()))?;
             print_out(&summary(&rows))?;
+            print_out(&variety_summary(&rows))?;
             let mats = dataset::matrix::load_run_matrices(&dir)
                 .with_context(|| format!("reading the samples of {}", dir.display()))?;
             let refs: Vec<&dataset::matrix::RunMatrix> = mats.iter().collect();
@@ -166,27 +167,69 @@ pub fn columns_summary(stats: &[ColumnStats]) -> String {
     if !all_null.is_empty() {
         s.push_str(&format!("null in every row: {}\n", all_null.join(", ")));
     }
+    let live = stats.iter().filter(|c| !c.all_null()).count();
+    let sparse: Vec<String> = (stats.iter())
+        .filter(|c| !c.all_null() && c.null_share() > SPARSE_NULL_SHARE)
+        .map(|c| format!("{} ({:.1} % null)", c.name, c.null_share() * 100.0))
+        .collect();
+    s.push_str(&format!(
+        "columns with a value: {live}, of them non-null in at least {:.0} % of their rows: {}\n",
+        (1.0 - SPARSE_NULL_SHARE) * 100.0,
+        live - sparse.len()
+    ));
+    if !sparse.is_empty() {
+        s.push_str(&format!("null more often: {}\n", sparse.join(", ")));
+    }
     s
 }
+
+/// A column that has values but is null in more than this share of its rows is listed.
+const SPARSE_NULL_SHARE: f64 = 0.05;
+
+/// How much the labels vary ([`LabelVariety`]): what a model can learn interference from.
+pub fn variety_summary(rows: &[RunRecord]) -> String {
+    use dataset::runs::variety::{CHANGES, HEAVY_MAX, LIGHT, VARYING_STD};
+    let v = LabelVariety::of(rows);
+    let line =
+        |what: String, n: usize| format!("  {what:<44} {n:>6}  {:>5.1} %\n", v.share(n) * 100.0);
+    let mut s = format!(
+        "label variety: {} labelled co-located tenant-runs of {} applications, {} labelled \
+         tenant-seconds\n",
+        v.tenant_runs, v.applications, v.labelled_seconds
+    );
+    s.push_str(&line(format!("P in ({}, {})", LIGHT.0, LIGHT.1), v.light));
+    s.push_str(&line(format!("P in (0, {HEAVY_MAX}]"), v.heavy));
+    s.push_str(&line(
+        format!("per-second P with a std >= {VARYING_STD}"),
+        v.varying,
+    ));
+    s.push_str(&line(
+        format!(">= {CHANGES} neighbour changes during the run"),
+        v.changing,
+    ));
+    s
+}
+
+/// The predictors that use no metric, and what the summary calls them.
+const TRIVIAL: [(&str, &str); 3] = [
+    ("mean", "training mean"),
+    (
+        "placement",
+        "placement-only tree (tenants, placement, quota)",
+    ),
+    (
+        "cpu-share",
+        "CPU-share rule (own CPU usage / CPUs it may use)",
+    ),
+];
 
 /// The predictors that use no metric, under leave-one-application-out: how far anyone gets
 /// without the host's metrics (every model's result is read beside them).
 pub fn trivial_summary(dir: &std::path::Path) -> String {
     use train::eval::{evaluate, EvalOptions, ModelSpec};
-    let what = [
-        ("mean", "training mean"),
-        (
-            "placement",
-            "placement-only tree (tenants, placement, quota)",
-        ),
-        (
-            "cpu-share",
-            "CPU-share rule (own CPU usage / CPUs it may use)",
-        ),
-    ];
     let run = || -> anyhow::Result<train::eval::EvalResults> {
         let runs = train::data::load(dir)?;
-        let models = what
+        let models = TRIVIAL
             .iter()
             .map(|(n, _)| ModelSpec::parse(n))
             .collect::<Result<Vec<_>, _>>()?;
@@ -218,19 +261,8 @@ pub fn trivial_summary(dir: &std::path::Path) -> String {
         r.apps.len(),
         r.noise_floor
     );
-    let what = [
-        ("mean", "training mean"),
-        (
-            "placement",
-            "placement-only tree (tenants, placement, quota)",
-        ),
-        (
-            "cpu-share",
-            "CPU-share rule (own CPU usage / CPUs it may use)",
-        ),
-    ];
     for m in &r.models {
-        let label = what
+        let label = TRIVIAL
             .iter()
             .find(|w| w.0 == m.name)
             .map_or(m.name.as_str(), |w| w.1);

@@ -20,11 +20,13 @@ mod kinds;
 mod label;
 mod stays;
 mod table;
+pub mod variety;
 
 pub use kinds::{Placement, RunKind, RunStatus, Scenario, UnknownValue};
 pub use label::{label_p, spread, Baseline, BaselineKey};
 pub use stays::{presence_per_second, schedule_from_json, schedule_to_json, NeighbourStay};
 pub use table::{append_runs, from_frame, read_runs, runs_path, to_frame, write_runs};
+pub use variety::LabelVariety;
 
 /// File name of the runs table inside a campaign directory.
 pub const RUNS_FILE: &str = "runs.parquet";
