@@ -61,10 +61,16 @@ pub fn presence_per_second(stays: &[NeighbourStay], seconds: u32) -> Vec<Vec<Str
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn stay(slot: u32, from: u32, to: u32, levels: &[(&str, u32, u32)]) -> NeighbourStay {
+    /// A stay of an application called `stress` (also for the other modules' tests).
+    pub(crate) fn stay(
+        slot: u32,
+        from: u32,
+        to: u32,
+        levels: &[(&str, u32, u32)],
+    ) -> NeighbourStay {
         NeighbourStay {
             slot,
             app: "stress".into(),

@@ -111,7 +111,8 @@ pub fn neighbour_changes(r: &RunRecord) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runs::{schedule_to_json, NeighbourStay, RunStatus};
+    use crate::runs::stays::tests::stay;
+    use crate::runs::{schedule_to_json, RunStatus};
 
     fn row(app: &str, p: f64, per_second: &[f32]) -> RunRecord {
         RunRecord {
@@ -120,20 +121,6 @@ mod tests {
             p,
             p_per_second: Some(per_second.to_vec()),
             ..Default::default()
-        }
-    }
-
-    fn stay(slot: u32, from: u32, to: u32, levels: &[(&str, u32, u32)]) -> NeighbourStay {
-        NeighbourStay {
-            slot,
-            app: "stress".into(),
-            from_s: from,
-            to_s: to,
-            levels: levels
-                .iter()
-                .map(|(l, a, b)| (l.to_string(), *a, *b))
-                .collect(),
-            shape: None,
         }
     }
 
