@@ -193,6 +193,7 @@ fn smoke_campaign_labels_match_the_applications_own_numbers() {
     );
     assert!(text.contains("feature columns over"), "{text}");
     assert!(text.contains("columns with a value:"), "{text}");
+    assert!(text.contains("while the load runs"), "{text}");
     assert!(
         text.contains("cgroup.psi") && text.contains("net "),
         "{text}"

@@ -38,6 +38,8 @@ pub fn run(cmd: DatasetCmd, _ctx: &super::Ctx) -> anyhow::Result<()> {
             let refs: Vec<&dataset::matrix::RunMatrix> = mats.iter().collect();
             let cat = dataset::catalogue::Catalogue::builtin();
             print_out(&columns_summary(&columns::column_stats(cat, &refs)))?;
+            let steady = columns::column_stats_trimmed(cat, &refs, STEADY_SKIP.0, STEADY_SKIP.1);
+            print_out(&steady_summary(&steady))?;
             print_out(&trivial_summary(&dir))
         }
     }
@@ -181,6 +183,33 @@ pub fn columns_summary(stats: &[ColumnStats]) -> String {
         s.push_str(&format!("null more often: {}\n", sparse.join(", ")));
     }
     s
+}
+
+/// Seconds left out at the start and the end of every run for [`steady_summary`]: the warm-up
+/// and first second (no load process yet, counters without a delta) and a tick after the load.
+const STEADY_SKIP: (usize, usize) = (3, 1);
+
+/// The live-column count again with [`STEADY_SKIP`] left out: what the sources give while the
+/// load runs.
+pub fn steady_summary(stats: &[ColumnStats]) -> String {
+    let count = |nbr: bool| {
+        let live: Vec<&ColumnStats> = (stats.iter())
+            .filter(|c| !c.all_null() && c.name.starts_with("nbr.") == nbr)
+            .collect();
+        let filled = (live.iter())
+            .filter(|c| c.null_share() <= SPARSE_NULL_SHARE)
+            .count();
+        (filled, live.len())
+    };
+    let ((own, own_n), (nbr, nbr_n)) = (count(false), count(true));
+    format!(
+        "while the load runs (each run's first {} s and last {} s left out), columns with a value \
+         non-null in at least {:.0} % of their rows: own {own} of {own_n}, nbr.* {nbr} of {nbr_n} \
+         (a dynamic run's seconds without any neighbour present have none)\n",
+        STEADY_SKIP.0,
+        STEADY_SKIP.1,
+        (1.0 - SPARSE_NULL_SHARE) * 100.0
+    )
 }
 
 /// A column that has values but is null in more than this share of its rows is listed.
