@@ -22,8 +22,7 @@ pub fn take_group(
         let id = spec.baseline_run_id(rep);
         let mut tries = 0;
         let (ex, o) = loop {
-            let seconds = plan.seconds_alone(spec.scenario);
-            let mut ex = runner.execute(&id, std::slice::from_ref(spec), seconds)?;
+            let mut ex = runner.execute_alone(&id, spec)?;
             let o = ex.tenants.remove(0);
             if ex.foreign_cpu_pct > plan.foreign_cpu_max_pct && tries < plan.max_retakes {
                 tries += 1;

@@ -109,6 +109,17 @@ impl Runner<'_> {
         result
     }
 
+    /// [`Runner::execute`] of one tenant alone (a baseline repeat or its sentinel replay), for
+    /// as long as its baselines run ([`Plan::seconds_alone`]).
+    pub fn execute_alone(
+        &self,
+        run_id: &str,
+        spec: &TenantSpec,
+    ) -> Result<Executed, CampaignError> {
+        let seconds = self.plan.seconds_alone(spec.scenario);
+        self.execute(run_id, std::slice::from_ref(spec), seconds)
+    }
+
     /// Servers up, the agent recording, warm-up, the timed loads, then the outcomes.
     fn execute_slots(
         &self,

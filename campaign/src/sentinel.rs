@@ -87,8 +87,7 @@ pub fn check(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck>
         return Ok(None);
     };
     tracing::info!(%key, "replaying the sentinel baseline");
-    let seconds = runner.plan.seconds_alone(spec.scenario);
-    let mut ex = runner.execute(SENTINEL_RUN, std::slice::from_ref(spec), seconds)?;
+    let mut ex = runner.execute_alone(SENTINEL_RUN, spec)?;
     let o = ex.tenants.remove(0);
     let samples = runner.out.join(&ex.samples_dir);
     if samples.exists() {
