@@ -70,6 +70,11 @@ enum Command {
         after_help = "Example:\n  cloudformer up    # then: curl -s http://127.0.0.1:8787/v1/tenants"
     )]
     Up(cli::up::UpArgs),
+    /// Check the placement what-if on recorded runs: P̂ from isolated baselines alone vs. the label.
+    #[command(
+        after_help = "Example:\n  cloudformer whatif --model models/default --data dataset/data --out bench/results/whatif.md"
+    )]
+    Whatif(cli::whatif::WhatIfArgs),
 }
 
 /// Fixes the compute thread count in `RAYON_NUM_THREADS` when the user has not: candle 0.11
@@ -98,6 +103,7 @@ fn main() -> std::process::ExitCode {
         Command::Predict(a) => cli::predict::run(a, &ctx),
         Command::Serve(a) => cli::serve::run(a, &ctx),
         Command::Up(a) => cli::up::run(a, &ctx),
+        Command::Whatif(a) => cli::whatif::run(a, &ctx),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

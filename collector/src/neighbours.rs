@@ -69,6 +69,7 @@ pub fn rows_of_second(
                 n_neighbours: n_t.saturating_sub(1),
                 gap: o.gap,
                 dt_s: o.dt_s,
+                cpus: o.cpus,
             }
         })
         .collect()

@@ -32,4 +32,7 @@ pub struct TenantRow {
     pub gap: bool,
     /// This tenant's measured interval (s).
     pub dt_s: f32,
+    /// The CPUs the tenant may run on (what `placement.contending_cpu_pct` was computed from;
+    /// the server recomputes neighbour columns with it, `serve::culprits`).
+    pub cpus: Vec<usize>,
 }

@@ -2,7 +2,9 @@
 //!
 //! - `POST /v1/predict`: windows of per-second metrics → P̂ (+ std, out-of-distribution flag).
 //! - Open Inference Protocol (KServe v2) REST: `/v2`, `/v2/health/*`, `/v2/models/{name}[/ready|/infer]`.
-//! - Live mode: the collector's agent in-process, `GET /v1/tenants[/{id}]`.
+//! - Live mode: the collector's agent in-process, `GET /v1/tenants[/{id}]`, and
+//!   `GET /v1/tenants/{id}/culprits` (which neighbour and which resource hurt a tenant),
+//!   `GET /v1/tenants/{id}/profile` and `POST /v1/placement` (what placing a tenant here would do).
 //! - `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/openapi.json`.
 //!
 //! Inference runs on one dedicated thread that micro-batches concurrent requests
@@ -10,14 +12,17 @@
 //! model is rejected and the old one keeps serving ([`reload`]).
 
 pub mod batcher;
+pub mod culprits;
 pub mod engine;
 pub mod error;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod parse;
+pub mod placement;
 pub mod reload;
 pub mod server;
+pub mod whatif;
 
 pub use batcher::BatchConfig;
 pub use engine::{Engine, Loader, ModelInfo, Pred, WindowData};

@@ -58,9 +58,43 @@ pub struct HistPoint {
     pub t: usize,
 }
 
+/// One second of one tenant in the ring buffer.
+#[derive(Debug, Clone)]
+struct LiveRow {
+    ts_ns: i64,
+    /// The model's feature order (own metrics, then `nbr.`).
+    features: Vec<f32>,
+    /// The CPUs the tenant may run on (the neighbour columns are recomputed with them).
+    cpus: Vec<usize>,
+}
+
+/// One tenant's row as the agent hands it to [`LiveState::ingest`].
+#[derive(Debug, Clone, Copy)]
+pub struct RowIn<'a> {
+    pub tenant: &'a str,
+    pub features: &'a [f32],
+    pub cpus: &'a [usize],
+}
+
+/// Every tenant present in one second of a tenant's window (see [`LiveState::neighbourhood`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecondOfHost {
+    pub ts_ns: i64,
+    /// Every tenant with a row at `ts_ns`, the asked tenant included.
+    pub rows: Vec<TenantSecond>,
+}
+
+/// One tenant's row at one second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantSecond {
+    pub tenant: String,
+    pub features: Vec<f32>,
+    pub cpus: Vec<usize>,
+}
+
 #[derive(Debug, Default)]
 struct TenantState {
-    rows: VecDeque<(i64, Vec<f32>)>,
+    rows: VecDeque<LiveRow>,
     history: VecDeque<HistPoint>,
     last_seen_tick: u64,
 }
@@ -119,26 +153,25 @@ impl LiveState {
 
     /// Adds one tick's rows (feature vectors in the model's order); returns the windows that are
     /// ready for prediction (tenant id in `id`). Rows of the wrong length are dropped.
-    pub fn ingest(
-        &self,
-        ts_ns: i64,
-        rows: &[(&str, &[f32])],
-        n_features: usize,
-    ) -> Vec<WindowData> {
+    pub fn ingest(&self, ts_ns: i64, rows: &[RowIn<'_>], n_features: usize) -> Vec<WindowData> {
         let tick = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
         self.last_tick_ts_ns.store(ts_ns, Ordering::Relaxed);
         let mut out = Vec::new();
         let Ok(mut map) = self.tenants.write() else {
             return out;
         };
-        for &(tenant, features) in rows {
-            if features.len() != n_features {
+        for r in rows {
+            if r.features.len() != n_features {
                 self.rows_dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let st = map.entry(tenant.to_string()).or_default();
+            let st = map.entry(r.tenant.to_string()).or_default();
             st.last_seen_tick = tick;
-            st.rows.push_back((ts_ns, features.to_vec()));
+            st.rows.push_back(LiveRow {
+                ts_ns,
+                features: r.features.to_vec(),
+                cpus: r.cpus.to_vec(),
+            });
             while st.rows.len() > self.sizes.window_s.max(1) {
                 st.rows.pop_front();
             }
@@ -151,8 +184,8 @@ impl LiveState {
             }
             let t = st.rows.len();
             let mut data = Vec::with_capacity(t * n_features);
-            for (_, r) in &st.rows {
-                data.extend_from_slice(r);
+            for r in &st.rows {
+                data.extend_from_slice(&r.features);
             }
             out.push(WindowData {
                 id: Some(tenant.clone()),
@@ -203,12 +236,12 @@ impl LiveState {
         let st = map.get(id)?;
         // The window of the latest prediction: the rows up to its timestamp.
         let upto = st.history.back().map(|h| h.ts_ns).unwrap_or(i64::MAX);
-        let rows: Vec<&(i64, Vec<f32>)> = st.rows.iter().filter(|(ts, _)| *ts <= upto).collect();
+        let rows: Vec<&LiveRow> = st.rows.iter().filter(|r| r.ts_ns <= upto).collect();
         let mut metrics = BTreeMap::new();
         for (j, name) in names.iter().enumerate() {
             let col: Vec<Option<f32>> = rows
                 .iter()
-                .map(|(_, r)| r.get(j).copied().filter(|v| v.is_finite()))
+                .map(|r| r.features.get(j).copied().filter(|v| v.is_finite()))
                 .collect();
             metrics.insert(name.clone(), col);
         }
@@ -217,47 +250,91 @@ impl LiveState {
             history: st.history.iter().copied().collect(),
             window: WindowView {
                 t: rows.len(),
-                ts_ns: rows.iter().map(|(ts, _)| *ts).collect(),
+                ts_ns: rows.iter().map(|r| r.ts_ns).collect(),
                 metrics,
             },
         })
+    }
+
+    /// Whether tenant `id` has rows in the ring buffer.
+    pub fn has(&self, id: &str) -> bool {
+        self.tenants
+            .read()
+            .map(|m| m.contains_key(id))
+            .unwrap_or(false)
+    }
+
+    /// For each second in tenant `id`'s ring buffer (oldest first), the rows of every tenant
+    /// present in that second (the agent's tick timestamp is shared by all rows of one tick).
+    /// `None` for an unknown tenant. A neighbour that left more than `window_s` seconds ago
+    /// or was forgotten is no longer here.
+    pub fn neighbourhood(&self, id: &str) -> Option<Vec<SecondOfHost>> {
+        let map = self.tenants.read().ok()?;
+        let me = map.get(id)?;
+        Some(
+            me.rows
+                .iter()
+                .map(|r| second_of_host(&map, r.ts_ns))
+                .collect(),
+        )
+    }
+
+    /// The host's last `n` seconds (agent ticks with a row of any tenant held), oldest first,
+    /// each with every tenant's row of that second.
+    pub fn last_seconds(&self, n: usize) -> Vec<SecondOfHost> {
+        let Ok(map) = self.tenants.read() else {
+            return Vec::new();
+        };
+        let all: std::collections::BTreeSet<i64> = map
+            .values()
+            .flat_map(|st| st.rows.iter().map(|r| r.ts_ns))
+            .collect();
+        let skip = all.len().saturating_sub(n);
+        all.into_iter()
+            .skip(skip)
+            .map(|ts| second_of_host(&map, ts))
+            .collect()
     }
 
     /// Prometheus series: per-tenant P̂ gauges and the agent's self-metrics.
     pub fn render_metrics(&self) -> String {
         let mut out = String::new();
         let summaries = self.summaries();
-        out.push_str("# HELP cloudformer_tenant_p Latest predicted degradation P̂ per tenant (1 = no degradation).\n# TYPE cloudformer_tenant_p gauge\n");
-        for s in &summaries {
-            if let Some(h) = s.latest {
-                let _ = writeln!(
-                    out,
-                    "cloudformer_tenant_p{{tenant=\"{}\"}} {}",
-                    escape_label(&s.id),
-                    h.p
-                );
-            }
-        }
-        out.push_str("# HELP cloudformer_tenant_p_std Uncertainty (std) of the latest P̂ per tenant.\n# TYPE cloudformer_tenant_p_std gauge\n");
-        for s in &summaries {
-            if let Some(h) = s.latest {
-                let _ = writeln!(
-                    out,
-                    "cloudformer_tenant_p_std{{tenant=\"{}\"}} {}",
-                    escape_label(&s.id),
-                    h.std
-                );
-            }
-        }
-        out.push_str("# HELP cloudformer_tenant_out_of_distribution 1 when the tenant's latest window lies outside the training data's ranges.\n# TYPE cloudformer_tenant_out_of_distribution gauge\n");
-        for s in &summaries {
-            if let Some(h) = s.latest {
-                let _ = writeln!(
-                    out,
-                    "cloudformer_tenant_out_of_distribution{{tenant=\"{}\"}} {}",
-                    escape_label(&s.id),
-                    u8::from(h.out_of_distribution)
-                );
+        // Per-tenant gauges of the latest point: (name, help, value).
+        type Gauge = (&'static str, &'static str, fn(&HistPoint) -> f32);
+        let gauges: [Gauge; 4] = [
+            (
+                "cloudformer_tenant_p",
+                "Latest predicted degradation P̂ per tenant (1 = no degradation).",
+                |h| h.p,
+            ),
+            (
+                "cloudformer_tenant_p_std",
+                "Uncertainty (std) of the latest P̂ per tenant.",
+                |h| h.std,
+            ),
+            (
+                "cloudformer_tenant_coverage",
+                "Share of the model's features the tenant's latest window observed.",
+                |h| h.coverage,
+            ),
+            (
+                "cloudformer_tenant_out_of_distribution",
+                "1 when the tenant's latest window lies outside the training data's ranges.",
+                |h| f32::from(u8::from(h.out_of_distribution)),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
+            for s in &summaries {
+                if let Some(h) = &s.latest {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{tenant=\"{}\"}} {}",
+                        escape_label(&s.id),
+                        value(h)
+                    );
+                }
             }
         }
         let last = self.last_tick_ts_ns.load(Ordering::Relaxed);
@@ -284,8 +361,25 @@ impl LiveState {
     }
 }
 
+/// Every tenant's row at tick `ts_ns`.
+fn second_of_host(map: &BTreeMap<String, TenantState>, ts_ns: i64) -> SecondOfHost {
+    let rows = map
+        .iter()
+        .filter_map(|(tenant, st)| {
+            let i = st.rows.binary_search_by_key(&ts_ns, |r| r.ts_ns).ok()?;
+            let r = &st.rows[i];
+            Some(TenantSecond {
+                tenant: tenant.clone(),
+                features: r.features.clone(),
+                cpus: r.cpus.clone(),
+            })
+        })
+        .collect();
+    SecondOfHost { ts_ns, rows }
+}
+
 /// One live round: ingest a tick, predict every ready tenant through the batcher, record.
-pub async fn live_round(live: &LiveState, batcher: &Batcher, ts_ns: i64, rows: &[(&str, &[f32])]) {
+pub async fn live_round(live: &LiveState, batcher: &Batcher, ts_ns: i64, rows: &[RowIn<'_>]) {
     let info = batcher.info();
     let f = info.n_features();
     let windows = live.ingest(ts_ns, rows, f);
@@ -382,10 +476,14 @@ pub fn spawn_agent(
             match tick {
                 Ok(tick) => {
                     // Borrowed from the tick: the ring buffer copies each row once.
-                    let rows: Vec<(&str, &[f32])> = tick
+                    let rows: Vec<RowIn<'_>> = tick
                         .rows
                         .iter()
-                        .map(|r| (r.tenant.as_str(), r.features.as_slice()))
+                        .map(|r| RowIn {
+                            tenant: &r.tenant,
+                            features: &r.features,
+                            cpus: &r.cpus,
+                        })
                         .collect();
                     live_round(&live, &batcher, tick.ts_ns, &rows).await;
                 }
@@ -411,6 +509,17 @@ fn set_agent_error(live: &LiveState, msg: String) {
 mod tests {
     use super::*;
 
+    /// Rows of one tick, every tenant on CPU 0.
+    fn tick<'a>(rows: &[(&'a str, &'a [f32])]) -> Vec<RowIn<'a>> {
+        rows.iter()
+            .map(|&(tenant, features)| RowIn {
+                tenant,
+                features,
+                cpus: &[0],
+            })
+            .collect()
+    }
+
     #[test]
     fn ring_buffer_bounds_and_forgets() {
         let live = LiveState::new(LiveSizes {
@@ -420,14 +529,14 @@ mod tests {
             forget_after_ticks: 1,
         });
         let row = |v: f32| vec![v, v + 1.0];
-        let w = live.ingest(1, &[("a", &row(1.0))], 2);
+        let w = live.ingest(1, &tick(&[("a", &row(1.0))]), 2);
         assert!(w.is_empty(), "one second is below min_window_s");
-        let w = live.ingest(2, &[("a", &row(2.0)), ("b", &[1.0])], 2);
+        let w = live.ingest(2, &tick(&[("a", &row(2.0)), ("b", &[1.0])]), 2);
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].t, 2);
         assert_eq!(live.rows_dropped.load(Ordering::Relaxed), 1);
         for ts in 3..6 {
-            let w = live.ingest(ts, &[("a", &row(ts as f32))], 2);
+            let w = live.ingest(ts, &tick(&[("a", &row(ts as f32))]), 2);
             assert_eq!(w[0].t, 3);
             assert_eq!(
                 w[0].data,
@@ -459,5 +568,45 @@ mod tests {
         live.ingest(6, &[], 2);
         live.ingest(7, &[], 2);
         assert!(live.summaries().is_empty());
+    }
+
+    #[test]
+    fn a_neighbourhood_is_every_tenant_of_each_second_of_the_window() {
+        let live = LiveState::new(LiveSizes {
+            window_s: 3,
+            min_window_s: 1,
+            history: 2,
+            forget_after_ticks: 5,
+        });
+        live.ingest(1, &tick(&[("v", &[1.0, 0.0]), ("x", &[2.0, 0.0])]), 2);
+        live.ingest(2, &tick(&[("v", &[1.5, 0.0])]), 2);
+        live.ingest(3, &tick(&[("v", &[1.7, 0.0]), ("y", &[3.0, 0.0])]), 2);
+        let n = live.neighbourhood("v").expect("v is live");
+        let present: Vec<(i64, Vec<&str>)> = n
+            .iter()
+            .map(|s| (s.ts_ns, s.rows.iter().map(|r| r.tenant.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            present,
+            vec![(1, vec!["v", "x"]), (2, vec!["v"]), (3, vec!["v", "y"])]
+        );
+        assert_eq!(n[2].rows[1].features, vec![3.0, 0.0]);
+        assert_eq!(n[2].rows[1].cpus, vec![0]);
+        assert!(live.has("x") && !live.has("z"));
+        assert!(live.neighbourhood("z").is_none());
+        // The window slides: the oldest second (and x's only row in it) leaves v's window.
+        live.ingest(4, &tick(&[("v", &[1.9, 0.0])]), 2);
+        let n = live.neighbourhood("v").unwrap();
+        assert_eq!(n.iter().map(|s| s.ts_ns).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert!(n.iter().all(|s| s.rows.iter().all(|r| r.tenant != "x")));
+        // The host's last seconds: ticks of any tenant, newest last.
+        let host = live.last_seconds(3);
+        assert_eq!(
+            host.iter().map(|s| s.ts_ns).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        assert_eq!(host[1].rows.len(), 2, "v and y at second 3");
+        assert_eq!(live.last_seconds(10).len(), 4, "x's second 1 is still held");
+        assert!(live.last_seconds(0).is_empty());
     }
 }

@@ -13,6 +13,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/predict"),
     ("get", "/v1/tenants"),
     ("get", "/v1/tenants/{id}"),
+    ("get", "/v1/tenants/{id}/culprits"),
+    ("get", "/v1/tenants/{id}/profile"),
+    ("post", "/v1/placement"),
     ("get", "/v2"),
     ("get", "/v2/health/live"),
     ("get", "/v2/health/ready"),
@@ -107,6 +110,34 @@ pub fn document(info: &ModelInfo) -> Value {
         ),
     );
     paths.insert("/v1/tenants/{id}".into(), get_op("Live mode: one tenant's P̂ history and the window the latest P̂ was computed on. The id is the tenant's cgroup path (slashes allowed).", ok_json("tenant", json!({"$ref": "#/components/schemas/TenantDetail"})), json!([path_param("id", "tenant id, e.g. machine.slice/machine-qemu-1-vm1.scope")])));
+    paths.insert(
+        "/v1/tenants/{id}/culprits".into(),
+        get_op(
+            "Live mode: which neighbour and which resource of the neighbours hurt the tenant. P̂ with every neighbour, alone, without each neighbour (neighbour columns recomputed from every tenant's own rows), and with each resource of the neighbour columns missing; ranked by how much their absence raises P̂. One batched forward pass. 409 while the tenant has fewer seconds than its first live prediction needs.",
+            ok_json("culprits", json!({"$ref": "#/components/schemas/Culprits"})),
+            json!([path_param("id", "tenant id, e.g. machine.slice/machine-qemu-1-vm1.scope")]),
+        ),
+    );
+    paths.insert(
+        "/v1/tenants/{id}/profile".into(),
+        get_op(
+            "Live mode: the tenant's own columns of its last seconds, to carry to another host's POST /v1/placement.",
+            ok_json("profile", json!({"$ref": "#/components/schemas/Profile"})),
+            json!([
+                path_param("id", "tenant id, e.g. machine.slice/machine-qemu-1-vm1.scope"),
+                {"name": "seconds", "in": "query", "required": false, "description": "last N seconds (default: all held, --window-s)", "schema": {"type": "integer", "minimum": 1}}
+            ]),
+        ),
+    );
+    paths.insert(
+        "/v1/placement".into(),
+        post_op(
+            "Live mode: what placing a profiled tenant on this host would do — P̂ of the candidate beside the current tenants, P̂ before → after for each of them, and the host score (the worst P̂ after placement). 422: the profile's catalogue differs, it has too few seconds, or too little coverage.",
+            json!({"$ref": "#/components/schemas/PlacementRequest"}),
+            ok_json("placement", json!({"$ref": "#/components/schemas/Placement"})),
+            json!([]),
+        ),
+    );
     paths.insert("/v2".into(), get_op("OIP server metadata.", ok_json("server", obj(json!({"name": {"type": "string"}, "version": {"type": "string"}, "extensions": {"type": "array", "items": {"type": "string"}}}))), json!([])));
     paths.insert(
         "/v2/health/live".into(),
@@ -181,7 +212,7 @@ pub fn document(info: &ModelInfo) -> Value {
     );
 
     let values = json!({"type": "array", "items": {"type": "number", "nullable": true}, "description": "per-second values; null = missing"});
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "cloudformer prediction server",
@@ -290,6 +321,70 @@ pub fn document(info: &ModelInfo) -> Value {
         },
         "security": [{"bearer": []}, {}],
         "paths": Value::Object(paths),
+    });
+    if let (Some(schemas), Value::Object(more)) = (
+        doc["components"]["schemas"].as_object_mut(),
+        scheduler_schemas(&values),
+    ) {
+        schemas.extend(more);
+    }
+    doc
+}
+
+/// The schemas of the scheduler endpoints (culprits, profile, placement): a second `json!`
+/// (one document in one macro call exceeds the macro recursion limit).
+fn scheduler_schemas(values: &Value) -> Value {
+    json!({
+                "Estimate": {"type": "object", "properties": {
+                    "p": {"type": "number"}, "std": {"type": "number"},
+                    "coverage": {"type": "number"}, "out_of_distribution": {"type": "boolean"}
+                }},
+                "Culprits": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "model_id": {"type": "string"}, "catalogue_hash": {"type": "string"},
+                    "t": {"type": "integer", "description": "seconds in the window"},
+                    "from_ts_ns": {"type": "integer"}, "to_ts_ns": {"type": "integer"},
+                    "with_all": {"$ref": "#/components/schemas/Estimate"},
+                    "alone": {"$ref": "#/components/schemas/Estimate"},
+                    "neighbours": {"type": "array", "description": "largest delta_p first", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "seconds_present": {"type": "integer"},
+                        "p_without": {"type": "number"}, "std_without": {"type": "number"},
+                        "delta_p": {"type": "number", "description": "p_without - with_all.p; > 0: the neighbour hurts"}
+                    }}},
+                    "resources": {"type": "array", "description": "largest delta_p first", "items": {"type": "object", "properties": {
+                        "resource": {"type": "string", "description": "metric-name prefix: cpu, mem, io, pids, proc, perf, net, placement"},
+                        "columns": {"type": "integer"},
+                        "p_occluded": {"type": "number"}, "std_occluded": {"type": "number"},
+                        "delta_p": {"type": "number"}
+                    }}}
+                }},
+                "Profile": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "model_id": {"type": "string"},
+                    "catalogue_hash": {"type": "string", "description": "the agent's catalogue; a placement host must have the same"},
+                    "t": {"type": "integer"}, "ts_ns": {"type": "array", "items": {"type": "integer"}},
+                    "cpus": {"type": "array", "items": {"type": "integer"}},
+                    "metrics": {"type": "object", "description": "own metric name → per-second values", "additionalProperties": values}
+                }},
+                "PlacementRequest": {"type": "object", "required": ["profile"], "properties": {
+                    "profile": {"$ref": "#/components/schemas/Profile"},
+                    "cpus": {"type": "array", "items": {"type": "integer"}, "description": "CPUs the candidate would run on here (default: every online CPU)"},
+                    "cpu_quota_cpus": {"type": "number", "description": "its CPU quota in CPUs (default: none)"}
+                }},
+                "Placement": {"type": "object", "properties": {
+                    "model_id": {"type": "string"}, "catalogue_hash": {"type": "string"},
+                    "t": {"type": "integer", "description": "seconds replayed"},
+                    "cpus": {"type": "array", "items": {"type": "integer"}},
+                    "candidate": {"$ref": "#/components/schemas/Estimate"},
+                    "tenants": {"type": "array", "description": "most hurt first", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "seconds": {"type": "integer"},
+                        "before": {"$ref": "#/components/schemas/Estimate"}, "after": {"$ref": "#/components/schemas/Estimate"},
+                        "delta_p": {"type": "number", "description": "after.p - before.p; < 0: the candidate would hurt it"}
+                    }}},
+                    "score": {"type": "object", "properties": {
+                        "worst_p": {"type": "number"}, "worst_std": {"type": "number"},
+                        "worst_tenant": {"type": "string", "nullable": true, "description": "null = the candidate"},
+                        "rule": {"type": "string"}
+                    }}
+                }}
     })
 }
 

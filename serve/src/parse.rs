@@ -172,7 +172,7 @@ pub struct PredictRequest {
 }
 
 /// serde_json error → 400 with "malformed JSON" for syntax errors, "invalid request" for shape errors.
-fn json_error(e: serde_json::Error, what: &str) -> ApiError {
+pub(crate) fn json_error(e: serde_json::Error, what: &str) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => {
@@ -183,7 +183,7 @@ fn json_error(e: serde_json::Error, what: &str) -> ApiError {
 }
 
 /// serde accepts a struct written as a JSON array (positional fields); requests must be objects.
-fn require_object(body: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn require_object(body: &[u8]) -> Result<(), ApiError> {
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Ok(()),
         Some(_) => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
@@ -290,7 +290,7 @@ fn label(i: usize, id: &Option<String>) -> String {
     }
 }
 
-fn check_value(v: Option<f64>, what: impl Fn() -> String) -> Result<f32, ApiError> {
+pub(crate) fn check_value(v: Option<f64>, what: impl Fn() -> String) -> Result<f32, ApiError> {
     match v {
         None => Ok(f32::NAN),
         Some(x) => {
@@ -307,7 +307,7 @@ fn check_value(v: Option<f64>, what: impl Fn() -> String) -> Result<f32, ApiErro
     }
 }
 
-fn check_t(t: usize, what: &str, limits: &Limits) -> Result<(), ApiError> {
+pub(crate) fn check_t(t: usize, what: &str, limits: &Limits) -> Result<(), ApiError> {
     if t == 0 {
         return Err(ApiError::bad_request(format!(
             "{what} is empty: it needs at least one second of values"
@@ -414,7 +414,7 @@ fn window_from(
 }
 
 /// ", did you mean X?" for a near miss (same name modulo case / `nbr.` prefix / separators).
-fn suggest(name: &str, names: &[String]) -> String {
+pub(crate) fn suggest(name: &str, names: &[String]) -> String {
     let norm = |s: &str| {
         s.to_ascii_lowercase()
             .chars()

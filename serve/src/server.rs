@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -349,6 +349,7 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/v1/predict", post(predict))
         .route("/v1/tenants", get(tenants))
         .route("/v1/tenants/{*id}", get(tenant))
+        .route("/v1/placement", post(placement))
         .route("/v2", get(v2_server))
         .route("/v2/health/live", get(v2_live))
         .route("/v2/health/ready", get(v2_ready))
@@ -673,23 +674,66 @@ async fn tenants(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiErro
     })))
 }
 
+/// `GET /v1/tenants/{id}`, `…/{id}/culprits`, `…/{id}/profile`. Tenant ids hold slashes
+/// (`machine.slice/machine-qemu-1.scope`): a live tenant's own id wins over a suffix.
 async fn tenant(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let live = live_or_404(&st)?;
     let info = st.batcher.info();
     let id = id.trim_start_matches('/');
-    let detail = live.detail(id, &info.feature_names).ok_or_else(|| {
-        ApiError::not_found(format!("no live tenant {id:?} (see GET /v1/tenants)"))
-    })?;
-    let mut v = serde_json::to_value(detail)
-        .map_err(|e| ApiError::internal(format!("cannot encode tenant: {e}")))?;
+    let sub = |suffix: &str| id.strip_suffix(suffix).filter(|v| live.has(v));
+    let v = if live.has(id) {
+        let detail = live.detail(id, &info.feature_names).ok_or_else(|| {
+            ApiError::not_found(format!("no live tenant {id:?} (see GET /v1/tenants)"))
+        })?;
+        to_json(detail)?
+    } else if let Some(victim) = sub("/culprits") {
+        let _guard = st.batcher.enter();
+        to_json(crate::culprits::culprits(live, &st.batcher, victim).await?)?
+    } else if let Some(tenant) = sub("/profile") {
+        let seconds = crate::placement::seconds_param(query.as_deref())?;
+        let cat = dataset::catalogue::Catalogue::builtin();
+        let p = crate::placement::profile(live, tenant, seconds.unwrap_or(usize::MAX), cat)
+            .ok_or_else(|| ApiError::not_found(format!("no live tenant {tenant:?}")))?;
+        to_json(p)?
+    } else {
+        return Err(ApiError::not_found(format!(
+            "no live tenant {id:?} (see GET /v1/tenants)"
+        )));
+    };
+    Ok(Json(with_model(v, &info)))
+}
+
+/// `POST /v1/placement`: what placing a profiled tenant on this host would do.
+async fn placement(
+    State(st): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_or_error(body)?;
+    let live = live_or_404(&st)?;
+    let _guard = st.batcher.enter();
+    let info = st.batcher.info();
+    let answer = crate::placement::placement(live, &st.batcher, &body, &st.limits).await?;
+    Ok(Json(with_model(to_json(answer)?, &info)))
+}
+
+fn to_json(x: impl serde::Serialize) -> Result<Value, ApiError> {
+    serde_json::to_value(x)
+        .map_err(|e| ApiError::internal(format!("cannot encode the answer: {e}")))
+}
+
+/// Adds the model's id, and its catalogue hash unless the answer has one (a profile carries
+/// the agent's), to an answer object.
+fn with_model(mut v: Value, info: &ModelInfo) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.insert("model_id".into(), json!(info.model_id));
-        o.insert("catalogue_hash".into(), json!(info.catalogue_hash));
+        o.entry("catalogue_hash")
+            .or_insert_with(|| json!(info.catalogue_hash));
     }
-    Ok(Json(v))
+    v
 }
 
 // --- Open Inference Protocol (KServe v2)

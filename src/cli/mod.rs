@@ -10,6 +10,7 @@ pub mod report;
 pub mod serve;
 pub mod train;
 pub mod up;
+pub mod whatif;
 
 /// What every subcommand may need from the global flags.
 pub struct Ctx {
