@@ -94,8 +94,8 @@ for ((i = 0; i < TENANTS; i++)); do
     mkdir -p "$h/$PREFIX/t$i"
     procs+=("$h/$PREFIX/t$i/cgroup.procs")
   done
-  sh -c "for f in ${procs[*]}; do echo \$\$ > \$f; done; exec stress-ng --cpu 1 --cpu-load $LOAD --timeout 1h" \
-    >/dev/null 2>&1 &
+  (sh -c "for f in ${procs[*]}; do echo \$\$ > \$f; done; exec stress-ng --cpu 1 --cpu-load $LOAD --timeout 1h" \
+    >/dev/null 2>&1 &)  # a subshell: not a job of this shell, no "Killed" line at cleanup
 done
 echo "bench/scheduler: $TENANTS tenants under $PREFIX at $LOAD % of one CPU each" >&2
 

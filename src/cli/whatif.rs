@@ -22,29 +22,23 @@ pub struct WhatIfArgs {
 }
 
 pub fn run(args: WhatIfArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
-    let mut predictor = model::Predictor::load(&args.model)
+    // The server's own engine (the same MC-dropout passes as `serve`'s default).
+    let mut engine = serve::engine::load_predictor(&args.model)
+        .map_err(anyhow::Error::msg)
         .with_context(|| format!("loading the model {}", args.model.display()))?;
+    let info = serve::Engine::info(&engine).clone();
     let names = dataset::catalogue::Catalogue::builtin().feature_names();
     anyhow::ensure!(
-        predictor.feature_names() == names.as_slice(),
+        info.feature_names == names,
         "the model {} reads {} features that are not the built-in catalogue's {}: the what-if rebuilds the catalogue's neighbour columns",
         args.model.display(),
-        predictor.n_features(),
+        info.n_features(),
         names.len()
     );
     let host_cpus = collector::perf::online_cpus();
     let report = serve::whatif::check_dataset(&args.data, &host_cpus, |windows| {
-        let ws: Vec<model::Window<'_>> = windows
-            .iter()
-            .map(|w| model::Window {
-                data: &w.data,
-                t: w.t,
-            })
-            .collect();
-        predictor
-            .predict(&ws)
-            .map(|ps| ps.into_iter().map(|p| p.p).collect())
-            .map_err(|e| e.to_string())
+        let ws: Vec<&serve::WindowData> = windows.iter().collect();
+        serve::Engine::predict(&mut engine, &ws).map(|ps| ps.into_iter().map(|p| p.p).collect())
     })
     .map_err(anyhow::Error::msg)
     .with_context(|| format!("checking the what-if on {}", args.data.display()))?;
@@ -54,7 +48,7 @@ pub fn run(args: WhatIfArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
         args.data.display(),
         report.skipped
     );
-    let text = markdown(&args, predictor.model_id(), &host_cpus, &report);
+    let text = markdown(&args, &info.model_id, &host_cpus, &report);
     print!("{text}");
     if let Some(out) = &args.out {
         std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
