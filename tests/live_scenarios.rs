@@ -15,10 +15,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{get, skip_reason, spawn_serve, Tenants};
+use common::{get, skip_reason, Tenants};
 
 /// Seconds of rows each live prediction is computed on (the bundled model learnt from runs of
 /// 15–19 s).
@@ -72,21 +71,7 @@ fn recent_p(addr: SocketAddr, id: &str) -> f64 {
 
 /// A server in live mode on the tenants under `prefix`, serving the bundled model.
 fn live_server(prefix: &str) -> (std::process::Child, SocketAddr) {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
-    let glob = format!("{prefix}/*");
-    let w = WINDOW_S.to_string();
-    spawn_serve(
-        &model,
-        &[
-            "--live",
-            "--tenants",
-            &glob,
-            "--window-s",
-            &w,
-            "--min-window-s",
-            "3",
-        ],
-    )
+    common::spawn_live_bundled(prefix, WINDOW_S)
 }
 
 fn pinned_load(pct: u32) -> String {

@@ -16,10 +16,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{get, post, skip_reason, spawn_serve, Tenants};
+use common::{get, post, skip_reason, Tenants};
 
 /// Seconds of rows each live prediction is computed on (as `live_scenarios`).
 const WINDOW_S: u64 = 12;
@@ -68,21 +67,9 @@ fn placement_lowers_a_cpu_bound_victims_p_and_culprits_list_its_neighbours() {
         return;
     }
     let prefix = format!("cf-sched-{}", std::process::id());
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
-    let glob = format!("{prefix}/*");
-    let w = WINDOW_S.to_string();
-    let args = [
-        "--live",
-        "--tenants",
-        &glob,
-        "--window-s",
-        &w,
-        "--min-window-s",
-        "3",
-    ];
     // 1. The donor alone: its profile.
     let donor = Tenants::start(&prefix, &[("donor", PINNED)]);
-    let (mut server, addr) = spawn_serve(&model, &args);
+    let (mut server, addr) = common::spawn_live_bundled(&prefix, WINDOW_S);
     let missing = get(addr, &format!("/v1/tenants/{prefix}/nobody/culprits"));
     std::thread::sleep(Duration::from_secs(WINDOW_S + 2));
     let profile = get(

@@ -182,6 +182,27 @@ pub fn spawn_serve(model: &std::path::Path, extra: &[&str]) -> (Child, SocketAdd
     spawn_server(&args)
 }
 
+/// A server in live mode on the tenants under `prefix` (`--window-s window_s`, first prediction
+/// after 3 s), serving the bundled model (`models/default`), started and listening.
+#[allow(dead_code)]
+pub fn spawn_live_bundled(prefix: &str, window_s: u64) -> (Child, SocketAddr) {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let glob = format!("{prefix}/*");
+    let w = window_s.to_string();
+    spawn_serve(
+        &model,
+        &[
+            "--live",
+            "--tenants",
+            &glob,
+            "--window-s",
+            &w,
+            "--min-window-s",
+            "3",
+        ],
+    )
+}
+
 /// Whether `bin` is on the PATH.
 pub fn have(bin: &str) -> bool {
     Command::new("sh")
