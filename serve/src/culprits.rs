@@ -205,22 +205,22 @@ fn resources_present(w: &WindowData, cat: &Catalogue) -> Vec<(String, Vec<usize>
     out
 }
 
-/// Puts the model's answers to a [`plan`] together.
+/// Puts the model's answers to a [`plan`]'s windows (`variants` says what each asked) together.
 pub fn assemble(
     id: &str,
     seconds: &[SecondOfHost],
-    plan: &Plan,
+    variants: &[Variant],
     preds: &[Pred],
 ) -> Result<Culprits, String> {
-    if preds.len() != plan.variants.len() {
+    if preds.len() != variants.len() {
         return Err(format!(
             "the model answered {} of {} windows",
             preds.len(),
-            plan.variants.len()
+            variants.len()
         ));
     }
     let find = |v: &Variant| {
-        plan.variants
+        variants
             .iter()
             .position(|x| x == v)
             .map(|i| preds[i])
@@ -231,7 +231,7 @@ pub fn assemble(
     let present = neighbours_of(id, seconds);
     let mut neighbours = Vec::new();
     let mut resources = Vec::new();
-    for (v, p) in plan.variants.iter().zip(preds) {
+    for (v, p) in variants.iter().zip(preds) {
         match v {
             Variant::Without(j) => neighbours.push(NeighbourEffect {
                 id: j.clone(),
@@ -299,11 +299,9 @@ pub async fn culprits(live: &LiveState, batcher: &Batcher, id: &str) -> Result<C
     }
     let cat = Catalogue::builtin();
     reads_the_catalogue(&batcher.info(), cat)?;
-    let plan = plan(id, &seconds, cat);
-    let answer = batcher
-        .predict(plan.windows.clone(), cat.n_features())
-        .await?;
-    assemble(id, &seconds, &plan, &answer.preds).map_err(ApiError::internal)
+    let Plan { windows, variants } = plan(id, &seconds, cat);
+    let answer = batcher.predict(windows, cat.n_features()).await?;
+    assemble(id, &seconds, &variants, &answer.preds).map_err(ApiError::internal)
 }
 
 #[cfg(test)]
@@ -443,7 +441,7 @@ mod tests {
                 }
             })
             .collect();
-        let c = assemble("victim", &seconds, &p, &preds).unwrap();
+        let c = assemble("victim", &seconds, &p.variants, &preds).unwrap();
         assert_eq!(c.t, 3);
         assert_eq!((c.from_ts_ns, c.to_ts_ns), (1_000, 1_002));
         assert_eq!(c.with_all.p, 0.25);
@@ -458,7 +456,7 @@ mod tests {
         assert_eq!(c.neighbours[2].delta_p, 0.0);
         assert_eq!(c.resources[0].resource, "cpu");
         assert!(c.resources[0].delta_p > 0.05 && c.resources[0].columns >= 1);
-        assert!(assemble("victim", &seconds, &p, &preds[1..]).is_err());
+        assert!(assemble("victim", &seconds, &p.variants, &preds[1..]).is_err());
     }
 
     #[test]

@@ -238,10 +238,11 @@ fn with_candidate(
     cat: &Catalogue,
 ) -> Vec<SecondOfHost> {
     let nm = cat.n_metrics();
+    let placement = dataset::placement::PlacementColumns::of(cat);
     let own_row = |s: usize| {
         let mut features = vec![f32::NAN; 2 * nm];
         features[..nm].copy_from_slice(&req.own[s * nm..(s + 1) * nm]);
-        if let Some(c) = dataset::placement::PlacementColumns::of(cat) {
+        if let Some(c) = &placement {
             features[c.cpuset_cpus] = cpus.len() as f32;
             features[c.cpu_quota_cpus] = req.cpu_quota_cpus.unwrap_or(f32::NAN);
         }
@@ -450,10 +451,9 @@ pub async fn placement(
         .unwrap_or_else(collector::perf::online_cpus);
     let host = live.last_seconds(req.t.min(live.sizes.window_s.max(1)));
     let seconds = with_candidate(&host, &req, &cpus, cat);
-    let plan = plan(&seconds, cat);
-    let answer = batcher
-        .predict(plan.windows.clone(), cat.n_features())
-        .await?;
+    let mut plan = plan(&seconds, cat);
+    let windows = std::mem::take(&mut plan.windows);
+    let answer = batcher.predict(windows, cat.n_features()).await?;
     assemble(&plan, &answer.preds, cpus, seconds.len()).map_err(ApiError::internal)
 }
 
