@@ -36,3 +36,16 @@ else
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found (the machine's rustup toolchain is expected)" >&2; exit 1; }
+
+# Python clients the tests drive (tests/triton_client.rs: tritonclient), pinned in
+# scripts/python-clients.txt, in a venv at .venv-clients (gitignored).
+venv=.venv-clients
+if "$venv/bin/python" -c "import tritonclient.http, numpy" 2>/dev/null; then
+  echo "setup: $venv has the Python clients"
+else
+  py="$(command -v python3)"
+  echo "setup: creating $venv with $py (scripts/python-clients.txt)"
+  rm -rf "$venv"
+  "$py" -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r scripts/python-clients.txt
+fi

@@ -7,7 +7,8 @@
 //!    the victim's P̂ after placement, and the host score is the worst P̂ after; a short profile
 //!    or another catalogue is a 422 naming it;
 //! 3. a CPU-bound `hog` and an idle tenant join the victim: `GET …/victim/culprits` lists both
-//!    with the seconds they were present, and P̂ alone above P̂ with every neighbour.
+//!    with the seconds they were present, and P̂ alone above P̂ with every neighbour; `/metrics`
+//!    names one of them as the victim's top culprit.
 //!
 //! Checks that today's bundled model cannot pass are in [`REPORT_ONLY`] with the reason: they
 //! print their value instead of asserting. Every answer is printed (`--nocapture`). Needs root,
@@ -109,6 +110,7 @@ fn placement_lowers_a_cpu_bound_victims_p_and_culprits_list_its_neighbours() {
     tenants.add("idle", "sleep 120");
     std::thread::sleep(Duration::from_secs(WINDOW_S + 2));
     let culprits = get_ready(addr, &format!("/v1/tenants/{victim}/culprits"));
+    let metrics = get(addr, "/metrics").text();
     let _ = server.kill();
     let _ = server.wait();
     drop(tenants);
@@ -180,6 +182,30 @@ fn placement_lowers_a_cpu_bound_victims_p_and_culprits_list_its_neighbours() {
         "alone {alone} vs with every neighbour {with_all}"
     );
     assert!(cv["resources"].as_array().is_some_and(|r| !r.is_empty()));
+
+    // The operators' view: the victim's top culprit on /metrics, one of its two neighbours.
+    let info = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "cloudformer_tenant_top_culprit_info{{tenant=\"{victim}\","
+            ))
+        })
+        .unwrap_or_else(|| panic!("no top culprit of {victim} on /metrics:\n{metrics}"));
+    eprintln!("{info}");
+    assert!(
+        [&hog, &idle]
+            .iter()
+            .any(|n| info.contains(&format!("neighbour=\"{n}\""))),
+        "{info}"
+    );
+    assert!(info.ends_with("} 1"), "{info}");
+    assert!(
+        metrics.contains(&format!(
+            "cloudformer_tenant_top_culprit_delta_p{{tenant=\"{victim}\"}} "
+        )),
+        "{metrics}"
+    );
 
     let first = neighbours[0]["id"].as_str().unwrap_or("");
     let top = cv["resources"][0]["resource"].as_str().unwrap_or("");

@@ -28,9 +28,8 @@ for v in CLOUDFORMER_BIN MODEL DURATION SERVE_ARGS WRK_TIMEOUT STARTUP_TIMEOUT O
 done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 INVOCATION="$0${*:+ $*}"
-abspath() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$ORIG_PWD/$1" ;; esac; }
-# shown relative to the repository root when inside it
-rel() { case $1 in "$ROOT"/*) printf '%s\n' "${1#"$ROOT"/}" ;; *) printf '%s\n' "$1" ;; esac; }
+# shellcheck source=bench/serve/lib.sh
+. "$ROOT/bench/serve/lib.sh"
 
 BIN=$ROOT/target/debug/cloudformer
 [ -n "${CLOUDFORMER_BIN:-}" ] && BIN=$(abspath "$CLOUDFORMER_BIN")
@@ -204,22 +203,11 @@ for r in "${RUNS[@]}"; do
   fi
 done
 # resident memory of the server in MB
-rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo n/a; }
+rss_mb() { rss_mb_of "$SERVER_PID"; }
 BODY1_BYTES=$(wc -c <"$WORK/body1.json")
 BODYN_BYTES=$(wc -c <"$WORK/body$MANY.json")
 
 # --- helpers ----------------------------------------------------------------------------------
-# wrk time ("812.00us", "1.23ms", "2.01s", "1.00m") → milliseconds
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/)      { sub(/us$/, "", v); x = v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); x = v }
-    else if (v ~ /m$/)  { sub(/m$/, "", v);  x = v * 60000 }
-    else if (v ~ /h$/)  { sub(/h$/, "", v);  x = v * 3600000 }
-    else if (v ~ /s$/)  { sub(/s$/, "", v);  x = v * 1000 }
-    else { print "n/a"; exit }
-    printf "%.2f\n", x }'
-}
 # value of an unlabelled series in the server's /metrics text (0 if absent)
 metric() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "$2"; }
 scrape() { curl -sS -f -o "$1" "$BASE/metrics" || : >"$1"; }

@@ -22,8 +22,8 @@ set -euo pipefail
 
 ORIG_PWD=$PWD
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-abspath() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$ORIG_PWD/$1" ;; esac; }
-rel() { case $1 in "$ROOT"/*) printf '%s\n' "${1#"$ROOT"/}" ;; *) printf '%s\n' "$1" ;; esac; }
+# shellcheck source=bench/serve/lib.sh
+. "$ROOT/bench/serve/lib.sh"
 die() { echo "bench/scheduler: $*" >&2; exit 1; }
 
 BIN=$ROOT/target/debug/cloudformer
@@ -167,14 +167,6 @@ LUA
 done
 
 # --- load -------------------------------------------------------------------------------------
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/)      { sub(/us$/, "", v); x = v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); x = v }
-    else if (v ~ /s$/)  { sub(/s$/, "", v);  x = v * 1000 }
-    else { print "n/a"; exit }
-    printf "%.2f\n", x }'
-}
 ROWS=()
 CMDS=()
 RAW=""

@@ -1,13 +1,19 @@
-//! A tiny HTTP responder for Prometheus text exposition at `/metrics` (the latest tick).
+//! A tiny HTTP responder for Prometheus text exposition at `/metrics` (the latest tick). A
+//! client has [`HEAD_TIMEOUT`] to send its request head, then the connection is closed (an idle
+//! or slowloris client cannot pile up tasks and sockets in the agent).
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::tick::Tick;
 use dataset::catalogue::Catalogue;
+
+/// Time a scraper has to send its whole request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -35,17 +41,17 @@ pub fn render(tick: Option<&Tick>) -> String {
     );
     let _ = writeln!(
         s,
-        "# TYPE cloudformer_collect_us gauge\ncloudformer_collect_us {}",
-        t.collect_us
+        "# HELP cloudformer_tick_collect_seconds Time the latest tick took to sample every source.\n# TYPE cloudformer_tick_collect_seconds gauge\ncloudformer_tick_collect_seconds {}",
+        t.collect_us as f64 / 1e6
     );
     let _ = writeln!(
         s,
-        "# TYPE cloudformer_lateness_us gauge\ncloudformer_lateness_us {}",
-        t.lateness_us
+        "# HELP cloudformer_tick_lateness_seconds How late the latest tick woke after its due time.\n# TYPE cloudformer_tick_lateness_seconds gauge\ncloudformer_tick_lateness_seconds {}",
+        t.lateness_us as f64 / 1e6
     );
     let _ = writeln!(
         s,
-        "# TYPE cloudformer_tenants gauge\ncloudformer_tenants {}",
+        "# HELP cloudformer_tenants Tenants in the latest tick.\n# TYPE cloudformer_tenants gauge\ncloudformer_tenants {}",
         t.rows.len()
     );
     let _ = writeln!(
@@ -63,7 +69,10 @@ pub fn render(tick: Option<&Tick>) -> String {
             }
         }
     }
-    let _ = writeln!(s, "# TYPE cloudformer_host gauge");
+    let _ = writeln!(
+        s,
+        "# HELP cloudformer_host Host-wide metric (catalogue name in `metric`).\n# TYPE cloudformer_host gauge"
+    );
     for (m, v) in cat.host_metrics().iter().zip(&t.host) {
         if v.is_finite() {
             let _ = writeln!(s, "cloudformer_host{{metric=\"{}\"}} {v}", m.name);
@@ -81,16 +90,22 @@ pub async fn serve(listener: TcpListener, latest: Arc<Mutex<Option<Arc<Tick>>>>)
         let latest = latest.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];
-            let mut n = 0;
-            while n < buf.len() {
-                match sock.read(&mut buf[n..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => n += k,
+            let read_head = async {
+                let mut n = 0;
+                while n < buf.len() {
+                    match sock.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k,
+                    }
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
                 }
-                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
+                n
+            };
+            let Ok(n) = tokio::time::timeout(HEAD_TIMEOUT, read_head).await else {
+                return; // dropping the socket closes it
+            };
             let req = &buf[..n];
             let (status, body) =
                 if req.starts_with(b"GET /metrics ") || req.starts_with(b"GET /metrics?") {

@@ -12,9 +12,11 @@
 //! model is rejected and the old one keeps serving ([`reload`]).
 
 pub mod batcher;
+pub mod conn;
 pub mod culprits;
 pub mod engine;
 pub mod error;
+pub mod error_heads;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -22,9 +24,12 @@ pub mod parse;
 pub mod placement;
 pub mod reload;
 pub mod server;
+pub mod top_culprits;
+pub mod v2_binary;
 pub mod whatif;
 
 pub use batcher::BatchConfig;
+pub use conn::ConnLimits;
 pub use engine::{Engine, Loader, ModelInfo, Pred, WindowData};
 pub use error::{ApiError, ServeError};
 pub use live::LiveConfig;

@@ -96,6 +96,14 @@ pub struct Metrics {
     pub queue_full: AtomicU64,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
+    /// Open client connections.
+    pub conn_open: AtomicI64,
+    /// Idle connections closed to make room at the connection cap.
+    pub conn_evicted: AtomicU64,
+    /// Connections answered 503 and closed: at the cap with every connection busy.
+    pub conn_refused: AtomicU64,
+    /// Connections closed because no whole request head came within the header timeout.
+    pub conn_header_timeouts: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -111,6 +119,10 @@ impl Default for Metrics {
             queue_full: AtomicU64::new(0),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            conn_open: AtomicI64::new(0),
+            conn_evicted: AtomicU64::new(0),
+            conn_refused: AtomicU64::new(0),
+            conn_header_timeouts: AtomicU64::new(0),
         }
     }
 }
@@ -199,6 +211,18 @@ impl Metrics {
             "# HELP cloudformer_model_reloads_total Model reload attempts by result.\n# TYPE cloudformer_model_reloads_total counter\ncloudformer_model_reloads_total{{result=\"ok\"}} {}\ncloudformer_model_reloads_total{{result=\"failed\"}} {}",
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cloudformer_http_connections Open client connections.\n# TYPE cloudformer_http_connections gauge\ncloudformer_http_connections {}",
+            self.conn_open.load(Ordering::Relaxed).max(0)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP cloudformer_http_connections_closed_total Connections the server closed early, by reason (evicted: idle at the connection cap; refused: at the cap with every connection busy; header_timeout: no whole request head within the header timeout).\n# TYPE cloudformer_http_connections_closed_total counter\ncloudformer_http_connections_closed_total{{reason=\"evicted\"}} {}\ncloudformer_http_connections_closed_total{{reason=\"refused\"}} {}\ncloudformer_http_connections_closed_total{{reason=\"header_timeout\"}} {}",
+            self.conn_evicted.load(Ordering::Relaxed),
+            self.conn_refused.load(Ordering::Relaxed),
+            self.conn_header_timeouts.load(Ordering::Relaxed)
         );
         out.push_str(extra);
         out

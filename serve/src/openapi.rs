@@ -28,13 +28,28 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 fn err_responses() -> Value {
-    json!({
-        "400": {"description": "Bad input (malformed JSON, wrong shapes, unknown metric names, non-finite values, empty windows).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        "401": {"description": "Missing or wrong bearer token.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        "404": {"description": "Unknown model, version or tenant.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        "413": {"description": "Body, batch or window larger than the limits.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-        "503": {"description": "Inference queue full (Retry-After: 1).", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    })
+    const ERRORS: [(&str, &str); 8] = [
+        ("400", "Bad input (an unparsable HTTP request, malformed JSON, wrong shapes, unknown metric names, non-finite values, empty windows)."),
+        ("401", "Missing or wrong bearer token."),
+        ("404", "Unknown model, version or tenant."),
+        ("408", "The request body did not arrive within --body-timeout."),
+        ("413", "Body, batch or window larger than the limits."),
+        ("414", "Request target longer than 8 KiB."),
+        ("431", "Request head larger than 64 KiB or more than 100 header lines."),
+        ("503", "Inference queue full, or every connection busy at --max-connections (Retry-After: 1)."),
+    ];
+    let schema = json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}});
+    Value::Object(
+        ERRORS
+            .iter()
+            .map(|(code, desc)| {
+                (
+                    code.to_string(),
+                    json!({"description": desc, "content": schema.clone()}),
+                )
+            })
+            .collect(),
+    )
 }
 
 fn ok_json(desc: &str, schema: Value) -> Value {

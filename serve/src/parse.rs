@@ -445,7 +445,9 @@ struct InferInput {
     datatype: String,
     #[serde(default)]
     parameters: Option<serde_json::Value>,
-    data: serde_json::Value,
+    /// Absent when the tensor comes as binary data (`parameters.binary_data_size`).
+    #[serde(default)]
+    data: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -478,6 +480,8 @@ pub struct InferRequest {
     pub windows: Vec<WindowData>,
     /// Requested output names (all of [`V2_OUTPUTS`] when the request names none).
     pub outputs: Vec<String>,
+    /// For each of `outputs`: answered as binary tensor data ([`crate::v2_binary`])?
+    pub binary: Vec<bool>,
     /// `"parameters": {"partial": true}`: thin windows are answered (flagged out of distribution)
     /// rather than refused.
     pub partial: bool,
@@ -529,17 +533,54 @@ fn dim(shape: &[i64], i: usize, input: &str) -> Result<usize, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("input {input:?}: dimension {d} too large")))
 }
 
-/// `POST /v2/models/{name}/infer` body → windows. Inputs: `metrics` FP32 `[B, T, F]` (or `[T, F]`
-/// for one window), row-major, windows padded to T; optional `lengths` INT32/INT64 `[B]` giving
-/// each window's real length (its first `lengths[b]` rows are used).
+/// `POST /v2/models/{name}/infer` body (JSON only) → windows; see [`parse_infer_parts`].
 pub fn parse_infer(
     body: &[u8],
     names: &[String],
     limits: &Limits,
 ) -> Result<InferRequest, ApiError> {
-    require_object(body)?;
+    parse_infer_parts(body, &[], names, limits)
+}
+
+/// An input's values, row-major: from its binary tensor data when it has some, else from its
+/// JSON `data` (at most `max` elements).
+fn input_values(
+    inp: &InferInput,
+    binary: Option<&[u8]>,
+    depth: usize,
+    max: usize,
+) -> Result<Vec<Option<f64>>, ApiError> {
+    let name = &inp.name;
+    match (binary, &inp.data) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(format!(
+            "input {name:?} has both \"data\" and parameters.binary_data_size; send one"
+        ))),
+        (Some(bytes), None) => crate::v2_binary::decode(bytes, &inp.datatype, name),
+        (None, Some(data)) => {
+            let mut out = Vec::with_capacity(max.min(1 << 22));
+            flatten(data, &mut out, depth, max)
+                .map_err(|e| ApiError::bad_request(format!("input {name:?}: {e}")))?;
+            Ok(out)
+        }
+        (None, None) => Err(ApiError::bad_request(format!(
+            "input {name:?} has no \"data\" (nor parameters.binary_data_size with binary tensor data after the JSON)"
+        ))),
+    }
+}
+
+/// `POST /v2/models/{name}/infer` body → windows; `json` is the JSON part and `binary` the
+/// binary tensor data after it (empty without `Inference-Header-Content-Length`). Inputs: `metrics` FP32 `[B, T, F]` (or `[T, F]`
+/// for one window), row-major, windows padded to T; optional `lengths` INT32/INT64 `[B]` giving
+/// each window's real length (its first `lengths[b]` rows are used).
+pub fn parse_infer_parts(
+    json: &[u8],
+    binary: &[u8],
+    names: &[String],
+    limits: &Limits,
+) -> Result<InferRequest, ApiError> {
+    require_object(json)?;
     let req: InferIn =
-        serde_json::from_slice(body).map_err(|e| json_error(e, "inference request"))?;
+        serde_json::from_slice(json).map_err(|e| json_error(e, "inference request"))?;
     let partial = match req.parameters.as_ref().and_then(|p| p.get("partial")) {
         None => false,
         Some(serde_json::Value::Bool(b)) => *b,
@@ -551,10 +592,15 @@ pub fn parse_infer(
         }
     };
     let f = names.len();
-    let mut metrics: Option<&InferInput> = None;
-    let mut lengths: Option<&InferInput> = None;
+    let mut section = crate::v2_binary::Section::new(binary);
+    let mut metrics: Option<(&InferInput, Option<&[u8]>)> = None;
+    let mut lengths: Option<(&InferInput, Option<&[u8]>)> = None;
     for inp in &req.inputs {
-        let _ = &inp.parameters;
+        // Binary tensor data is laid out in the order the inputs are listed.
+        let bytes = match crate::v2_binary::binary_size(inp.parameters.as_ref(), &inp.name)? {
+            Some(n) => Some(section.take(n, &inp.name)?),
+            None => None,
+        };
         let slot = match inp.name.as_str() {
             "metrics" => &mut metrics,
             "lengths" => &mut lengths,
@@ -570,9 +616,10 @@ pub fn parse_infer(
                 inp.name
             )));
         }
-        *slot = Some(inp);
+        *slot = Some((inp, bytes));
     }
-    let m = metrics.ok_or_else(|| {
+    section.finish()?;
+    let (m, m_bytes) = metrics.ok_or_else(|| {
         ApiError::bad_request(format!(
             "missing input \"metrics\" (FP32 [B, T, {f}], row-major)"
         ))
@@ -617,9 +664,7 @@ pub fn parse_infer(
     }
     check_t(t, "input \"metrics\"", limits)?;
     let expected = b * t * f;
-    let mut flat = Vec::with_capacity(expected.min(1 << 22));
-    flatten(&m.data, &mut flat, 0, expected)
-        .map_err(|e| ApiError::bad_request(format!("input \"metrics\": {e}")))?;
+    let flat = input_values(m, m_bytes, 0, expected)?;
     if flat.len() != expected {
         return Err(ApiError::bad_request(format!(
             "input \"metrics\" has {} values but its shape {:?} needs {expected}",
@@ -629,7 +674,7 @@ pub fn parse_infer(
     }
     let lens: Vec<usize> = match lengths {
         None => vec![t; b],
-        Some(l) => {
+        Some((l, l_bytes)) => {
             if !matches!(l.datatype.as_str(), "INT32" | "INT64" | "UINT32" | "UINT64") {
                 return Err(ApiError::bad_request(format!(
                     "input \"lengths\" has datatype {:?}; expected an integer type (\"INT32\", \"INT64\", \"UINT32\" or \"UINT64\")",
@@ -642,9 +687,7 @@ pub fn parse_infer(
                     l.shape
                 )));
             }
-            let mut raw = Vec::new();
-            flatten(&l.data, &mut raw, 1, b)
-                .map_err(|e| ApiError::bad_request(format!("input \"lengths\": {e}")))?;
+            let raw = input_values(l, l_bytes, 1, b)?;
             if raw.len() != b {
                 return Err(ApiError::bad_request(format!(
                     "input \"lengths\" has {} values; expected {b}",
@@ -681,28 +724,35 @@ pub fn parse_infer(
             data,
         });
     }
-    let outputs = match req.outputs {
-        None => V2_OUTPUTS.iter().map(|s| s.to_string()).collect(),
-        Some(o) if o.is_empty() => V2_OUTPUTS.iter().map(|s| s.to_string()).collect(),
-        Some(o) => {
+    let req_params = req.parameters.as_ref();
+    let binary_of =
+        |p: Option<&serde_json::Value>| crate::v2_binary::output_is_binary(req_params, p);
+    let (outputs, binary) = match req.outputs {
+        Some(o) if !o.is_empty() => {
             let mut names_out = Vec::new();
+            let mut binary = Vec::new();
             for r in o {
-                let _ = &r.parameters;
                 if !V2_OUTPUTS.contains(&r.name.as_str()) {
                     return Err(ApiError::bad_request(format!(
                         "unknown output {:?}; this model produces {V2_OUTPUTS:?}",
                         r.name
                     )));
                 }
+                binary.push(binary_of(r.parameters.as_ref()));
                 names_out.push(r.name);
             }
-            names_out
+            (names_out, binary)
         }
+        _ => (
+            V2_OUTPUTS.iter().map(|s| s.to_string()).collect(),
+            vec![binary_of(None); V2_OUTPUTS.len()],
+        ),
     };
     Ok(InferRequest {
         id: req.id,
         windows,
         outputs,
+        binary,
         partial,
     })
 }

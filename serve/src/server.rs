@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, RawQuery, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,11 +18,13 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::batcher::{BatchConfig, Batcher};
+use crate::conn::ConnLimits;
 use crate::engine::{validate, Loader, ModelInfo, WindowData};
 use crate::error::{ApiError, ServeError};
+use crate::error_heads::MAX_URI_BYTES;
 use crate::live::{LiveConfig, LiveState};
 use crate::metrics::Metrics;
-use crate::parse::{parse_infer, parse_predict_request, Limits};
+use crate::parse::{parse_infer_parts, parse_predict_request, Limits};
 use crate::reload::{fingerprint, reload, ReloadStatus};
 
 /// The name the model is served under on the Open Inference Protocol routes (its model id is
@@ -50,12 +52,14 @@ pub struct ServeConfig {
     /// After shutdown is asked, how long connections still open may finish (a client stalled
     /// mid-request is cut off then, so it cannot hold the server up).
     pub drain_timeout: Duration,
+    /// Connection cap, header and body timeouts.
+    pub conn: ConnLimits,
 }
 
 impl ServeConfig {
     /// Defaults: 127.0.0.1:8787, 8 MiB bodies, 256 windows × 600 s per request, batches of 64
     /// windows with ≤ 2 ms wait, reload poll every 2 s and on SIGHUP, no live mode, 10 s to
-    /// drain at shutdown.
+    /// drain at shutdown, the [`ConnLimits`] defaults.
     pub fn new(model_dir: impl Into<PathBuf>) -> Self {
         ServeConfig {
             model_dir: model_dir.into(),
@@ -70,6 +74,7 @@ impl ServeConfig {
             live: None,
             loader: crate::engine::default_loader(),
             drain_timeout: Duration::from_secs(10),
+            conn: ConnLimits::default(),
         }
     }
 }
@@ -102,6 +107,10 @@ pub(crate) struct AppState {
     loader: Loader,
     /// Live mode: the feature order the agent's rows come in (a reloaded model must match).
     live_features: Option<Vec<String>>,
+    max_body: usize,
+    body_timeout: Duration,
+    /// Live mode: the top culprits `/metrics` shows.
+    top_culprits: crate::top_culprits::TopCulprits,
 }
 
 /// A bound, not yet serving, server.
@@ -109,6 +118,8 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     cfg: ServeConfig,
+    /// The connection cap in force ([`ConnLimits::effective_cap`]).
+    conn_cap: usize,
 }
 
 impl Server {
@@ -121,6 +132,14 @@ impl Server {
         if cfg.max_body_bytes == 0 || cfg.limits.max_windows == 0 || cfg.limits.max_t == 0 {
             return Err(ServeError::Config(
                 "body size, max windows and max window seconds must be positive".into(),
+            ));
+        }
+        if cfg.conn.max_connections == 0
+            || cfg.conn.header_timeout.is_zero()
+            || cfg.conn.body_timeout.is_zero()
+        {
+            return Err(ServeError::Config(
+                "max connections, header timeout and body timeout must be positive".into(),
             ));
         }
         if cfg.batch.max_batch == 0 || cfg.batch.queue == 0 {
@@ -164,7 +183,14 @@ impl Server {
         };
         let metrics = Arc::new(Metrics::default());
         let batcher = Batcher::spawn(engine, cfg.batch, metrics.clone())?;
-        raise_nofile();
+        let conn_cap = cfg.conn.effective_cap(raise_nofile());
+        if conn_cap < cfg.conn.max_connections {
+            tracing::warn!(
+                max_connections = cfg.conn.max_connections,
+                cap = conn_cap,
+                "the open-files limit lowers the connection cap"
+            );
+        }
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|source| ServeError::Bind {
@@ -182,11 +208,15 @@ impl Server {
             model_dir: cfg.model_dir.clone(),
             loader: cfg.loader.clone(),
             live_features,
+            max_body: cfg.max_body_bytes,
+            body_timeout: cfg.conn.body_timeout,
+            top_culprits: Default::default(),
         });
         Ok(Server {
             listener,
             state,
             cfg,
+            conn_cap,
         })
     }
 
@@ -220,24 +250,16 @@ impl Server {
         if let (Some(live_cfg), Some(live)) = (&self.cfg.live, &state.live) {
             crate::live::spawn_agent(live_cfg, live.clone(), state.batcher.clone(), rx.clone())?;
         }
-        let app = router(state, self.cfg.max_body_bytes);
-        let mut rx2 = rx.clone();
-        let serving = axum::serve(self.listener, app).with_graceful_shutdown(async move {
-            let _ = rx2.wait_for(|v| *v).await;
-        });
-        let mut rx3 = rx.clone();
-        let drain = self.cfg.drain_timeout;
-        let deadline = async move {
-            let _ = rx3.wait_for(|v| *v).await;
-            tokio::time::sleep(drain).await;
-        };
-        tokio::select! {
-            r = serving => r?,
-            _ = deadline => tracing::warn!(
-                drain_s = drain.as_secs_f64(),
-                "connections still open after the drain timeout were closed"
-            ),
-        }
+        let app = router(state.clone(), self.cfg.max_body_bytes);
+        crate::conn::serve(
+            self.listener,
+            app,
+            (self.cfg.conn, self.conn_cap),
+            state.metrics.clone(),
+            rx,
+            self.cfg.drain_timeout,
+        )
+        .await;
         Ok(())
     }
 }
@@ -368,7 +390,9 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .layer(middleware::from_fn(limit_uri))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }
@@ -417,6 +441,70 @@ async fn auth(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Resp
         }
     }
     next.run(req).await
+}
+
+/// Request targets longer than [`MAX_URI_BYTES`] → 414 (JSON, like every error).
+async fn limit_uri(req: Request, next: Next) -> Response {
+    let n = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if n > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!("request target is {n} bytes; the limit is {MAX_URI_BYTES}"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Reads the whole body within `--body-timeout` (408 otherwise, and the connection is closed), so
+/// a client stalled mid-body holds a connection for a bounded time. Runs after auth: bodies of
+/// unauthenticated requests are never read.
+async fn read_body(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let limit = st.max_body;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body is larger than the limit (--max-body-mb)",
+        )
+        .into_response()
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(); // without reading a byte of it
+    }
+    let bytes = match tokio::time::timeout(st.body_timeout, axum::body::to_bytes(body, limit)).await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if over {
+                too_large()
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}")).into_response()
+            };
+        }
+        Err(_) => {
+            let mut r = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s (--body-timeout)",
+                    st.body_timeout.as_secs_f64()
+                ),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 async fn record(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
@@ -527,11 +615,10 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics_text(State(st): State<Arc<AppState>>) -> Response {
-    let extra = st
-        .live
-        .as_ref()
-        .map(|l| l.render_metrics())
-        .unwrap_or_default();
+    let extra = match &st.live {
+        Some(l) => l.render_metrics() + &st.top_culprits.render(l, &st.batcher).await,
+        None => String::new(),
+    };
     let info = st.batcher.info();
     let model = format!(
         "# HELP cloudformer_model_info The model serving now.\n# TYPE cloudformer_model_info gauge\ncloudformer_model_info{{model_id=\"{}\",catalogue_hash=\"{}\"}} 1\n",
@@ -765,7 +852,7 @@ async fn v2_server() -> Json<Value> {
     Json(json!({
         "name": "cloudformer",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": [],
+        "extensions": ["binary_tensor_data"],
     }))
 }
 
@@ -841,56 +928,75 @@ async fn v2_model_ready_v(
 
 async fn infer_common(
     st: Arc<AppState>,
-    name: String,
-    version: Option<String>,
+    (name, version): (String, Option<String>),
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    use crate::v2_binary::Tensor;
     let info = check_model(&st, &name, version.as_deref())?;
     let body = body_or_error(body)?;
+    let json_len = match headers.get(crate::v2_binary::HEADER) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    ApiError::bad_request("header Inference-Header-Content-Length is not text")
+                })?
+                .to_string(),
+        ),
+    };
     let _guard = st.batcher.enter();
     let limits = st.limits;
     let names = info.clone();
-    let req =
-        parse_off_executor(body, move |b| parse_infer(b, &names.feature_names, &limits)).await?;
+    let req = parse_off_executor(body, move |b| {
+        let (json, binary) = crate::v2_binary::split(b, json_len.as_deref())?;
+        parse_infer_parts(json, binary, &names.feature_names, &limits)
+    })
+    .await?;
     if !req.partial {
         refuse_thin_windows(&req.windows, &info)?;
     }
-    let b = req.windows.len();
     let answer = st.batcher.predict(req.windows, info.n_features()).await?;
     let (preds, info) = (answer.preds, answer.info);
-    let mut outputs = Vec::new();
-    for o in &req.outputs {
-        let t = match o.as_str() {
-            "degradation" => json!({"name": o, "datatype": "FP32", "shape": [b],
-                                    "data": preds.iter().map(|p| p.p).collect::<Vec<_>>()}),
-            "degradation_std" => json!({"name": o, "datatype": "FP32", "shape": [b],
-                                        "data": preds.iter().map(|p| p.std).collect::<Vec<_>>()}),
-            _ => json!({"name": o, "datatype": "BOOL", "shape": [b],
-                        "data": preds.iter().map(|p| p.out_of_distribution).collect::<Vec<_>>()}),
-        };
-        outputs.push(t);
-    }
-    Ok(Json(json!({
-        "model_name": MODEL_NAME,
-        "model_version": info.model_id,
-        "id": req.id.unwrap_or_default(),
-        "parameters": {"catalogue_hash": info.catalogue_hash},
-        "outputs": outputs,
-    })))
+    let outputs = req
+        .outputs
+        .iter()
+        .zip(&req.binary)
+        .map(|(o, binary)| {
+            let t = match o.as_str() {
+                "degradation" => Tensor::Fp32(preds.iter().map(|p| p.p).collect()),
+                "degradation_std" => Tensor::Fp32(preds.iter().map(|p| p.std).collect()),
+                _ => Tensor::Bool(preds.iter().map(|p| p.out_of_distribution).collect()),
+            };
+            (o.clone(), t, *binary)
+        })
+        .collect();
+    let head = serde_json::Map::from_iter([
+        ("model_name".to_string(), json!(MODEL_NAME)),
+        ("model_version".to_string(), json!(info.model_id)),
+        ("id".to_string(), json!(req.id.unwrap_or_default())),
+        (
+            "parameters".to_string(),
+            json!({"catalogue_hash": info.catalogue_hash}),
+        ),
+    ]);
+    Ok(crate::v2_binary::answer(head, outputs))
 }
 
 async fn v2_infer(
     State(st): State<Arc<AppState>>,
     UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    infer_common(st, name, None, body).await
+) -> Result<Response, ApiError> {
+    infer_common(st, (name, None), &headers, body).await
 }
 
 async fn v2_infer_v(
     State(st): State<Arc<AppState>>,
     UrlPath((name, version)): UrlPath<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    infer_common(st, name, Some(version), body).await
+) -> Result<Response, ApiError> {
+    infer_common(st, (name, Some(version)), &headers, body).await
 }

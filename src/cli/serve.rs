@@ -65,6 +65,18 @@ pub struct NetArgs {
     /// client stalled mid-request cannot hold the server up longer).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::collect::parse_duration)]
     pub drain_timeout: Duration,
+    /// Most open client connections (lowered to fit the open-files limit). At the cap a new
+    /// connection closes the oldest idle one; when every connection is busy it gets 503.
+    #[arg(long, default_value_t = serve::ConnLimits::default().max_connections)]
+    pub max_connections: usize,
+    /// Time a client has to send a whole request head, counted from when the server starts
+    /// waiting for it: also how long a kept-alive connection may sit idle (slowloris senders
+    /// and idle sockets are closed after it).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::collect::parse_duration)]
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's whole body (408 after it).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = super::collect::parse_duration)]
+    pub body_timeout: Duration,
 }
 
 /// Live-mode sizes (shared with `up`).
@@ -110,6 +122,11 @@ pub fn config(
     };
     cfg.reload_poll = (net.reload_poll_s > 0).then(|| Duration::from_secs(net.reload_poll_s));
     cfg.drain_timeout = net.drain_timeout;
+    cfg.conn = serve::ConnLimits {
+        max_connections: net.max_connections,
+        header_timeout: net.header_timeout,
+        body_timeout: net.body_timeout,
+    };
     if let Some((globs, l)) = live {
         if globs.is_empty() {
             anyhow::bail!(
@@ -196,4 +213,33 @@ pub fn run(args: ServeArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
             info.model_id, info.dir
         );
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Probe {
+        #[command(flatten)]
+        net: super::NetArgs,
+    }
+
+    #[test]
+    fn connection_flag_defaults_are_the_servers() {
+        let p = Probe::try_parse_from(["probe"]).unwrap();
+        let d = serve::ConnLimits::default();
+        assert_eq!(p.net.max_connections, d.max_connections);
+        assert_eq!(p.net.header_timeout, d.header_timeout);
+        assert_eq!(p.net.body_timeout, d.body_timeout);
+        assert_eq!(
+            p.net.drain_timeout,
+            serve::ServeConfig::new("m").drain_timeout
+        );
+        let p =
+            Probe::try_parse_from(["probe", "--header-timeout", "2s", "--max-connections", "5"])
+                .unwrap();
+        assert_eq!(p.net.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(p.net.max_connections, 5);
+    }
 }

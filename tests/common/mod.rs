@@ -131,13 +131,20 @@ pub fn bin() -> Command {
 #[path = "../../serve/tests/common/client.rs"]
 mod client;
 #[allow(unused_imports)]
-pub use client::{get, http, post, Resp};
+pub use client::{closed_by_server, get, http, post, Resp};
 
 /// Starts `cloudformer` with `args`, waits for its "listening on http://ADDR" line on stdout.
 pub fn spawn_server(args: &[&str]) -> (Child, SocketAddr) {
+    let mut cmd = bin();
+    cmd.args(args);
+    spawn_server_cmd(cmd)
+}
+
+/// Starts `cmd` (a `cloudformer` server command line, perhaps behind a wrapper such as
+/// `prlimit`), waits for its "listening on http://ADDR" line on stdout.
+pub fn spawn_server_cmd(mut cmd: Command) -> (Child, SocketAddr) {
     use std::io::BufRead;
-    let mut child = bin()
-        .args(args)
+    let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn cloudformer");

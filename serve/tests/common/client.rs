@@ -60,6 +60,43 @@ pub fn http(
     parse_response(&raw)
 }
 
+/// Sends `bytes` as they are on a fresh connection and reads the answer until the server closes.
+pub fn raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // The server may answer and close before it has read everything; ignore a broken pipe.
+    let _ = s.write_all(bytes);
+    read_answer(&mut s)
+}
+
+/// Reads an answer from `s` until the server closes the connection.
+pub fn read_answer(s: &mut TcpStream) -> Resp {
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    parse_response(&out)
+}
+
+/// Whether the server has closed `s` (a read sees end of file or a reset within `wait`).
+pub fn closed_by_server(mut s: &TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 512];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue, // an answer (503, 408): read on to the close
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
 fn parse_response(raw: &[u8]) -> Resp {
     let split = raw
         .windows(4)
