@@ -235,7 +235,7 @@ def main():
 
 | goal | measured | met |
 |---|---|---|
-| server RSS growth after the warm-up ≤ {a.max_growth_mb:g} MB | {base:.1f} → {end:.1f} MB (+{growth:.1f}; peak {peak:.1f}) | {'yes' if growth <= a.max_growth_mb else '**no**'} |
+| server RSS growth after the warm-up ≤ {a.max_growth_mb:g} MB | {base:.1f} → {end:.1f} MB ({growth:+.1f}; peak {peak:.1f}) | {'yes' if growth <= a.max_growth_mb else '**no**'} |
 | zero 5xx for valid requests | {five} of {sum(statuses.values())} (statuses {dict(sorted(statuses.items()))}) | {'yes' if five == 0 else '**no**'} |
 | valid requests never fail | failures {dict(hard_failures) or 'none'}; reconnects after an idle close {failures.get('reconnect', 0)} | {'yes' if not hard_failures else '**no**'} |
 | server alive at the end | {alive} | {'yes' if alive else '**no**'} |
