@@ -46,6 +46,8 @@ else
   py="$(command -v python3)"
   echo "setup: creating $venv with $py (scripts/python-clients.txt)"
   rm -rf "$venv"
-  "$py" -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r scripts/python-clients.txt
+  # A failure here fails only the test that needs the clients (naming the venv), not the rest.
+  { "$py" -m venv "$venv" &&
+    "$venv/bin/pip" install -q --disable-pip-version-check -r scripts/python-clients.txt; } ||
+    echo "setup: warning: could not install scripts/python-clients.txt into $venv; tests/triton_client.rs will fail naming it" >&2
 fi
