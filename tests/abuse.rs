@@ -6,12 +6,12 @@
 mod common;
 
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{closed_by_server, get, spawn_server_cmd};
+use common::{closed_by_server, get, slowloris, spawn_server_cmd, timed_get};
 
 fn bundled_model() -> String {
     let m = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
@@ -47,13 +47,6 @@ impl Drop for Killed {
     }
 }
 
-fn timed_healthz(addr: SocketAddr) -> Duration {
-    let t0 = Instant::now();
-    let r = get(addr, "/healthz");
-    assert_eq!(r.status, 200, "{}", r.text());
-    t0.elapsed()
-}
-
 #[test]
 fn idle_sockets_beyond_an_open_files_limit_of_1024_do_not_lock_out_a_valid_request() {
     let name = "idle_sockets_beyond_an_open_files_limit_of_1024_do_not_lock_out_a_valid_request";
@@ -76,7 +69,7 @@ fn idle_sockets_beyond_an_open_files_limit_of_1024_do_not_lock_out_a_valid_reque
         .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("idle connection {i}: {e}")))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let took = timed_healthz(addr);
+    let took = timed_get(addr, "/healthz");
     assert!(
         took < Duration::from_millis(100),
         "a valid request beside 1,100 idle sockets under NOFILE 1024 took {took:?}"
@@ -104,33 +97,12 @@ fn idle_sockets_beyond_an_open_files_limit_of_1024_do_not_lock_out_a_valid_reque
 fn slowloris_at_one_byte_a_second_is_cut_off_while_others_are_served() {
     let (child, addr) = spawn_server_cmd(serve_cmd(&[], &["--header-timeout", "3s"]));
     let _server = Killed(child);
-    let head =
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    let mut slow: Vec<TcpStream> = (0..200)
-        .map(|_| TcpStream::connect(addr).unwrap())
-        .collect();
-    let t0 = Instant::now();
-    let mut worst = Duration::ZERO;
-    let mut sent = 0;
     // One byte per connection per second for 5 s: no head ever completes.
-    while t0.elapsed() < Duration::from_secs(5) {
-        for s in &mut slow {
-            let _ = s.write_all(&head[sent..sent + 1]);
-        }
-        sent += 1;
-        for _ in 0..4 {
-            worst = worst.max(timed_healthz(addr));
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
+    let (worst, open) = slowloris(addr, 200, Duration::from_secs(1), Duration::from_secs(5));
     assert!(
         worst < Duration::from_millis(100),
         "valid requests beside 200 slowloris senders: slowest {worst:?}"
     );
-    let open = slow
-        .iter()
-        .filter(|s| !closed_by_server(s, Duration::from_millis(50)))
-        .count();
     assert_eq!(
         open, 0,
         "{open} of 200 slowloris connections still open after 5 s (--header-timeout 3s)"

@@ -64,13 +64,7 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
     let picked: Vec<&train::data::Run> = runs.iter().step_by((runs.len() / 24).max(1)).collect();
     let windows: Vec<serde_json::Value> = picked
         .iter()
-        .map(|r| {
-            let matrix: Vec<Vec<Option<f32>>> =
-                r.x.chunks(r.f)
-                    .map(|row| row.iter().map(|v| v.is_finite().then_some(*v)).collect())
-                    .collect();
-            serde_json::json!({"id": r.key(), "matrix": matrix})
-        })
+        .map(|r| serde_json::json!({"id": r.key(), "matrix": common::matrix_of(r)}))
         .collect();
     let body = serde_json::json!({ "windows": windows }).to_string();
 

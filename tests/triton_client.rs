@@ -51,13 +51,7 @@ fn tritonclient_with_binary_tensors_gets_the_p_of_the_json_path() {
     // The JSON path.
     let windows: Vec<serde_json::Value> = picked
         .iter()
-        .map(|r| {
-            let matrix: Vec<Vec<Option<f32>>> =
-                r.x.chunks(r.f)
-                    .map(|row| row.iter().map(|v| v.is_finite().then_some(*v)).collect())
-                    .collect();
-            serde_json::json!({"matrix": matrix})
-        })
+        .map(|r| serde_json::json!({"matrix": common::matrix_of(r)}))
         .collect();
     let json_answer = post(
         addr,

@@ -59,14 +59,6 @@ fn closed_total(addr: SocketAddr, reason: &str) -> u64 {
         .unwrap()
 }
 
-/// A valid request, timed.
-fn timed_healthz(addr: SocketAddr) -> Duration {
-    let t0 = Instant::now();
-    let r = get(addr, "/healthz");
-    assert_eq!(r.status, 200, "{}", r.text());
-    t0.elapsed()
-}
-
 #[test]
 fn requests_hyper_cannot_parse_get_json_errors_naming_the_limit() {
     let (addr, _s) = server("lin-parse", |_| {});
@@ -122,7 +114,7 @@ fn idle_connections_at_the_cap_make_room_for_a_valid_request() {
         .map(|_| TcpStream::connect(addr).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let took = timed_healthz(addr);
+    let took = timed_get(addr, "/healthz");
     assert!(
         took < Duration::from_millis(100),
         "a valid request beside 120 idle connections took {took:?}"
@@ -145,29 +137,12 @@ fn slowloris_heads_are_cut_off_by_the_header_timeout_while_others_are_served() {
     let (addr, _s) = server("lin-slow", |c| {
         c.conn.header_timeout = Duration::from_secs(1)
     });
-    let head =
-        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-    let mut slow: Vec<TcpStream> = (0..50).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    let t0 = Instant::now();
-    let mut worst = Duration::ZERO;
-    let mut sent = 0;
-    // One byte per connection every 200 ms for 3 s: the head never completes.
-    while t0.elapsed() < Duration::from_secs(3) {
-        for s in &mut slow {
-            let _ = s.write_all(&head[sent % head.len()..sent % head.len() + 1]);
-        }
-        sent += 1;
-        worst = worst.max(timed_healthz(addr));
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // One byte per connection every 200 ms for 3 s: the heads never complete.
+    let (worst, open) = slowloris(addr, 50, Duration::from_millis(200), Duration::from_secs(3));
     assert!(
         worst < Duration::from_millis(100),
         "valid requests beside 50 slowloris senders: slowest {worst:?}"
     );
-    let open = slow
-        .iter()
-        .filter(|s| !closed_by_server(s, Duration::from_millis(50)))
-        .count();
     assert_eq!(
         open, 0,
         "{open} slowloris connections still open after 3 s (timeout 1 s)"

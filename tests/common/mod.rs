@@ -131,7 +131,7 @@ pub fn bin() -> Command {
 #[path = "../../serve/tests/common/client.rs"]
 mod client;
 #[allow(unused_imports)]
-pub use client::{closed_by_server, get, http, post, Resp};
+pub use client::{closed_by_server, get, http, post, slowloris, timed_get, Resp};
 
 /// Starts `cloudformer` with `args`, waits for its "listening on http://ADDR" line on stdout.
 pub fn spawn_server(args: &[&str]) -> (Child, SocketAddr) {
@@ -334,4 +334,11 @@ pub fn assert_live_sources_filled(
         "live sources with null columns: {empty:#?}\n{avail:?}"
     );
     assert!(live > 100, "only {live} live columns");
+}
+
+/// A run's window as a posted `matrix` (rows of feature values, `null` = missing).
+pub fn matrix_of(r: &train::data::Run) -> Vec<Vec<Option<f32>>> {
+    r.x.chunks(r.f)
+        .map(|row| row.iter().map(|v| v.is_finite().then_some(*v)).collect())
+        .collect()
 }

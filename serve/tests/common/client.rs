@@ -159,3 +159,41 @@ pub fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Resp
 pub fn get(addr: SocketAddr, path: &str) -> Resp {
     http(addr, "GET", path, &[], b"")
 }
+
+/// `GET path` on a fresh connection, asserting 200; how long the answer took.
+pub fn timed_get(addr: SocketAddr, path: &str) -> Duration {
+    let t0 = std::time::Instant::now();
+    let r = get(addr, path);
+    assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+    t0.elapsed()
+}
+
+/// Slowloris: `n` connections that each send one more byte of a request head that never ends
+/// every `every`, for `total`; `GET /healthz` is timed after each round. Returns the slowest
+/// `/healthz` and how many of the `n` connections the server has not closed at the end.
+pub fn slowloris(
+    addr: SocketAddr,
+    n: usize,
+    every: Duration,
+    total: Duration,
+) -> (Duration, usize) {
+    let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    let mut slow: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let t0 = std::time::Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut sent = 0;
+    while t0.elapsed() < total {
+        for s in &mut slow {
+            let byte = head.get(sent).copied().unwrap_or(b'a');
+            let _ = s.write_all(&[byte]);
+        }
+        sent += 1;
+        worst = worst.max(timed_get(addr, "/healthz"));
+        std::thread::sleep(every);
+    }
+    let open = slow
+        .iter()
+        .filter(|s| !closed_by_server(s, Duration::from_millis(50)))
+        .count();
+    (worst, open)
+}
