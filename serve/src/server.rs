@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path as UrlPath, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,7 +24,7 @@ use crate::error::{ApiError, ServeError};
 use crate::error_heads::MAX_URI_BYTES;
 use crate::live::{LiveConfig, LiveState};
 use crate::metrics::Metrics;
-use crate::parse::{parse_infer_parts, parse_predict_request, Limits};
+use crate::parse::{parse_predict_request, Limits};
 use crate::reload::{fingerprint, reload, ReloadStatus};
 
 /// The name the model is served under on the Open Inference Protocol routes (its model id is
@@ -97,20 +97,20 @@ pub fn read_token_file(path: &Path) -> Result<String, ServeError> {
 }
 
 pub(crate) struct AppState {
-    batcher: Batcher,
-    metrics: Arc<Metrics>,
-    limits: Limits,
-    token: Option<String>,
-    reload_status: RwLock<ReloadStatus>,
-    live: Option<Arc<LiveState>>,
-    model_dir: PathBuf,
-    loader: Loader,
+    pub(crate) batcher: Batcher,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) limits: Limits,
+    pub(crate) token: Option<String>,
+    pub(crate) reload_status: RwLock<ReloadStatus>,
+    pub(crate) live: Option<Arc<LiveState>>,
+    pub(crate) model_dir: PathBuf,
+    pub(crate) loader: Loader,
     /// Live mode: the feature order the agent's rows come in (a reloaded model must match).
-    live_features: Option<Vec<String>>,
-    max_body: usize,
-    body_timeout: Duration,
+    pub(crate) live_features: Option<Vec<String>>,
+    pub(crate) max_body: usize,
+    pub(crate) body_timeout: Duration,
     /// Live mode: the top culprits `/metrics` shows.
-    top_culprits: crate::top_culprits::TopCulprits,
+    pub(crate) top_culprits: crate::top_culprits::TopCulprits,
 }
 
 /// A bound, not yet serving, server.
@@ -372,20 +372,23 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/v1/tenants", get(tenants))
         .route("/v1/tenants/{*id}", get(tenant))
         .route("/v1/placement", post(placement))
-        .route("/v2", get(v2_server))
-        .route("/v2/health/live", get(v2_live))
-        .route("/v2/health/ready", get(v2_ready))
-        .route("/v2/models/{name}", get(v2_model))
-        .route("/v2/models/{name}/ready", get(v2_model_ready))
-        .route("/v2/models/{name}/infer", post(v2_infer))
-        .route("/v2/models/{name}/versions/{version}", get(v2_model_v))
+        .route("/v2", get(crate::oip::v2_server))
+        .route("/v2/health/live", get(crate::oip::v2_live))
+        .route("/v2/health/ready", get(crate::oip::v2_ready))
+        .route("/v2/models/{name}", get(crate::oip::v2_model))
+        .route("/v2/models/{name}/ready", get(crate::oip::v2_model_ready))
+        .route("/v2/models/{name}/infer", post(crate::oip::v2_infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(crate::oip::v2_model_v),
+        )
         .route(
             "/v2/models/{name}/versions/{version}/ready",
-            get(v2_model_ready_v),
+            get(crate::oip::v2_model_ready_v),
         )
         .route(
             "/v2/models/{name}/versions/{version}/infer",
-            post(v2_infer_v),
+            post(crate::oip::v2_infer_v),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -547,7 +550,7 @@ async fn method_not_allowed(req: Request) -> ApiError {
     )
 }
 
-fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(crate) fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
         let status = r.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -579,7 +582,7 @@ fn live_status(st: &AppState) -> Option<Value> {
     })
 }
 
-fn is_ready(st: &AppState) -> bool {
+pub(crate) fn is_ready(st: &AppState) -> bool {
     match &st.live {
         Some(l) => l.agent_error.read().map(|e| e.is_none()).unwrap_or(false),
         None => true,
@@ -641,7 +644,7 @@ async fn openapi(State(st): State<Arc<AppState>>) -> Json<Value> {
 }
 
 /// Parses on a blocking thread when the body is big (keeps the executor responsive).
-async fn parse_off_executor<T: Send + 'static>(
+pub(crate) async fn parse_off_executor<T: Send + 'static>(
     body: Bytes,
     f: impl FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -701,7 +704,10 @@ const MISSING_NAMED: usize = 20;
 
 /// 422 for the first window whose coverage is below the model's floor, naming the features the
 /// model reads that the window never observed (`docs/api.md`, "Coverage").
-fn refuse_thin_windows(windows: &[WindowData], info: &ModelInfo) -> Result<(), ApiError> {
+pub(crate) fn refuse_thin_windows(
+    windows: &[WindowData],
+    info: &ModelInfo,
+) -> Result<(), ApiError> {
     let rule = &info.coverage;
     let Some((i, w)) = windows
         .iter()
@@ -821,182 +827,4 @@ fn with_model(mut v: Value, info: &ModelInfo) -> Value {
             .or_insert_with(|| json!(info.catalogue_hash));
     }
     v
-}
-
-// --- Open Inference Protocol (KServe v2)
-
-fn check_model(
-    st: &AppState,
-    name: &str,
-    version: Option<&str>,
-) -> Result<Arc<ModelInfo>, ApiError> {
-    let info = st.batcher.info();
-    if name != MODEL_NAME && name != info.model_id {
-        return Err(ApiError::not_found(format!(
-            "unknown model {name:?}; this server serves {MODEL_NAME:?} (model id {:?})",
-            info.model_id
-        )));
-    }
-    if let Some(v) = version {
-        if v != info.model_id {
-            return Err(ApiError::not_found(format!(
-                "unknown version {v:?} of model {name:?}; the version serving now is {:?}",
-                info.model_id
-            )));
-        }
-    }
-    Ok(info)
-}
-
-async fn v2_server() -> Json<Value> {
-    Json(json!({
-        "name": "cloudformer",
-        "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data"],
-    }))
-}
-
-async fn v2_live() -> Json<Value> {
-    Json(json!({"live": true}))
-}
-
-async fn v2_ready(State(st): State<Arc<AppState>>) -> Response {
-    let ready = is_ready(&st);
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(json!({"ready": ready}))).into_response()
-}
-
-fn model_metadata(info: &ModelInfo) -> Value {
-    json!({
-        "name": MODEL_NAME,
-        "versions": [info.model_id],
-        "platform": "candle",
-        "inputs": [
-            {"name": "metrics", "datatype": "FP32", "shape": [-1, -1, info.n_features()]},
-            {"name": "lengths", "datatype": "INT32", "shape": [-1]},
-        ],
-        "outputs": [
-            {"name": "degradation", "datatype": "FP32", "shape": [-1]},
-            {"name": "degradation_std", "datatype": "FP32", "shape": [-1]},
-            {"name": "out_of_distribution", "datatype": "BOOL", "shape": [-1]},
-        ],
-        "parameters": {
-            "model_id": info.model_id,
-            "catalogue_hash": info.catalogue_hash,
-            "feature_names": info.feature_names,
-        },
-    })
-}
-
-async fn v2_model(
-    State(st): State<Arc<AppState>>,
-    UrlPath(name): UrlPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(model_metadata(&*check_model(&st, &name, None)?)))
-}
-
-async fn v2_model_v(
-    State(st): State<Arc<AppState>>,
-    UrlPath((name, version)): UrlPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(model_metadata(&*check_model(
-        &st,
-        &name,
-        Some(&version),
-    )?)))
-}
-
-async fn v2_model_ready(
-    State(st): State<Arc<AppState>>,
-    UrlPath(name): UrlPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    check_model(&st, &name, None)?;
-    Ok(Json(json!({"name": name, "ready": true})))
-}
-
-async fn v2_model_ready_v(
-    State(st): State<Arc<AppState>>,
-    UrlPath((name, version)): UrlPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    check_model(&st, &name, Some(&version))?;
-    Ok(Json(json!({"name": name, "ready": true})))
-}
-
-async fn infer_common(
-    st: Arc<AppState>,
-    (name, version): (String, Option<String>),
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    use crate::v2_binary::Tensor;
-    let info = check_model(&st, &name, version.as_deref())?;
-    let body = body_or_error(body)?;
-    let json_len = match headers.get(crate::v2_binary::HEADER) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| {
-                    ApiError::bad_request("header Inference-Header-Content-Length is not text")
-                })?
-                .to_string(),
-        ),
-    };
-    let _guard = st.batcher.enter();
-    let limits = st.limits;
-    let names = info.clone();
-    let req = parse_off_executor(body, move |b| {
-        let (json, binary) = crate::v2_binary::split(b, json_len.as_deref())?;
-        parse_infer_parts(json, binary, &names.feature_names, &limits)
-    })
-    .await?;
-    if !req.partial {
-        refuse_thin_windows(&req.windows, &info)?;
-    }
-    let answer = st.batcher.predict(req.windows, info.n_features()).await?;
-    let (preds, info) = (answer.preds, answer.info);
-    let outputs = req
-        .outputs
-        .iter()
-        .zip(&req.binary)
-        .map(|(o, binary)| {
-            let t = match o.as_str() {
-                "degradation" => Tensor::Fp32(preds.iter().map(|p| p.p).collect()),
-                "degradation_std" => Tensor::Fp32(preds.iter().map(|p| p.std).collect()),
-                _ => Tensor::Bool(preds.iter().map(|p| p.out_of_distribution).collect()),
-            };
-            (o.clone(), t, *binary)
-        })
-        .collect();
-    let head = serde_json::Map::from_iter([
-        ("model_name".to_string(), json!(MODEL_NAME)),
-        ("model_version".to_string(), json!(info.model_id)),
-        ("id".to_string(), json!(req.id.unwrap_or_default())),
-        (
-            "parameters".to_string(),
-            json!({"catalogue_hash": info.catalogue_hash}),
-        ),
-    ]);
-    Ok(crate::v2_binary::answer(head, outputs))
-}
-
-async fn v2_infer(
-    State(st): State<Arc<AppState>>,
-    UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    infer_common(st, (name, None), &headers, body).await
-}
-
-async fn v2_infer_v(
-    State(st): State<Arc<AppState>>,
-    UrlPath((name, version)): UrlPath<(String, String)>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    infer_common(st, (name, Some(version)), &headers, body).await
 }
