@@ -19,6 +19,7 @@ pub mod error;
 pub mod error_heads;
 pub mod live;
 pub mod metrics;
+pub mod middleware;
 pub mod oip;
 pub mod openapi;
 pub mod parse;
