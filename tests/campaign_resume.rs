@@ -198,7 +198,8 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
     dataset::runs::write_runs(&path, &stored).unwrap();
 
     // 4. Restored: the sentinel agrees, and --stop-after stops at the first run boundary after
-    // 15 s (the replay takes ~9 s, c00000 at least ~9 s more), leaving c00001 to do.
+    // 15 s (the replay takes ~9 s, c00000 at least ~9 s more), leaving c00001 to do; the
+    // sentinel is replayed again at the end of that part.
     let (ok, err) = resume(&out, &["--stop-after", "15s"]);
     assert!(ok, "resume with --stop-after failed:\n{err}");
     assert!(
@@ -206,6 +207,11 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
         "{err}"
     );
     assert!(err.contains("stopped after --stop-after: 1 of 2"), "{err}");
+    // The part that the budget ended replays the sentinel once more (recorded, not refused).
+    assert!(
+        err.contains("at the start:") && err.contains("at the end:"),
+        "the closing sentinel replay is reported:\n{err}"
+    );
     let ids: HashSet<String> = read_runs(&path)
         .unwrap()
         .into_iter()

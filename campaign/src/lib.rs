@@ -65,6 +65,9 @@ pub struct Summary {
     pub stopped_early: bool,
     /// The sentinel baseline replayed on resume (and passed).
     pub sentinel: Option<sentinel::SentinelCheck>,
+    /// The sentinel replayed once more when `stop_after` ended the part: how far the machine
+    /// drifted while the part ran (recorded, never refused).
+    pub closing_sentinel: Option<sentinel::SentinelCheck>,
 }
 
 /// Runs (or resumes) a campaign: for each co-located run of the schedule not yet in the runs
@@ -146,6 +149,19 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
         pb.inc(1);
     }
     pb.finish_and_clear();
+    if summary.stopped_early {
+        summary.closing_sentinel = sentinel::replay(&runner, &journal)?;
+        if let Some(c) = summary.closing_sentinel.as_ref().filter(|c| !c.passed()) {
+            tracing::warn!(
+                key = %c.key,
+                deviation = c.deviation,
+                limit = c.limit,
+                "the sentinel baseline replayed at the end of this part differs from the stored \
+                 one by more than twice its noise: the machine drifted during the part, and its \
+                 labels may be biased"
+            );
+        }
+    }
     Ok(summary)
 }
 

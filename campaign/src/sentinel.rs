@@ -1,7 +1,9 @@
 //! The sentinel baseline: a resumed campaign first replays one isolated run of the first
 //! baseline it stored and compares it with that baseline, so that a machine that changed between
 //! parts (another job, CPU frequency, a kernel update, a different host) is caught before labels
-//! measured before and after are mixed.
+//! measured before and after are mixed. A part that `--stop-after` ends replays it once more
+//! ([`replay`], recorded, never refused: its labels are measured already), so each part's log
+//! shows how far the machine drifted while it ran.
 //!
 //! Refused when the replay's performance differs from the stored mean by more than twice the
 //! stored label noise (the repeats' coefficient of variation), with a floor of [`NOISE_FLOOR`]
@@ -66,6 +68,19 @@ impl SentinelCheck {
 /// Replays the first stored baseline (when the journal holds one whose key the plan still
 /// schedules) and refuses to go on when it differs; `None` when there is nothing to compare.
 pub fn check(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck>, CampaignError> {
+    let Some(c) = replay(runner, journal)? else {
+        return Ok(None);
+    };
+    if !c.passed() {
+        return Err(CampaignError::Sentinel(Box::new(c)));
+    }
+    tracing::info!(key = %c.key, deviation = c.deviation, limit = c.limit, "sentinel baseline agrees");
+    Ok(Some(c))
+}
+
+/// Replays the first stored baseline and judges it, without refusing anything; `None` when
+/// there is nothing to compare.
+pub fn replay(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck>, CampaignError> {
     let first = journal
         .rows()
         .iter()
@@ -99,12 +114,7 @@ pub fn check(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck>
             o.error.unwrap_or_default()
         )));
     }
-    let c = SentinelCheck::judge(key.to_string(), &stored, o.perf);
-    if !c.passed() {
-        return Err(CampaignError::Sentinel(Box::new(c)));
-    }
-    tracing::info!(key = %c.key, deviation = c.deviation, limit = c.limit, "sentinel baseline agrees");
-    Ok(Some(c))
+    Ok(Some(SentinelCheck::judge(key.to_string(), &stored, o.perf)))
 }
 
 #[cfg(test)]

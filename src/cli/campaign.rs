@@ -101,9 +101,16 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
 
 /// What a campaign run did: the sentinel's verdict, where a budget stopped it, the counts.
 fn report(s: &campaign::Summary, out: &std::path::Path, quiet: bool) {
-    if let Some(c) = &s.sentinel {
+    let replays = [
+        ("at the start", &s.sentinel),
+        ("at the end", &s.closing_sentinel),
+    ];
+    for (when, c) in replays
+        .iter()
+        .filter_map(|(when, c)| c.as_ref().map(|c| (when, c)))
+    {
         eprintln!(
-            "sentinel baseline {}: {:.4} against the stored {:.4} ({:.1} % ≤ {:.1} %)",
+            "sentinel baseline {} {when}: {:.4} against the stored {:.4} ({:.1} %, limit {:.1} %)",
             c.key,
             c.now,
             c.stored,

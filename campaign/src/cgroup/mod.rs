@@ -295,10 +295,9 @@ impl Parent {
                         )?;
                     }
                     if limits.mem_mb > 0.0 {
-                        write(
-                            &d.join("memory.max"),
-                            &format!("{}", (limits.mem_mb * 1048576.0) as u64),
-                        )?;
+                        let (high, max) = v2_memory_limits(limits.mem_mb);
+                        write(&d.join("memory.high"), &high.to_string())?;
+                        write(&d.join("memory.max"), &max.to_string())?;
                     }
                     if let Some(c) = &limits.cpuset {
                         write(&d.join("cpuset.cpus"), c)?;
@@ -326,6 +325,18 @@ impl Drop for Parent {
             }
         }
     }
+}
+
+/// Headroom of v2 `memory.max` above a tenant's memory limit, as a share of the limit.
+pub const V2_MEMORY_MAX_HEADROOM: f64 = 0.125;
+
+/// A memory limit of `mem_mb` MiB on v2, in bytes: `memory.high` at the limit, where the tenant
+/// reclaims (and is throttled while it does) as a v1 tenant reclaims at `memory.limit_in_bytes`,
+/// and `memory.max` an eighth above it, so that a burst past the limit is reclaimed rather than
+/// OOM-killed (v2's `memory.max` alone would kill the load where v1 swaps, and fail the run).
+fn v2_memory_limits(mem_mb: f64) -> (u64, u64) {
+    let high = mem_mb * 1_048_576.0;
+    (high as u64, (high * (1.0 + V2_MEMORY_MAX_HEADROOM)) as u64)
 }
 
 fn write(path: &Path, v: &str) -> Result<(), CgroupError> {

@@ -51,6 +51,44 @@ fn a_tenants_limits_are_written_in_its_controllers() {
 }
 
 #[test]
+fn on_pure_v2_hosts_a_tenant_reclaims_at_its_memory_limit_before_memory_max() {
+    let d = tempfile::tempdir().unwrap();
+    fs::write(
+        d.path().join("cgroup.controllers"),
+        "cpuset cpu io memory pids",
+    )
+    .unwrap();
+    let parent = Parent::create(Layout::detect(d.path()).unwrap()).unwrap();
+    let limits = Limits {
+        cpu: 0.5,
+        mem_mb: 256.0,
+        cpuset: Some("1".into()),
+        weight: Some(50),
+    };
+    let t = parent.tenant("t0", &limits).unwrap();
+    let read =
+        |f: &str| fs::read_to_string(d.path().join(parent.name()).join("t0").join(f)).unwrap();
+    assert_eq!(read("cpu.max"), "50000 100000");
+    assert_eq!(read("cpu.weight"), "50");
+    assert_eq!(read("cpuset.cpus"), "1");
+    // memory.high at the limit (reclaim there, as v1's limit_in_bytes), memory.max an eighth
+    // above it (a burst is reclaimed, not OOM-killed).
+    assert_eq!(read("memory.high"), "268435456");
+    assert_eq!(read("memory.max"), "301989888");
+    // A tenant without a memory limit gets neither.
+    let free = Limits {
+        mem_mb: 0.0,
+        ..limits
+    };
+    let u = parent.tenant("t1", &free).unwrap();
+    let t1 = d.path().join(parent.name()).join("t1");
+    assert!(!t1.join("memory.high").exists() && !t1.join("memory.max").exists());
+    // A plain directory tree is not a cgroup: skip the removal (it would wait for it).
+    std::mem::forget((t, u));
+    std::mem::forget(parent);
+}
+
+#[test]
 fn optional_hierarchies_are_left_out_when_not_mounted() {
     let d = tree(&["cpu", "cpuacct", "cpuset", "memory"]);
     assert_eq!(

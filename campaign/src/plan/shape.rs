@@ -13,8 +13,8 @@ pub struct Shape {
     pub name: String,
     /// vCPUs (CFS quota); > 0.
     pub cpu: f64,
-    /// MiB; 0 = none. Under a v1 memory controller a tenant that needs more reclaims (and
-    /// swaps) at this limit.
+    /// MiB; 0 = none. A tenant that needs more reclaims (and swaps) at this limit: v1
+    /// `memory.limit_in_bytes`; v2 `memory.high`, with `memory.max` an eighth above it.
     pub mem_mb: f64,
     /// Relative CPU weight (v2 `cpu.weight`, 1–10000, 100 by default; v1 `cpu.shares` =
     /// weight × 1024 / 100).
