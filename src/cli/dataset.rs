@@ -269,6 +269,7 @@ pub fn trivial_summary(dir: &std::path::Path) -> String {
             models,
             early_ks: vec![],
             lstm: Default::default(),
+            window_s: 0,
             command: "cloudformer dataset summary".into(),
         };
         let scratch = tempfile::tempdir()?;

@@ -33,6 +33,12 @@ pub struct EvalArgs {
     /// Early prediction: also evaluate on the first k seconds of each run (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "10,30,60")]
     pub early: Vec<usize>,
+    /// Per-window evaluation: every run is cut into non-overlapping W-second windows, labelled
+    /// with the mean per-second P over the window (the run's P where the application reports
+    /// none); every model trains and is tested on those windows, and early-prediction ks ≥ W
+    /// are dropped. 0 = whole tenant-runs.
+    #[arg(long, value_name = "W", default_value_t = 0)]
+    pub per_window: usize,
     /// LSTM baseline epochs.
     #[arg(long, default_value_t = train::baselines::lstm::LstmParams::default().epochs)]
     pub lstm_epochs: usize,
@@ -73,6 +79,7 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
             epochs: args.lstm_epochs,
             ..Default::default()
         },
+        window_s: args.per_window,
         command,
     };
     let cf_opts = args.cf.to_options("cf", args.seed, true);

@@ -7,6 +7,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+/// The live window of a model that does not record the input length it was trained on.
+pub const DEFAULT_LIVE_WINDOW_S: usize = 20;
+
+/// The input length, in seconds, that the model in `model` was trained on (`training.input_len_s`
+/// of its config.json), when it records one.
+fn trained_input_len(model: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(model.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["training"]["input_len_s"]
+        .as_u64()
+        .filter(|&n| n > 0)
+        .map(|n| n as usize)
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Model directory (a checkpoint: model.safetensors + config.json).
@@ -85,10 +99,12 @@ pub struct LiveArgs {
     /// cgroup v2 mount point the tenant globs are relative to.
     #[arg(long, default_value = "/sys/fs/cgroup")]
     pub cgroup_root: PathBuf,
-    /// Seconds kept per tenant: the window each live prediction is computed on (20 matches the
-    /// 17-19 s runs the bundled model was trained on).
-    #[arg(long, default_value_t = 20)]
-    pub window_s: usize,
+    /// Seconds kept per tenant: the window each live prediction is computed on. Default: the
+    /// input length the model was trained on (`training.input_len_s` in its config.json: the
+    /// median length of its training runs or windows), else 20 (models trained before that was
+    /// recorded: the 17-19 s runs of dataset v1).
+    #[arg(long)]
+    pub window_s: Option<usize>,
     /// Seconds of data before a tenant's first prediction.
     #[arg(long, default_value_t = 3)]
     pub min_window_s: usize,
@@ -133,18 +149,26 @@ pub fn config(
                 "live mode needs at least one --tenants GLOB (e.g. 'machine.slice/machine-qemu*')"
             );
         }
-        if l.window_s == 0 || l.min_window_s == 0 || l.min_window_s > l.window_s {
+        let window_s = l
+            .window_s
+            .unwrap_or_else(|| trained_input_len(model).unwrap_or(DEFAULT_LIVE_WINDOW_S));
+        if window_s == 0 || l.min_window_s == 0 || l.min_window_s > window_s {
             anyhow::bail!(
-                "--min-window-s ({}) must be between 1 and --window-s ({})",
+                "--min-window-s ({}) must be between 1 and --window-s ({window_s}{})",
                 l.min_window_s,
-                l.window_s
+                if l.window_s.is_some() {
+                    ""
+                } else {
+                    ", the model's input length"
+                }
             );
         }
+        tracing::info!(window_s, "live window");
         cfg.live = Some(serve::LiveConfig {
             cgroup_root: l.cgroup_root.clone(),
             tenant_globs: globs.to_vec(),
             sizes: serve::LiveSizes {
-                window_s: l.window_s,
+                window_s,
                 min_window_s: l.min_window_s,
                 history: l.history.max(1),
                 forget_after_ticks: 10,
@@ -241,5 +265,41 @@ mod tests {
                 .unwrap();
         assert_eq!(p.net.header_timeout, std::time::Duration::from_secs(2));
         assert_eq!(p.net.max_connections, 5);
+    }
+
+    #[derive(clap::Parser)]
+    struct LiveProbe {
+        #[command(flatten)]
+        net: super::NetArgs,
+        #[command(flatten)]
+        live: super::LiveArgs,
+    }
+
+    /// The live window: --window-s when given, else the input length the model records, else 20.
+    #[test]
+    fn the_live_window_follows_the_model_unless_given() {
+        let window = |model: &std::path::Path, args: &[&str]| {
+            let p = LiveProbe::try_parse_from(std::iter::once("probe").chain(args.iter().copied()))
+                .unwrap();
+            let globs = vec!["t/*".to_string()];
+            super::config(model, &p.net, Some((&globs, &p.live)))
+                .map(|c| c.live.unwrap().sizes.window_s)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let m = dir.path();
+        // No config.json, or one without the field (the bundled v1 model): 20.
+        assert_eq!(window(m, &[]).unwrap(), super::DEFAULT_LIVE_WINDOW_S);
+        std::fs::write(m.join("config.json"), r#"{"training":{"options":{}}}"#).unwrap();
+        assert_eq!(window(m, &[]).unwrap(), super::DEFAULT_LIVE_WINDOW_S);
+        std::fs::write(m.join("config.json"), r#"{"training":{"input_len_s":60}}"#).unwrap();
+        assert_eq!(window(m, &[]).unwrap(), 60);
+        assert_eq!(window(m, &["--window-s", "30"]).unwrap(), 30);
+        let e = window(m, &["--min-window-s", "61"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--window-s (60, the model's input length)"),
+            "{e}"
+        );
     }
 }

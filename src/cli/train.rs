@@ -68,6 +68,28 @@ pub struct CfFlags {
     /// keep it (the checkpoint's train.json records `refit_runs`).
     #[arg(long, default_value_t = defaults().refit)]
     pub refit: bool,
+    /// Choose the learning rate and the encoder blocks on the training applications only: they
+    /// are dealt into K groups, every candidate (--select-lr × --select-blocks) trains K times
+    /// with one group held out for early stopping, the best mean validation MAE wins, and it
+    /// trains on every training application for its median best epoch (selection.json records
+    /// all scores). Costs candidates × K + 1 trainings.
+    #[arg(long, value_name = "K", conflicts_with = "refit")]
+    pub inner_folds: Option<usize>,
+    /// Learning rates tried by --inner-folds (comma-separated; default: --lr).
+    #[arg(long, value_delimiter = ',', requires = "inner_folds")]
+    pub select_lr: Vec<f64>,
+    /// Encoder blocks per branch tried by --inner-folds (comma-separated; default: --blocks).
+    #[arg(long, value_delimiter = ',', requires = "inner_folds")]
+    pub select_blocks: Vec<usize>,
+}
+
+/// The values given, or the single default.
+fn or_default<T: Clone>(given: &[T], default: T) -> Vec<T> {
+    if given.is_empty() {
+        vec![default]
+    } else {
+        given.to_vec()
+    }
 }
 
 impl CfFlags {
@@ -93,6 +115,11 @@ impl CfFlags {
             encoding: self.encoding,
             pre_norm: self.pre_norm,
             refit: self.refit,
+            select: self.inner_folds.map(|folds| train::select::SelectOptions {
+                lrs: or_default(&self.select_lr, self.lr),
+                blocks: or_default(&self.select_blocks, self.blocks),
+                folds,
+            }),
         }
     }
 }
@@ -150,5 +177,47 @@ mod tests {
         let a = cli.train;
         let opts = a.cf.to_options(&a.variant, a.seed, true);
         assert_eq!(opts, train::cf::TrainOptions::default());
+    }
+
+    #[test]
+    fn inner_selection_flags() {
+        let cli = Cli::parse_from([
+            "t",
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--inner-folds",
+            "3",
+            "--select-lr",
+            "1e-3,3e-4",
+            "--lr",
+            "5e-4",
+            "--blocks",
+            "2",
+        ]);
+        let opts = cli.train.cf.to_options("cf", 42, true);
+        let sel = opts.select.expect("--inner-folds turns the selection on");
+        assert_eq!(sel.folds, 3);
+        assert_eq!(sel.lrs, vec![1e-3, 3e-4]);
+        assert_eq!(sel.blocks, vec![2], "--select-blocks defaults to --blocks");
+        // A candidate list without --inner-folds would select nothing: refused.
+        let e = Cli::try_parse_from(["t", "--data", "d", "--out", "o", "--select-lr", "1e-3"])
+            .err()
+            .expect("--select-lr without --inner-folds")
+            .to_string();
+        assert!(e.contains("--inner-folds"), "{e}");
+        // The selection refits already.
+        assert!(Cli::try_parse_from([
+            "t",
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--inner-folds",
+            "2",
+            "--refit"
+        ])
+        .is_err());
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{apps_of, validate_runs, Run};
 use crate::error::{Result, TrainError};
 use crate::eval::{SeqPredictor, SeqTrainer};
+use crate::select::{SelectOptions, Selection};
 use crate::split::{app_infos, train_only_split, train_val_indices};
 
 pub use crate::fit::train_on;
@@ -62,6 +63,11 @@ pub struct TrainOptions {
     /// schedule) and keep it. Left out of the options file when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refit: bool,
+    /// Choose `lr` and `blocks` by inner leave-applications-out on the training and validation
+    /// applications, then train on all of them ([`crate::select`]). Left out of the options
+    /// file when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<SelectOptions>,
 }
 
 /// The network's input encoding (see `model::masked`).
@@ -125,6 +131,7 @@ impl Default for TrainOptions {
             encoding: InputEncoding::Masked,
             pre_norm: false,
             refit: false,
+            select: None,
         }
     }
 }
@@ -156,6 +163,10 @@ pub struct TrainSummary {
     /// runs together for `best_epoch` epochs; how many runs it saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refit_runs: Option<usize>,
+    /// With `select`: the inner selection (also `selection.json`); `best_val_mae` is then the
+    /// chosen recipe's mean inner validation MAE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
 }
 
 /// The model configuration of a variant name.
@@ -333,11 +344,22 @@ impl SeqTrainer for CfTrainer {
                 let _ = std::fs::remove_file(p);
             }
         }
+        let chosen = match &s.selection {
+            Some(sel) => format!(
+                " selected by {} inner folds: lr={} blocks={} epochs={} inner_val_mae={:.2}",
+                sel.groups.len(),
+                s.options.lr,
+                s.options.blocks,
+                sel.epochs,
+                s.best_val_mae
+            ),
+            None => String::new(),
+        };
         Ok(Box::new(CfPredictor {
             pred,
             desc: format!(
-                "{variant} params={} epochs={} best_epoch={} val_mae={:.2} lr={} loss={} scale={} max_len={}",
-                s.n_params, s.epochs_run, s.best_epoch, s.best_val_mae, opts.lr, opts.loss, opts.target_scale, opts.max_len
+                "{variant} params={} epochs={} best_epoch={} val_mae={:.2} lr={} loss={} scale={} max_len={}{chosen}",
+                s.n_params, s.epochs_run, s.best_epoch, s.best_val_mae, s.options.lr, opts.loss, opts.target_scale, opts.max_len
             ),
         }))
     }

@@ -150,6 +150,22 @@ pub fn sliding_windows(runs: &[&Run], w: usize, stride: usize) -> Vec<Run> {
     out
 }
 
+/// The units of a per-window evaluation (`cloudformer eval --per-window W`): every
+/// non-overlapping `w`-second window of each run ([`sliding_windows`] with stride `w`), each a
+/// tenant-run of its own for training and test. Errors when no run is `w` seconds long.
+pub fn window_units(runs: &[Run], w: usize) -> Result<Vec<Run>> {
+    let all: Vec<&Run> = runs.iter().collect();
+    let units = sliding_windows(&all, w, w);
+    if units.is_empty() {
+        let longest = runs.iter().map(|r| r.t).max().unwrap_or(0);
+        return Err(TrainError::Invalid(format!(
+            "--per-window {w}: no run is that long (the longest has {longest} s); \
+             choose a window of at most {longest} s"
+        )));
+    }
+    Ok(units)
+}
+
 /// A scenario is static when it is named `static` (or empty / `constant`); `increasing`,
 /// `decreasing`, `periodic`, `random`, … are dynamic.
 pub fn is_dynamic_scenario(s: &str) -> bool {

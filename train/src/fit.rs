@@ -117,7 +117,7 @@ fn resume_from(last_dir: &Path, cfg: &Config, net: &mut CloudFormer) -> Result<R
     Ok(state)
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|source| TrainError::Json {
         path: path.to_path_buf(),
         source,
@@ -254,8 +254,15 @@ fn validate(dir: &Path, val: &[&Run]) -> Result<(f64, Predictor)> {
     Ok((mae, pr))
 }
 
+/// The median length of `runs` in seconds (0 for none).
+fn median_len(runs: &[&Run]) -> usize {
+    let mut t: Vec<usize> = runs.iter().map(|r| r.t).collect();
+    t.sort_unstable();
+    t.get(t.len() / 2).copied().unwrap_or(0)
+}
+
 /// The applications of `runs`, sorted, once each.
-fn app_names(runs: &[&Run]) -> Vec<String> {
+pub(crate) fn app_names(runs: &[&Run]) -> Vec<String> {
     let mut v: Vec<String> = runs.iter().map(|r| r.app.clone()).collect();
     v.sort();
     v.dedup();
@@ -266,7 +273,9 @@ fn app_names(runs: &[&Run]) -> Vec<String> {
 /// (`config.json` + `model.safetensors`, the training options in its `training` field),
 /// `last/` (the latest epoch, for `resume`), `curve.csv` and `train.json`. With `opts.refit`
 /// (and validation runs), step 7: a fresh model trained on `train` and `val` together for the
-/// chosen number of epochs (in `out/refit/`) replaces the checkpoint in `out`.
+/// chosen number of epochs (in `out/refit/`) replaces the checkpoint in `out`. With
+/// `opts.select`, the recipe is chosen by inner leave-applications-out on `train` and `val`
+/// together instead ([`crate::select`]).
 pub fn train_on(
     train: &[&Run],
     val: &[&Run],
@@ -275,6 +284,15 @@ pub fn train_on(
     resume: bool,
     extra: serde_json::Value,
 ) -> Result<(TrainSummary, Predictor)> {
+    if let Some(sel) = &opts.select {
+        if resume {
+            return Err(TrainError::Invalid(
+                "--resume cannot continue an inner selection (--inner-folds); start it again"
+                    .into(),
+            ));
+        }
+        return crate::select::select_and_train(train, val, opts, sel, out, extra);
+    }
     let (mut summary, pred) = train_once(train, val, opts, out, resume, extra.clone(), None)?;
     if !opts.refit || val.is_empty() || summary.best_epoch == 0 {
         return Ok((summary, pred));
@@ -299,7 +317,7 @@ pub fn train_on(
 
 /// One training run; `stop_at` ends it after that many epochs (the schedule still spans
 /// `opts.epochs`).
-fn train_once(
+pub(crate) fn train_once(
     train: &[&Run],
     val: &[&Run],
     opts: &TrainOptions,
@@ -360,7 +378,11 @@ fn train_once(
         loss,
         device,
     };
-    let training_meta = serde_json::json!({ "options": opts, "extra": extra });
+    // What one input of the model spans: the median length of its training runs (or windows).
+    // Live mode keeps that many seconds per tenant unless told otherwise.
+    let input_len_s = median_len(train);
+    let training_meta =
+        serde_json::json!({ "options": opts, "extra": extra, "input_len_s": input_len_s });
     let mut ck = Checkpoint::new(
         cfg.clone(),
         norm,
@@ -396,7 +418,7 @@ fn train_once(
             let (m, pr) = validate(&last_dir, val)?;
             if m < state.best_val_mae {
                 (state.best_val_mae, state.best_epoch, state.since_best) = (m, epoch, 0);
-                ck.training = serde_json::json!({ "options": opts, "extra": extra, "best_epoch": epoch, "val_mae": m });
+                ck.training = serde_json::json!({ "options": opts, "extra": extra, "best_epoch": epoch, "val_mae": m, "input_len_s": input_len_s });
                 ck.save(out, &learner.net).map_err(merr)?;
                 ck.training = training_meta.clone();
                 best_pred = Some(pr);
@@ -446,6 +468,7 @@ fn train_once(
         n_params: learner.net.n_params(),
         seconds: t0.elapsed().as_secs_f64(),
         refit_runs: None,
+        selection: None,
     };
     write_json(&out.join("train.json"), &summary)?;
     Ok((summary, pred))

@@ -7,8 +7,11 @@
 //! * [`baselines`]: predict-the-mean, ridge, Gamma GLM, decision tree, random forest, GBDT
 //!   (`forust-ml`), LSTM (candle).
 //! * [`eval`]: runs every model on the same splits and writes the comparison; [`folds`]: its
-//!   per-fold results on disk, so a long evaluation runs in parts.
+//!   per-fold results on disk, so a long evaluation runs in parts; [`results`]: its files
+//!   (`summary.md`, `results.json`, `predictions.csv`).
 //! * [`report`]: plots (plotters) and a Markdown/HTML summary.
+//! * [`select`]: the training recipe (learning rate, encoder blocks, epochs) chosen by inner
+//!   leave-applications-out on the training applications only.
 
 pub mod baselines;
 pub mod cf;
@@ -21,7 +24,9 @@ pub mod folds;
 pub mod linalg;
 pub mod metrics;
 pub mod report;
+pub mod results;
 pub mod schedule;
+pub mod select;
 pub mod split;
 
 pub use data::Run;

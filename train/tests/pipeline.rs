@@ -100,6 +100,7 @@ fn baselines_beat_the_mean_and_results_round_trip() {
             epochs: 15,
             ..Default::default()
         },
+        window_s: 0,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
@@ -186,6 +187,7 @@ fn bad_inputs_give_clear_errors() {
         models: vec![ModelSpec::Tabular(Tabular::Mean)],
         early_ks: vec![],
         lstm: Default::default(),
+        window_s: 0,
         command: "test".into(),
     };
     let e = evaluate(&[], &options, None, dir.path(), &mut |_, _, _| {})
@@ -247,6 +249,100 @@ fn bad_inputs_give_clear_errors() {
     );
 }
 
+/// `--per-window W`: every model trains and is tested on the runs' non-overlapping W-second
+/// windows, labelled with the mean per-second P over each; early ks ≥ W are dropped; a window
+/// longer than every run is refused, naming the longest.
+#[test]
+fn a_per_window_evaluation_tests_every_window_with_its_own_label() {
+    let mut runs = synthetic_runs(6, 4, 5);
+    for (n, r) in runs.iter_mut().enumerate() {
+        // a step half-way through every other run: window labels differ from the run's P
+        let ps: Vec<f32> = (0..r.t)
+            .map(|s| {
+                if n % 2 == 0 && s >= r.t / 2 {
+                    r.p * 0.5
+                } else {
+                    r.p
+                }
+            })
+            .collect();
+        r.p_per_second = Some(ps);
+    }
+    let w = 10;
+    let options = EvalOptions {
+        protocol: Protocol::Loao,
+        n_splits: 0,
+        seed: 3,
+        models: vec![
+            ModelSpec::Tabular(Tabular::Mean),
+            ModelSpec::Tabular(Tabular::Tree),
+        ],
+        early_ks: vec![5, 10, 30],
+        lstm: Default::default(),
+        window_s: w,
+        command: "test".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let res = evaluate(&runs, &options, None, dir.path(), &mut |_, _, _| {}).unwrap();
+    let expected: usize = runs.iter().map(|r| r.t / w).sum();
+    assert_eq!(res.n_runs, expected);
+    for m in &res.models {
+        let ks: Vec<usize> = m.early.keys().copied().collect();
+        assert_eq!(ks, vec![5], "{}: early ks ≥ the window are dropped", m.name);
+    }
+    // Each whole-window prediction row carries its window's label.
+    let whole: Vec<_> = res
+        .predictions
+        .iter()
+        .filter(|p| p.k == 0 && p.model == "mean")
+        .collect();
+    assert_eq!(
+        whole.len(),
+        expected,
+        "every window is tested once under LOAO"
+    );
+    let by_id: std::collections::HashMap<String, &Run> =
+        runs.iter().map(|r| (r.key(), r)).collect();
+    let mut stepped = 0;
+    for p in whole {
+        let (run_id, rest) = p
+            .key
+            .split_once('@')
+            .expect("window keys are run@start/tenant");
+        let (start, tenant) = rest.split_once('/').unwrap();
+        let start: usize = start.parse().unwrap();
+        let r = by_id[&format!("{run_id}/{tenant}")];
+        let ps = r.p_per_second.as_ref().unwrap();
+        let label = ps[start..start + w].iter().sum::<f32>() / w as f32;
+        assert!(
+            (p.p - label as f64).abs() < 1e-5,
+            "{}: {} vs {label}",
+            p.key,
+            p.p
+        );
+        stepped += usize::from((p.p - r.p as f64).abs() > 1e-3);
+    }
+    assert!(
+        stepped > 0,
+        "some windows lie after a step and differ from their run's P"
+    );
+    let md = res.markdown();
+    assert!(md.contains(&format!("{expected} {w}-s windows")), "{md}");
+    let too_long = EvalOptions {
+        window_s: 1000,
+        ..options
+    };
+    let longest = runs.iter().map(|r| r.t).max().unwrap();
+    let e = evaluate(&runs, &too_long, None, dir.path(), &mut |_, _, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("--per-window 1000") && e.contains(&format!("the longest has {longest} s")),
+        "{e}"
+    );
+}
+
 #[test]
 fn normaliser_is_fitted_on_training_apps_only() {
     let runs = synthetic_runs(4, 6, 5);
@@ -257,6 +353,7 @@ fn normaliser_is_fitted_on_training_apps_only() {
         models: vec![ModelSpec::CloudFormer("cf".into())],
         early_ks: vec![],
         lstm: Default::default(),
+        window_s: 0,
         command: "test".into(),
     };
     let cf = train::cf::TrainOptions {
@@ -315,6 +412,7 @@ fn an_evaluation_in_parts_equals_one_run_through() {
         ],
         early_ks: vec![10],
         lstm: Default::default(),
+        window_s: 0,
         command: "test".into(),
     };
     let scratch = tempfile::tempdir().unwrap();
@@ -466,6 +564,7 @@ fn trivial_predictors_and_the_isolated_run_mae() {
         ],
         early_ks: vec![5],
         lstm: Default::default(),
+        window_s: 0,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
@@ -547,4 +646,103 @@ fn a_refit_trains_on_training_and_validation_runs_for_the_chosen_epochs() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("train.json")).unwrap())
             .unwrap();
     assert_eq!(written["refit_runs"], runs.len());
+}
+
+/// `--inner-folds`: every candidate trains once per group of held-out applications, the best
+/// mean validation MAE wins, and the final model trains on every application (training and
+/// validation) for the chosen candidate's median best epoch, without validation; the inner
+/// folds keep no weights.
+#[test]
+fn an_inner_selection_chooses_on_training_applications_and_trains_on_all_of_them() {
+    let runs = synthetic_runs(6, 6, 9);
+    let (train, val): (Vec<&Run>, Vec<&Run>) = runs.iter().partition(|r| r.app != "app5");
+    let opts = train::cf::TrainOptions {
+        epochs: 2,
+        patience: 2,
+        blocks: 1,
+        max_len: 16,
+        lr: 1e-3,
+        select: Some(train::select::SelectOptions {
+            lrs: vec![1e-3, 3e-3],
+            blocks: vec![1],
+            folds: 2,
+        }),
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (summary, _) = train::cf::train_on(
+        &train,
+        &val,
+        &opts,
+        dir.path(),
+        false,
+        serde_json::Value::Null,
+    )
+    .unwrap();
+    let sel = summary
+        .selection
+        .clone()
+        .expect("the selection is in train.json");
+    let written: train::select::Selection = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(train::select::SELECTION_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(written, sel);
+    // Two groups of three applications, all six of train + val, each held out once.
+    assert_eq!(sel.groups.len(), 2);
+    let mut dealt = sel.groups.concat();
+    dealt.sort();
+    assert_eq!(dealt, (0..6).map(|a| format!("app{a}")).collect::<Vec<_>>());
+    assert_eq!(sel.candidates.len(), 2);
+    for c in &sel.candidates {
+        assert_eq!(c.val_mae.len(), 2, "{c:?}");
+        assert!(c.mean_val_mae.is_finite(), "{c:?}");
+    }
+    let best = sel.candidates[sel.chosen].mean_val_mae;
+    assert!(sel.candidates.iter().all(|c| best <= c.mean_val_mae));
+    // The final model: the chosen recipe, every run, the chosen number of epochs.
+    assert_eq!(summary.options.lr, sel.candidates[sel.chosen].lr);
+    assert_eq!(summary.n_train_runs, runs.len());
+    assert_eq!(summary.n_val_runs, 0);
+    let epochs = std::fs::read_to_string(dir.path().join("curve.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(epochs, sel.epochs);
+    assert!(dir.path().join(model::WEIGHTS_FILE).exists());
+    // The checkpoint records the input length it was trained on (live mode's default window).
+    let mut lens: Vec<usize> = runs.iter().map(|r| r.t).collect();
+    lens.sort_unstable();
+    let ck = model::Checkpoint::read(dir.path()).unwrap();
+    assert_eq!(ck.training["input_len_s"], lens[lens.len() / 2]);
+    // The inner folds keep their curves, not their weights.
+    let mut stack = vec![dir.path().join("select")];
+    let (mut curves, mut weights) = (0, 0);
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().unwrap() == "curve.csv" {
+                curves += 1;
+            } else if p.extension().is_some_and(|x| x == "safetensors") {
+                weights += 1;
+            }
+        }
+    }
+    assert_eq!((curves, weights), (4, 0));
+    // A selection cannot be resumed.
+    let e = train::cf::train_on(
+        &train,
+        &val,
+        &opts,
+        dir.path(),
+        true,
+        serde_json::Value::Null,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("--resume") && e.contains("--inner-folds"), "{e}");
 }
