@@ -59,7 +59,7 @@ for seed in $SEEDS; do
       left=$(( DEADLINE - $(date +%s) ))
       if [ "$left" -le 0 ]; then
         echo "eval-v2: BUDGET=$BUDGET spent before $out; run the same command again to go on" >&2
-        exit 0
+        break 2
       fi
       extra+=(--stop-after "${left}s")
     fi
@@ -68,10 +68,11 @@ for seed in $SEEDS; do
     "$BIN" -q eval --data "$DATA" --protocol loao --out "$out" --models "$MODELS" \
       --epochs "${EPOCHS:-10}" --patience "${PATIENCE:-4}" --lr "${LR:-1e-3}" \
       --blocks "${BLOCKS:-2}" --lstm-epochs 20 --seed "$seed" "${extra[@]}" ${EXTRA:-}
-    # An evaluation that stopped on the budget writes no results.json: stop here too.
+    # An evaluation that stopped on the budget writes no results.json: stop here too (the
+    # summary below covers the evaluations that are complete).
     if [ ! -f "$out/results.json" ] || [ "$(stat -c %Y "$out/results.json")" -lt "$started" ]; then
       echo "eval-v2: BUDGET=$BUDGET spent in $out; run the same command again to go on" >&2
-      exit 0
+      break 2
     fi
   done
 done
