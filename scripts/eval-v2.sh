@@ -10,7 +10,7 @@
 #   MODELS=mean,placement,cpu-share,rf,rf-rich,gbdt bash scripts/eval-v2.sh   # no CloudFormer
 #
 # Results: PREFIX[-sSEED] (whole runs) and PREFIX-w30[-sSEED] (per window); seed 42 has no
-# suffix. Environment: MODELS
+# suffix. Environment: UNITS (run window: which of the two, in this order), MODELS
 # (mean,placement,cpu-share,rf,rf-rich,gbdt,cf,cf-temporal), SEEDS (42 43 44), WINDOW (30),
 # BUDGET (none: to the end; s, m or h), EPOCHS (10), PATIENCE (4), LR (1e-3), BLOCKS (2),
 # EXTRA (more `cloudformer eval` flags, e.g. "--pre-norm --refit" or "--inner-folds 4
@@ -22,6 +22,10 @@ cd "$(dirname "$0")/.."
 MODELS=${MODELS:-mean,placement,cpu-share,rf,rf-rich,gbdt,cf,cf-temporal}
 SEEDS=${SEEDS:-42 43 44}
 WINDOW=${WINDOW:-30}
+UNITS=${UNITS:-run window}
+for u in $UNITS; do
+  case "$u" in run | window) ;; *) echo "UNITS=$UNITS: each one run or window" >&2; exit 2 ;; esac
+done
 DATA=${DATA:-dataset/data}
 BIN=${CLOUDFORMER_BIN:-target/release/cloudformer}
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
@@ -51,7 +55,7 @@ out_dir() { # unit seed
 }
 
 for seed in $SEEDS; do
-  for unit in run window; do
+  for unit in $UNITS; do
     out=$(out_dir "$unit" "$seed")
     extra=(--early 10,30)
     [ "$unit" = window ] && extra=(--per-window "$WINDOW" --early 10)
@@ -77,7 +81,7 @@ for seed in $SEEDS; do
   done
 done
 
-for unit in run window; do
+for unit in $UNITS; do
   dirs=()
   for seed in $SEEDS; do
     d=$(out_dir "$unit" "$seed")
