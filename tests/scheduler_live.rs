@@ -21,22 +21,16 @@ use std::time::{Duration, Instant};
 
 use common::{get, post, skip_reason, Tenants};
 
-/// Seconds of rows each live prediction is computed on (as `live_scenarios`).
-const WINDOW_S: u64 = 12;
+/// Seconds of rows each live prediction is computed on: what `up` gives the bundled model (the
+/// input length it was trained on).
+fn window_s() -> u64 {
+    common::bundled_window_s()
+}
 
-/// Checks that print their value instead of asserting, and why.
-const REPORT_ONLY: &[(&str, &str)] = &[
-    (
-        "the hog is named before the idle tenant",
-        "the bundled model (dataset/v1) has never seen an idle neighbour: an idle tenant beside \
-         the victim lowers its P̂ as much as a CPU-bound one (tests/live_scenarios.rs, issue 27); \
-         the recomputation is right (culprits unit tests), the model's answer is not",
-    ),
-    (
-        "the neighbours' cpu resource is on top",
-        "same cause: the v1 model reads the idle tenant's process columns as contention",
-    ),
-];
+/// Checks that print their value instead of asserting, and why. Empty since the bundled model
+/// was trained on dataset v2 (2026-12-06): the v1 model named the idle tenant first and the
+/// neighbours' `proc` columns on top; a check the model cannot pass goes here with its reason.
+const REPORT_ONLY: &[(&str, &str)] = &[];
 
 const PINNED: &str = "taskset -c 0 stress-ng --cpu 1 --timeout 120s";
 
@@ -70,9 +64,9 @@ fn placement_lowers_a_cpu_bound_victims_p_and_culprits_list_its_neighbours() {
     let prefix = format!("cf-sched-{}", std::process::id());
     // 1. The donor alone: its profile.
     let donor = Tenants::start(&prefix, &[("donor", PINNED)]);
-    let (mut server, addr) = common::spawn_live_bundled(&prefix, WINDOW_S);
+    let (mut server, addr) = common::spawn_live_bundled(&prefix, window_s());
     let missing = get(addr, &format!("/v1/tenants/{prefix}/nobody/culprits"));
-    std::thread::sleep(Duration::from_secs(WINDOW_S + 2));
+    std::thread::sleep(Duration::from_secs(window_s() + 2));
     let profile = get(
         addr,
         &format!("/v1/tenants/{prefix}/donor/profile?seconds=10"),
@@ -86,7 +80,7 @@ fn placement_lowers_a_cpu_bound_victims_p_and_culprits_list_its_neighbours() {
     // 2. The victim alone, and the donor's profile placed beside it.
     let mut tenants = Tenants::start(&prefix, &[("victim", PINNED)]);
     let victim = format!("{prefix}/victim");
-    std::thread::sleep(Duration::from_secs(WINDOW_S + 2));
+    std::thread::sleep(Duration::from_secs(window_s() + 2));
     let profile_v = profile.json();
     let place = |p: &serde_json::Value| {
         post(
@@ -108,7 +102,7 @@ fn placement_lowers_a_cpu_bound_victims_p_and_culprits_list_its_neighbours() {
     // 3. A hog and an idle tenant join the victim.
     tenants.add("hog", PINNED);
     tenants.add("idle", "sleep 120");
-    std::thread::sleep(Duration::from_secs(WINDOW_S + 2));
+    std::thread::sleep(Duration::from_secs(window_s() + 2));
     let culprits = get_ready(addr, &format!("/v1/tenants/{victim}/culprits"));
     let metrics = get(addr, "/metrics").text();
     let _ = server.kill();
@@ -174,7 +168,7 @@ fn placement_lowers_a_cpu_bound_victims_p_and_culprits_list_its_neighbours() {
     );
     assert!(neighbours
         .iter()
-        .all(|n| n["seconds_present"].as_u64().unwrap_or(0) >= WINDOW_S - 4));
+        .all(|n| n["seconds_present"].as_u64().unwrap_or(0) >= window_s() - 4));
     let alone = cv["alone"]["p"].as_f64().unwrap_or(f64::NAN);
     let with_all = cv["with_all"]["p"].as_f64().unwrap_or(f64::NAN);
     assert!(

@@ -24,6 +24,7 @@ use crate::batcher::Batcher;
 use crate::engine::{ModelInfo, Pred, WindowData};
 use crate::error::ApiError;
 use crate::live::{LiveState, SecondOfHost};
+use crate::resources::resource_of;
 
 /// What one window of a culprits request asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,11 +91,6 @@ pub struct Culprits {
 pub struct Plan {
     pub windows: Vec<WindowData>,
     pub variants: Vec<Variant>,
-}
-
-/// The resource of a metric: its name up to the first dot.
-pub fn resource_of(metric: &str) -> &str {
-    metric.split('.').next().unwrap_or(metric)
 }
 
 /// The neighbours of `id` in its window, in order of first appearance, with the seconds each
@@ -477,7 +473,5 @@ mod tests {
             .zip(&p.windows[1].data)
             .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
         assert!(same, "alone and with all neighbours are the same window");
-        assert_eq!(resource_of("nbr"), "nbr");
-        assert_eq!(resource_of("mem.current_bytes"), "mem");
     }
 }

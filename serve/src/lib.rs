@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod parse;
 pub mod placement;
 pub mod reload;
+pub mod resources;
 pub mod server;
 pub mod top_culprits;
 pub mod v2_binary;
