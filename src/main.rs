@@ -43,7 +43,10 @@ enum Command {
     )]
     Dataset(cli::dataset::DatasetCmd),
     /// Train a CloudFormer model (or a baseline) on a dataset.
-    #[command(after_help = "Example:\n  cloudformer train --data dataset/data --out models/mine")]
+    #[command(
+        after_help = "Example:\n  cloudformer train --data dataset/data --out models/mine\n  \
+                      cloudformer train --data dataset/data --data dataset/idle --out models/mine"
+    )]
     Train(cli::train::TrainArgs),
     /// Evaluate models and baselines with the leave-applications-out protocols.
     #[command(

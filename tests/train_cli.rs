@@ -382,3 +382,73 @@ fn eval_runs_in_parts_with_a_time_budget() {
     let e = run_err(&mut eval("8"));
     assert!(e.contains("plan.options.seed: 7 before, 8 now"), "{e}");
 }
+
+#[test]
+fn train_learns_from_several_dataset_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Two campaigns whose run ids collide ("redis-0" in both) and share applications.
+    let data = tmp.path().join("data");
+    write_dataset(&data, &["redis", "nginx", "pgbench", "fio"], 4, 8, None);
+    let idle = tmp.path().join("idle");
+    write_dataset(&idle, &["redis", "nginx"], 3, 8, None);
+    let one = tmp.path().join("m1");
+    let both = tmp.path().join("m2");
+    let summary = |model: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(model.join("train.json")).unwrap()).unwrap()
+    };
+    let small = [
+        "--epochs",
+        "1",
+        "--blocks",
+        "1",
+        "--max-len",
+        "8",
+        "--val-apps",
+        "fio",
+    ];
+    run_ok(
+        bin()
+            .args(["-q", "train", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&one)
+            .args(small),
+    );
+    run_ok(
+        bin()
+            .args(["-q", "train", "--data"])
+            .arg(&data)
+            .arg("--data")
+            .arg(&idle)
+            .arg("--out")
+            .arg(&both)
+            .args(small),
+    );
+    let (s1, s2) = (summary(&one), summary(&both));
+    assert_eq!(s1["n_train_runs"], 12, "{s1}");
+    // Every run of both directories trains (none lost to a run-id collision) ...
+    assert_eq!(s2["n_train_runs"], 18, "{s2}");
+    // ... the applications are merged by name, and the directories are recorded.
+    assert_eq!(s2["train_apps"], s1["train_apps"], "{s2}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(both.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        cfg["training"]["extra"]["data"].as_str(),
+        Some(&*format!("{} + {}", data.display(), idle.display())),
+        "{cfg}"
+    );
+    // The same directory twice is refused, naming it.
+    let e = run_err(
+        bin()
+            .args(["train", "--data"])
+            .arg(&data)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(tmp.path().join("m3")),
+    );
+    assert!(
+        e.contains("given twice") && e.contains(&*data.to_string_lossy()),
+        "{e}"
+    );
+}

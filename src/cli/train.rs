@@ -126,9 +126,10 @@ impl CfFlags {
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
-    /// Dataset directory (campaign output: runs.parquet + samples/).
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Dataset directory (campaign output: runs.parquet + samples/); repeat to train on several
+    /// (e.g. --data dataset/data --data dataset/idle: run ids get their directory's name).
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
     /// Model directory to write (checkpoint, config.json, curve.csv, train.json).
     #[arg(long)]
     pub out: PathBuf,
@@ -149,8 +150,9 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
-    let runs = train::data::load(&args.data)
-        .with_context(|| format!("loading the dataset {}", args.data.display()))?;
+    let names: Vec<String> = args.data.iter().map(|d| d.display().to_string()).collect();
+    let runs = train::data::load_many(&args.data)
+        .with_context(|| format!("loading the dataset {}", names.join(" + ")))?;
     let mut opts = args.cf.to_options(&args.variant, args.seed, ctx.quiet);
     opts.val_apps = args.val_apps.clone();
     let summary = train::cf::train_model(&runs, &opts, &args.data, &args.out, args.resume)

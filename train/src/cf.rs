@@ -366,11 +366,11 @@ impl SeqTrainer for CfTrainer {
 }
 
 /// `cloudformer train`: every application of the dataset trains the model except the
-/// validation application(s) (early stopping).
+/// validation application(s) (early stopping). `data_dirs`: where the runs came from (recorded).
 pub fn train_model(
     runs: &[Run],
     opts: &TrainOptions,
-    data_dir: &Path,
+    data_dirs: &[std::path::PathBuf],
     out: &Path,
     resume: bool,
 ) -> Result<TrainSummary> {
@@ -381,7 +381,11 @@ pub fn train_model(
     let tr: Vec<&Run> = idx.train.iter().map(|&i| &runs[i]).collect();
     let va: Vec<&Run> = idx.val.iter().map(|&i| &runs[i]).collect();
     let extra = serde_json::json!({
-        "data": data_dir.display().to_string(),
+        "data": data_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" + "),
         "split": split,
         "apps": apps_of(runs),
         "command": std::env::args().collect::<Vec<_>>().join(" "),

@@ -250,6 +250,42 @@ impl From<dataset::matrix::RunMatrix> for Run {
     }
 }
 
+/// Loads the labelled tenant-runs of one or more dataset directories (e.g. `dataset/data` and
+/// `dataset/idle`, collected on different hosts with their own baselines) as one training set.
+/// With more than one directory every run id is prefixed with its directory's name
+/// (`idle:d00003`), so runs of different campaigns never share a key; applications keep their
+/// names, so the same application in two directories is one application to the splits. No
+/// directory, or the same one twice, is an error naming it.
+pub fn load_many(dirs: &[std::path::PathBuf]) -> Result<Vec<Run>> {
+    if dirs.is_empty() {
+        return Err(TrainError::Dataset("no dataset directory given".into()));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut all = Vec::new();
+    for dir in dirs {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        if !names.insert(name.clone()) {
+            return Err(TrainError::Dataset(format!(
+                "{} is given twice (or two directories share the name {name:?}, which keeps \
+                 their run ids apart)",
+                dir.display()
+            )));
+        }
+        let mut runs = load(dir)?;
+        if dirs.len() > 1 {
+            for r in &mut runs {
+                r.run_id = format!("{name}:{}", r.run_id);
+            }
+        }
+        all.extend(runs);
+    }
+    validate_runs(&all, 1)?;
+    Ok(all)
+}
+
 /// Loads a dataset directory's labelled tenant-runs (campaign output: `runs.parquet` +
 /// `samples/`) through `dataset::matrix`, and checks them ([`validate_runs`] with one app).
 /// An empty dataset is an error naming the directory.
