@@ -4,13 +4,17 @@
 # our own `cloudformer train`: every application trains it except the validation application
 # chosen by the seed (early stopping). Hyper-parameters: see models/default/README.md.
 #   bash scripts/train-default-model.sh            # ~2 min on 2 cores
+#   DATA="dataset/data dataset/idle" bash scripts/train-default-model.sh --window-s 20   # several
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CLOUDFORMER_BIN:-target/debug/cloudformer}
 [ -x "$BIN" ] || cargo build --locked --bin cloudformer
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-1}"
 rm -rf models/default.new
-"$BIN" train --data "${DATA:-dataset/v1}" --out models/default.new --seed 42 \
+# DATA: one dataset directory or several, space-separated (each becomes a --data).
+data_args=()
+for d in ${DATA:-dataset/v1}; do data_args+=(--data "$d"); done
+"$BIN" train "${data_args[@]}" --out models/default.new --seed 42 \
   --lr "${LR:-1e-3}" --epochs "${EPOCHS:-80}" --patience "${PATIENCE:-15}" "$@"
 rm -rf models/default.new/last
 rm -rf models/default.old

@@ -30,6 +30,7 @@ pub mod server;
 pub mod top_culprits;
 pub mod v2_binary;
 pub mod whatif;
+pub mod window;
 
 pub use batcher::BatchConfig;
 pub use conn::ConnLimits;

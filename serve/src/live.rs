@@ -264,6 +264,29 @@ impl LiveState {
             .unwrap_or(false)
     }
 
+    /// Tenant `id`'s own last `n` seconds (oldest first; all it holds when fewer), each with its
+    /// tick timestamp: what a profile needs, without copying the neighbours' rows. `None` for an
+    /// unknown tenant.
+    pub fn own_seconds(&self, id: &str, n: usize) -> Option<Vec<(i64, TenantSecond)>> {
+        let map = self.tenants.read().ok()?;
+        let me = map.get(id)?;
+        let skip = me.rows.len().saturating_sub(n);
+        Some(
+            me.rows
+                .iter()
+                .skip(skip)
+                .map(|r| {
+                    let row = TenantSecond {
+                        tenant: id.to_string(),
+                        features: r.features.clone(),
+                        cpus: r.cpus.clone(),
+                    };
+                    (r.ts_ns, row)
+                })
+                .collect(),
+        )
+    }
+
     /// For each second in tenant `id`'s ring buffer (oldest first), the rows of every tenant
     /// present in that second (the agent's tick timestamp is shared by all rows of one tick).
     /// `None` for an unknown tenant. A neighbour that left more than `window_s` seconds ago
@@ -594,6 +617,15 @@ mod tests {
         assert_eq!(n[2].rows[1].cpus, vec![0]);
         assert!(live.has("x") && !live.has("z"));
         assert!(live.neighbourhood("z").is_none());
+        // Its own seconds only, the last two of them.
+        let own = live.own_seconds("v", 2).expect("v is live");
+        let own: Vec<(i64, f32, &str)> = own
+            .iter()
+            .map(|(ts, r)| (*ts, r.features[0], r.tenant.as_str()))
+            .collect();
+        assert_eq!(own, vec![(2, 1.5, "v"), (3, 1.7, "v")]);
+        assert_eq!(live.own_seconds("v", 10).unwrap().len(), 3);
+        assert!(live.own_seconds("z", 2).is_none());
         // The window slides: the oldest second (and x's only row in it) leaves v's window.
         live.ingest(4, &tick(&[("v", &[1.9, 0.0])]), 2);
         let n = live.neighbourhood("v").unwrap();

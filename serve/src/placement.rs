@@ -39,12 +39,7 @@ pub struct Profile {
 /// Tenant `id`'s profile over its last `seconds` seconds (all it has when fewer); `None` for an
 /// unknown tenant.
 pub fn profile(live: &LiveState, id: &str, seconds: usize, cat: &Catalogue) -> Option<Profile> {
-    let held = live.neighbourhood(id)?;
-    let skip = held.len().saturating_sub(seconds);
-    let mine: Vec<(i64, &TenantSecond)> = held[skip..]
-        .iter()
-        .filter_map(|s| s.rows.iter().find(|r| r.tenant == id).map(|r| (s.ts_ns, r)))
-        .collect();
+    let mine: Vec<(i64, TenantSecond)> = live.own_seconds(id, seconds)?;
     let metrics: BTreeMap<String, Vec<Option<f32>>> = cat
         .metrics()
         .iter()

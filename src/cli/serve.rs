@@ -7,20 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-/// The live window of a model that does not record the input length it was trained on.
-pub const DEFAULT_LIVE_WINDOW_S: usize = 20;
-
-/// The input length, in seconds, that the model in `model` was trained on (`training.input_len_s`
-/// of its config.json), when it records one.
-fn trained_input_len(model: &Path) -> Option<usize> {
-    let text = std::fs::read_to_string(model.join("config.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["training"]["input_len_s"]
-        .as_u64()
-        .filter(|&n| n > 0)
-        .map(|n| n as usize)
-}
-
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
     /// Model directory (a checkpoint: model.safetensors + config.json).
@@ -151,7 +137,7 @@ pub fn config(
         }
         let window_s = l
             .window_s
-            .unwrap_or_else(|| trained_input_len(model).unwrap_or(DEFAULT_LIVE_WINDOW_S));
+            .unwrap_or_else(|| serve::window::live_window_s(model));
         if window_s == 0 || l.min_window_s == 0 || l.min_window_s > window_s {
             anyhow::bail!(
                 "--min-window-s ({}) must be between 1 and --window-s ({window_s}{})",
@@ -288,9 +274,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path();
         // No config.json, or one without the field (the bundled v1 model): 20.
-        assert_eq!(window(m, &[]).unwrap(), super::DEFAULT_LIVE_WINDOW_S);
+        assert_eq!(
+            window(m, &[]).unwrap(),
+            serve::window::DEFAULT_LIVE_WINDOW_S
+        );
         std::fs::write(m.join("config.json"), r#"{"training":{"options":{}}}"#).unwrap();
-        assert_eq!(window(m, &[]).unwrap(), super::DEFAULT_LIVE_WINDOW_S);
+        assert_eq!(
+            window(m, &[]).unwrap(),
+            serve::window::DEFAULT_LIVE_WINDOW_S
+        );
         std::fs::write(m.join("config.json"), r#"{"training":{"input_len_s":60}}"#).unwrap();
         assert_eq!(window(m, &[]).unwrap(), 60);
         assert_eq!(window(m, &["--window-s", "30"]).unwrap(), 30);

@@ -210,18 +210,10 @@ pub fn spawn_live_bundled(prefix: &str, window_s: u64) -> (Child, SocketAddr) {
     )
 }
 
-/// The live window `up` gives the bundled model: the input length it was trained on
-/// (`training.input_len_s` of models/default/config.json), 20 s for a model that records none.
+/// The live window `up` gives the bundled model (`serve::window::live_window_s`).
 pub fn bundled_window_s() -> u64 {
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default/config.json");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap_or_else(|e| panic!("the bundled model's {}: {e}", cfg.display()));
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("the bundled model's {}: {e}", cfg.display()));
-    v["training"]["input_len_s"]
-        .as_u64()
-        .filter(|&n| n > 0)
-        .unwrap_or(20)
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    serve::window::live_window_s(&model) as u64
 }
 
 /// Whether `bin` is on the PATH.
