@@ -28,10 +28,12 @@ fn window_s() -> u64 {
 /// Checks that print their measured value instead of asserting, and why.
 const REPORT_ONLY: &[(&str, &str)] = &[(
     "idle neighbour joins",
-    "no window of dataset v2 (the bundled model's) has an idle neighbour: every neighbour runs \
-     a load (the lightest: 30 % duty cycles, one-connection clients, 100 requests/s), so the model \
-     reads any neighbour's presence as some contention (0.98 -> 0.69 on 2026-12-06; the v1 model: \
-     0.95 -> 0.38); an idle level in the plan (issue 30's next part) is what teaches it",
+    "the bundled model is trained on dataset/data, where no neighbour is idle and every tenant \
+     is pinned, quota'd and in its own network namespace, unlike these tenants (0.98 -> 0.69 on \
+     2026-12-06; the v1 model: 0.95 -> 0.38). Trained with dataset/idle as well: 0.98 -> 0.77; \
+     with dataset/idle and dataset/unpinned: 0.98 -> 0.95, met, but two tenants sharing a CPU \
+     by affinity then read 0.70 (> 0.65): the unpinned data never shares a CPU. Data of \
+     unpinned tenants pinned by affinity to one CPU is what is missing (bench/results/README.md)",
 )];
 
 struct Check {
