@@ -452,3 +452,56 @@ fn train_learns_from_several_dataset_directories() {
         "{e}"
     );
 }
+
+#[test]
+fn eval_takes_several_dataset_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Two campaigns whose run ids collide and share applications, and one only the second has.
+    let data = tmp.path().join("data");
+    write_dataset(&data, &["redis", "nginx", "pgbench"], 3, 8, None);
+    let idle = tmp.path().join("idle");
+    write_dataset(&idle, &["redis", "fio"], 2, 8, None);
+    let res = tmp.path().join("results");
+    run_ok(
+        bin()
+            .args(["-q", "eval", "--protocol", "loao", "--models", "mean,rf"])
+            .args(["--early", "5", "--data"])
+            .arg(&data)
+            .arg("--data")
+            .arg(&idle)
+            .arg("--out")
+            .arg(&res),
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(res.join("results.json")).unwrap()).unwrap();
+    // Every run of both directories is evaluated (none lost to a run-id collision), and the
+    // applications are merged by name: one fold per application of either directory.
+    assert_eq!(r["n_runs"], 9 + 4, "{}", r["n_runs"]);
+    let apps: Vec<&str> = r["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(apps, ["fio", "nginx", "pgbench", "redis"], "{}", r["apps"]);
+    assert_eq!(r["splits"].as_array().unwrap().len(), 4, "{}", r["splits"]);
+    let preds = std::fs::read_to_string(res.join("predictions.csv")).unwrap();
+    assert!(
+        preds.contains("idle:") && preds.contains("data:"),
+        "{preds}"
+    );
+    // The same directory twice is refused, naming it.
+    let e = run_err(
+        bin()
+            .args(["eval", "--models", "mean", "--data"])
+            .arg(&data)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(tmp.path().join("r2")),
+    );
+    assert!(
+        e.contains("given twice") && e.contains(&*data.to_string_lossy()),
+        "{e}"
+    );
+}

@@ -1,5 +1,6 @@
-//! `cloudformer eval --data DIR --protocol paper|loao [--models …] --out DIR`: every model on the
-//! same leave-applications-out splits; writes results.json, predictions.csv, summary.md.
+//! `cloudformer eval --data DIR [--data DIR …] --protocol paper|loao [--models …] --out DIR`:
+//! every model on the same leave-applications-out splits; writes results.json, predictions.csv,
+//! summary.md.
 
 use std::path::PathBuf;
 
@@ -9,9 +10,10 @@ use super::train::CfFlags;
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// Dataset directory (campaign output: runs.parquet + samples/).
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Dataset directory (campaign output: runs.parquet + samples/); repeat to evaluate on
+    /// several together (run ids get their directory's name, applications are merged by name).
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
     /// `paper`: 6 seeded random leave-applications-out splits (test = 2 static + 2 dynamic apps);
     /// `loao`: leave-one-application-out.
     #[arg(long, default_value = "paper")]
@@ -66,8 +68,10 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         .iter()
         .map(|m| train::eval::ModelSpec::parse(m.trim()))
         .collect::<Result<Vec<_>, _>>()?;
-    let runs = train::data::load(&args.data)
-        .with_context(|| format!("loading the dataset {}", args.data.display()))?;
+    let runs = train::data::load_many(&args.data).with_context(|| {
+        let dirs: Vec<String> = args.data.iter().map(|d| d.display().to_string()).collect();
+        format!("loading the dataset {}", dirs.join(" + "))
+    })?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let options = train::eval::EvalOptions {
         protocol,

@@ -24,7 +24,7 @@ pub struct PredictArgs {
 pub fn run(args: PredictArgs, _ctx: &super::Ctx) -> anyhow::Result<()> {
     let runs = train::data::load(&args.data)
         .with_context(|| format!("loading the dataset {}", args.data.display()))?;
-    let preds = train::cf::predict_dir(&args.model, &args.data, &runs, args.k)
+    let preds = train::cf::predict_dir(&args.model, &runs, args.k)
         .with_context(|| format!("predicting with the model {}", args.model.display()))?;
     if args.json {
         let v: Vec<serde_json::Value> = preds

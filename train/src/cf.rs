@@ -396,13 +396,7 @@ pub fn train_model(
 
 /// `cloudformer predict`: P̂ per tenant-run of `runs` with the model in `model_dir` (checked
 /// against the built-in catalogue the data was loaded with).
-pub fn predict_dir(
-    model_dir: &Path,
-    data_dir: &Path,
-    runs: &[Run],
-    k: usize,
-) -> Result<Vec<PredictedRun>> {
-    let _ = data_dir;
+pub fn predict_dir(model_dir: &Path, runs: &[Run], k: usize) -> Result<Vec<PredictedRun>> {
     Checkpoint::read(model_dir)
         .map_err(merr)?
         .check_catalogue(Catalogue::builtin().hash())
