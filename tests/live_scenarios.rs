@@ -32,8 +32,10 @@ const REPORT_ONLY: &[(&str, &str)] = &[(
      is pinned, quota'd and in its own network namespace, unlike these tenants (0.98 -> 0.69 on \
      2026-12-06; the v1 model: 0.95 -> 0.38). Trained with dataset/idle as well: 0.98 -> 0.77; \
      with dataset/idle and dataset/unpinned: 0.98 -> 0.95, met, but two tenants sharing a CPU \
-     by affinity then read 0.70 (> 0.65): the unpinned data never shares a CPU. Data of \
-     unpinned tenants pinned by affinity to one CPU is what is missing (bench/results/README.md)",
+     by affinity then read 0.70 (> 0.65): the unpinned data never shares a CPU. With \
+     dataset/affinity and dataset/affinity-static as well: sharing 0.55 ok, 0.98 -> 0.85, but \
+     the culprits check of tests/scheduler_live.rs then names the idle tenant first \
+     (bench/results/README.md, 2026-12-06 night)",
 )];
 
 struct Check {
