@@ -437,20 +437,7 @@ fn train_learns_from_several_dataset_directories() {
         Some(&*format!("{} + {}", data.display(), idle.display())),
         "{cfg}"
     );
-    // The same directory twice is refused, naming it.
-    let e = run_err(
-        bin()
-            .args(["train", "--data"])
-            .arg(&data)
-            .arg("--data")
-            .arg(&data)
-            .arg("--out")
-            .arg(tmp.path().join("m3")),
-    );
-    assert!(
-        e.contains("given twice") && e.contains(&*data.to_string_lossy()),
-        "{e}"
-    );
+    assert_same_directory_twice_refused(&["train"], &data, &tmp.path().join("m3"));
 }
 
 #[test]
@@ -490,15 +477,24 @@ fn eval_takes_several_dataset_directories() {
         preds.contains("idle:") && preds.contains("data:"),
         "{preds}"
     );
-    // The same directory twice is refused, naming it.
+    assert_same_directory_twice_refused(
+        &["eval", "--models", "mean"],
+        &data,
+        &tmp.path().join("r2"),
+    );
+}
+
+/// `cloudformer <args> --data DIR --data DIR --out OUT` fails, naming DIR as given twice.
+fn assert_same_directory_twice_refused(args: &[&str], data: &Path, out: &Path) {
     let e = run_err(
         bin()
-            .args(["eval", "--models", "mean", "--data"])
-            .arg(&data)
+            .args(args)
             .arg("--data")
-            .arg(&data)
+            .arg(data)
+            .arg("--data")
+            .arg(data)
             .arg("--out")
-            .arg(tmp.path().join("r2")),
+            .arg(out),
     );
     assert!(
         e.contains("given twice") && e.contains(&*data.to_string_lossy()),
