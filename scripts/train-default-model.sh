@@ -5,6 +5,7 @@
 # chosen by the seed (early stopping). Hyper-parameters: see models/default/README.md.
 #   bash scripts/train-default-model.sh            # ~2 min on 2 cores
 #   DATA="dataset/data dataset/idle" bash scripts/train-default-model.sh --window-s 20   # several
+#   SEED=43 bash scripts/train-default-model.sh     # another seed (default 42)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CLOUDFORMER_BIN:-target/debug/cloudformer}
@@ -14,7 +15,7 @@ rm -rf models/default.new
 # DATA: one dataset directory or several, space-separated (each becomes a --data).
 data_args=()
 for d in ${DATA:-dataset/v1}; do data_args+=(--data "$d"); done
-"$BIN" train "${data_args[@]}" --out models/default.new --seed 42 \
+"$BIN" train "${data_args[@]}" --out models/default.new --seed "${SEED:-42}" \
   --lr "${LR:-1e-3}" --epochs "${EPOCHS:-80}" --patience "${PATIENCE:-15}" "$@"
 rm -rf models/default.new/last
 rm -rf models/default.old

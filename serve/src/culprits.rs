@@ -13,6 +13,13 @@
 //! - i with one resource of the neighbour columns occluded (`nbr.cpu.*`, `nbr.mem.*`, …: set
 //!   missing, as for a tenant with no neighbour) — which resource of the neighbours moves P̂.
 //!
+//! "Without j" also moves the tenant's own CPU-contention columns (its PSI, run-queue wait and
+//! involuntary switches): they are scaled by how much of the CPU
+//! demand contending for its CPUs is left ([`attribute_contention`]). The neighbour columns alone
+//! would leave a window the model never saw in training — a tenant waiting for its CPU beside
+//! neighbours that use none — and a model that reads sharing from the tenant's own pressure
+//! answers that window as low as the real one, blaming an idle neighbour as much as a hog.
+//!
 //! All windows go to the inference worker as one batch.
 
 use collector::neighbours::{rows_of_second, OwnRow};
@@ -158,10 +165,15 @@ pub(crate) fn rebuilt_window(
 pub fn plan(id: &str, seconds: &[SecondOfHost], cat: &Catalogue) -> Plan {
     let nm = cat.n_metrics();
     let all = rebuilt_window(id, seconds, cat, |_| true);
-    let mut windows = vec![rebuilt_window(id, seconds, cat, |_| false)];
+    let without = |keep: &dyn Fn(&str) -> bool| {
+        let mut w = rebuilt_window(id, seconds, cat, keep);
+        attribute_contention(&mut w, &all, cat);
+        w
+    };
+    let mut windows = vec![without(&|_| false)];
     let mut variants = vec![Variant::Alone];
     for (j, _) in neighbours_of(id, seconds) {
-        windows.push(rebuilt_window(id, seconds, cat, |t| t != j));
+        windows.push(without(&|t| t != j));
         variants.push(Variant::Without(j));
     }
     for (resource, cols) in resources_present(&all, cat) {
@@ -180,6 +192,51 @@ pub fn plan(id: &str, seconds: &[SecondOfHost], cat: &Catalogue) -> Plan {
     windows.insert(0, all);
     variants.insert(0, Variant::All);
     Plan { windows, variants }
+}
+
+/// The tenant's own columns that measure it waiting for a CPU, scaled by
+/// [`attribute_contention`]. (The host's CPU pressure is a context column, not a feature.)
+pub const CONTENTION_COLUMNS: [&str; 6] = [
+    "cpu.psi_some_pct",
+    "cpu.psi_full_pct",
+    "cpu.psi_some_avg10",
+    "proc.sched_wait_pct",
+    "proc.sched_wait_per_slice_us",
+    "proc.nonvoluntary_ctxsw_per_s",
+];
+
+/// CPU demand (percent of one CPU) that a tenant's waits are not attributed to neighbours for:
+/// the host's own background and the noise of a per-second usage reading. Without it, leaving
+/// out a neighbour that used 0.5 % beside no one else would clear every wait of the tenant.
+pub const UNATTRIBUTED_DEMAND_PCT: f32 = 10.0;
+
+/// Scales the own [`CONTENTION_COLUMNS`] of `w` (a window with some neighbours left out) by the
+/// share of the contending CPU demand of `all` (the same window with every neighbour) that is
+/// left, second by second: `(c_w + u) / (c_all + u)` with `c` = `placement.contending_cpu_pct`
+/// and `u` = [`UNATTRIBUTED_DEMAND_PCT`]. The assumption, written down: a tenant's CPU waits
+/// grow with the demand of the neighbours that may run on its CPUs. A second without a
+/// contending demand in either window is left as it is.
+pub fn attribute_contention(w: &mut WindowData, all: &WindowData, cat: &Catalogue) {
+    let nm = cat.n_metrics();
+    let Some(c) = cat.index_of("placement.contending_cpu_pct") else {
+        return;
+    };
+    let cols: Vec<usize> = CONTENTION_COLUMNS
+        .iter()
+        .filter_map(|name| cat.index_of(name))
+        .collect();
+    for s in 0..w.t.min(all.t) {
+        let row = s * 2 * nm;
+        let (left, full) = (w.data[row + c], all.data[row + c]);
+        if !left.is_finite() || !full.is_finite() {
+            continue;
+        }
+        let u = UNATTRIBUTED_DEMAND_PCT;
+        let r = (left.max(0.0) + u) / (full.max(0.0) + u);
+        for &k in &cols {
+            w.data[row + k] *= r;
+        }
+    }
 }
 
 /// The resources whose neighbour columns have a value somewhere in `w`, each with those
@@ -312,6 +369,7 @@ mod tests {
         features[cat.index_of("cpu.usage_pct").unwrap()] = usage;
         features[cat.index_of("mem.current_bytes").unwrap()] = 1_073_741_824.0;
         features[cat.index_of("placement.cpuset_cpus").unwrap()] = 1.0;
+        features[cat.index_of("cpu.psi_some_pct").unwrap()] = 40.0;
         // A stale neighbour half, as the agent left it: the plan must not read it.
         features[nm] = 12345.0;
         TenantSecond {
@@ -412,6 +470,56 @@ mod tests {
             })
             .collect();
         assert_eq!(occluded, vec!["cpu", "mem", "placement"]);
+    }
+
+    #[test]
+    fn every_contention_column_is_a_feature() {
+        let cat = Catalogue::builtin();
+        for name in CONTENTION_COLUMNS {
+            let k = cat
+                .index_of(name)
+                .unwrap_or_else(|| panic!("{name} is not in the catalogue"));
+            assert!(
+                k < cat.n_metrics(),
+                "{name} is a context column, not a feature"
+            );
+        }
+    }
+
+    #[test]
+    fn leaving_a_neighbour_out_scales_the_own_waits_by_the_contending_demand_left() {
+        let cat = Catalogue::builtin();
+        let nm = cat.n_metrics();
+        let psi = cat.index_of("cpu.psi_some_pct").unwrap();
+        let usage = cat.index_of("cpu.usage_pct").unwrap();
+        let p = plan("victim", &host(cat), cat);
+        let v = |x: &Variant| &p.windows[p.variants.iter().position(|y| y == x).unwrap()];
+        let u = UNATTRIBUTED_DEMAND_PCT;
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
+
+        let all = v(&Variant::All);
+        assert_eq!(at(all, 0, psi), 40.0, "the served window is not scaled");
+        // Without the hog only the idle tenant's 0 % contends: the waits shrink to u / (100 + u).
+        let no_hog = v(&Variant::Without("hog".into()));
+        assert!(close(at(no_hog, 0, psi), 40.0 * u / (100.0 + u)));
+        assert!(
+            close(at(no_hog, 0, nm + psi), 40.0),
+            "the idle tenant's own waits are its own"
+        );
+        assert_eq!(at(no_hog, 0, usage), 100.0, "usage is not a wait");
+        // Without the idle tenant all the demand is left: nothing moves.
+        let no_idle = v(&Variant::Without("idle".into()));
+        assert_eq!(at(no_idle, 0, psi), 40.0);
+        // Without the late one (last second only): 100 of 150 left.
+        let no_late = v(&Variant::Without("late".into()));
+        assert!(close(at(no_late, 2, psi), 40.0 * (100.0 + u) / (150.0 + u)));
+        assert_eq!(at(no_late, 1, psi), 40.0);
+        let alone = v(&Variant::Alone);
+        assert!(close(at(alone, 2, psi), 40.0 * u / (150.0 + u)));
+        assert!(
+            at(alone, 2, nm + psi).is_nan(),
+            "no neighbour half to scale"
+        );
     }
 
     #[test]

@@ -68,10 +68,7 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         .iter()
         .map(|m| train::eval::ModelSpec::parse(m.trim()))
         .collect::<Result<Vec<_>, _>>()?;
-    let runs = train::data::load_many(&args.data).with_context(|| {
-        let dirs: Vec<String> = args.data.iter().map(|d| d.display().to_string()).collect();
-        format!("loading the dataset {}", dirs.join(" + "))
-    })?;
+    let runs = super::load_datasets(&args.data)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let options = train::eval::EvalOptions {
         protocol,

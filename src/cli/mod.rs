@@ -17,6 +17,16 @@ pub struct Ctx {
     pub quiet: bool,
 }
 
+/// The runs of one or more dataset directories (`--data`, repeatable), with the directories
+/// named in the error.
+pub fn load_datasets(dirs: &[std::path::PathBuf]) -> anyhow::Result<Vec<::train::data::Run>> {
+    use anyhow::Context;
+    ::train::data::load_many(dirs).with_context(|| {
+        let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        format!("loading the dataset {}", names.join(" + "))
+    })
+}
+
 pub fn init_tracing(quiet: bool, verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match (quiet, verbose) {

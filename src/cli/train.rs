@@ -150,9 +150,7 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
-    let names: Vec<String> = args.data.iter().map(|d| d.display().to_string()).collect();
-    let runs = train::data::load_many(&args.data)
-        .with_context(|| format!("loading the dataset {}", names.join(" + ")))?;
+    let runs = super::load_datasets(&args.data)?;
     let mut opts = args.cf.to_options(&args.variant, args.seed, ctx.quiet);
     opts.val_apps = args.val_apps.clone();
     let summary = train::cf::train_model(&runs, &opts, &args.data, &args.out, args.resume)
