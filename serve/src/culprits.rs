@@ -13,24 +13,19 @@
 //! - i with one resource of the neighbour columns occluded (`nbr.cpu.*`, `nbr.mem.*`, …: set
 //!   missing, as for a tenant with no neighbour) — which resource of the neighbours moves P̂.
 //!
-//! "Without j" also moves the tenant's own CPU-contention columns (its PSI, run-queue wait and
-//! involuntary switches): they are scaled by how much of the CPU
-//! demand contending for its CPUs is left ([`attribute_contention`]). The neighbour columns alone
-//! would leave a window the model never saw in training — a tenant waiting for its CPU beside
-//! neighbours that use none — and a model that reads sharing from the tenant's own pressure
-//! answers that window as low as the real one, blaming an idle neighbour as much as a hog.
+//! "Without j" also moves the tenant's own CPU-wait columns, by the contending CPU demand left
+//! ([`crate::rebuild`]).
 //!
 //! All windows go to the inference worker as one batch.
 
-use collector::neighbours::{rows_of_second, OwnRow};
 use dataset::catalogue::Catalogue;
-use dataset::placement::PlacementColumns;
 use serde::Serialize;
 
 use crate::batcher::Batcher;
 use crate::engine::{ModelInfo, Pred, WindowData};
 use crate::error::ApiError;
 use crate::live::{LiveState, SecondOfHost};
+use crate::rebuild::rebuilt_window;
 use crate::resources::resource_of;
 
 /// What one window of a culprits request asks.
@@ -115,65 +110,14 @@ pub fn neighbours_of(id: &str, seconds: &[SecondOfHost]) -> Vec<(String, usize)>
     out
 }
 
-/// Tenant `id`'s window over `seconds` with the neighbour columns (and the cross-tenant
-/// placement columns) rebuilt from the own columns of `id` and the tenants `keep` accepts.
-pub(crate) fn rebuilt_window(
-    id: &str,
-    seconds: &[SecondOfHost],
-    cat: &Catalogue,
-    keep: impl Fn(&str) -> bool,
-) -> WindowData {
-    let nm = cat.n_metrics();
-    let placement = PlacementColumns::of(cat);
-    let placement = placement.as_ref();
-    let mut data = Vec::with_capacity(seconds.len() * 2 * nm);
-    for s in seconds {
-        let own: Vec<OwnRow> = s
-            .rows
-            .iter()
-            .filter(|r| r.tenant == id || keep(r.tenant.as_str()))
-            .map(|r| {
-                let mut features = vec![f32::NAN; 2 * nm];
-                let n = r.features.len().min(nm);
-                features[..n].copy_from_slice(&r.features[..n]);
-                OwnRow {
-                    tenant: r.tenant.clone(),
-                    features,
-                    gap: false,
-                    dt_s: 1.0,
-                    cpus: r.cpus.clone(),
-                }
-            })
-            .collect();
-        match rows_of_second(own, nm, placement)
-            .into_iter()
-            .find(|r| r.tenant == id)
-        {
-            Some(row) => data.extend_from_slice(&row.features),
-            // Not reached: `seconds` are the seconds of `id`'s own rows.
-            None => data.resize(data.len() + 2 * nm, f32::NAN),
-        }
-    }
-    WindowData {
-        id: Some(id.to_string()),
-        t: seconds.len(),
-        data,
-    }
-}
-
 /// Every window a culprits request for `id` asks the model about.
 pub fn plan(id: &str, seconds: &[SecondOfHost], cat: &Catalogue) -> Plan {
     let nm = cat.n_metrics();
     let all = rebuilt_window(id, seconds, cat, |_| true);
-    let without = |keep: &dyn Fn(&str) -> bool| {
-        let mut w = rebuilt_window(id, seconds, cat, keep);
-        attribute_contention(&mut w, &all, cat);
-        w
-    };
-    let mut windows = vec![without(&|_| false)];
+    let mut windows = vec![rebuilt_window(id, seconds, cat, |_| false)];
     let mut variants = vec![Variant::Alone];
     for (j, _) in neighbours_of(id, seconds) {
-        windows.push(without(&|t| t != j));
+        windows.push(rebuilt_window(id, seconds, cat, |t| t != j));
         variants.push(Variant::Without(j));
     }
     for (resource, cols) in resources_present(&all, cat) {
@@ -192,51 +136,6 @@ pub fn plan(id: &str, seconds: &[SecondOfHost], cat: &Catalogue) -> Plan {
     windows.insert(0, all);
     variants.insert(0, Variant::All);
     Plan { windows, variants }
-}
-
-/// The tenant's own columns that measure it waiting for a CPU, scaled by
-/// [`attribute_contention`]. (The host's CPU pressure is a context column, not a feature.)
-pub const CONTENTION_COLUMNS: [&str; 6] = [
-    "cpu.psi_some_pct",
-    "cpu.psi_full_pct",
-    "cpu.psi_some_avg10",
-    "proc.sched_wait_pct",
-    "proc.sched_wait_per_slice_us",
-    "proc.nonvoluntary_ctxsw_per_s",
-];
-
-/// CPU demand (percent of one CPU) that a tenant's waits are not attributed to neighbours for:
-/// the host's own background and the noise of a per-second usage reading. Without it, leaving
-/// out a neighbour that used 0.5 % beside no one else would clear every wait of the tenant.
-pub const UNATTRIBUTED_DEMAND_PCT: f32 = 10.0;
-
-/// Scales the own [`CONTENTION_COLUMNS`] of `w` (a window with some neighbours left out) by the
-/// share of the contending CPU demand of `all` (the same window with every neighbour) that is
-/// left, second by second: `(c_w + u) / (c_all + u)` with `c` = `placement.contending_cpu_pct`
-/// and `u` = [`UNATTRIBUTED_DEMAND_PCT`]. The assumption, written down: a tenant's CPU waits
-/// grow with the demand of the neighbours that may run on its CPUs. A second without a
-/// contending demand in either window is left as it is.
-pub fn attribute_contention(w: &mut WindowData, all: &WindowData, cat: &Catalogue) {
-    let nm = cat.n_metrics();
-    let Some(c) = cat.index_of("placement.contending_cpu_pct") else {
-        return;
-    };
-    let cols: Vec<usize> = CONTENTION_COLUMNS
-        .iter()
-        .filter_map(|name| cat.index_of(name))
-        .collect();
-    for s in 0..w.t.min(all.t) {
-        let row = s * 2 * nm;
-        let (left, full) = (w.data[row + c], all.data[row + c]);
-        if !left.is_finite() || !full.is_finite() {
-            continue;
-        }
-        let u = UNATTRIBUTED_DEMAND_PCT;
-        let r = (left.max(0.0) + u) / (full.max(0.0) + u);
-        for &k in &cols {
-            w.data[row + k] *= r;
-        }
-    }
 }
 
 /// The resources whose neighbour columns have a value somewhere in `w`, each with those
@@ -392,6 +291,9 @@ mod tests {
                 if s == 2 {
                     rows.push(own(cat, "late", 50.0));
                 }
+                // What the agent recorded for the victim: the demand of everyone on CPU 0.
+                let c = cat.index_of("placement.contending_cpu_pct").unwrap();
+                rows[0].features[c] = if s == 2 { 150.0 } else { 100.0 };
                 SecondOfHost {
                     ts_ns: 1_000 + s,
                     rows,
@@ -473,20 +375,6 @@ mod tests {
     }
 
     #[test]
-    fn every_contention_column_is_a_feature() {
-        let cat = Catalogue::builtin();
-        for name in CONTENTION_COLUMNS {
-            let k = cat
-                .index_of(name)
-                .unwrap_or_else(|| panic!("{name} is not in the catalogue"));
-            assert!(
-                k < cat.n_metrics(),
-                "{name} is a context column, not a feature"
-            );
-        }
-    }
-
-    #[test]
     fn leaving_a_neighbour_out_scales_the_own_waits_by_the_contending_demand_left() {
         let cat = Catalogue::builtin();
         let nm = cat.n_metrics();
@@ -494,7 +382,7 @@ mod tests {
         let usage = cat.index_of("cpu.usage_pct").unwrap();
         let p = plan("victim", &host(cat), cat);
         let v = |x: &Variant| &p.windows[p.variants.iter().position(|y| y == x).unwrap()];
-        let u = UNATTRIBUTED_DEMAND_PCT;
+        let u = crate::rebuild::UNATTRIBUTED_DEMAND_PCT;
         let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
 
         let all = v(&Variant::All);

@@ -24,6 +24,7 @@ pub mod oip;
 pub mod openapi;
 pub mod parse;
 pub mod placement;
+pub mod rebuild;
 pub mod reload;
 pub mod resources;
 pub mod server;

@@ -14,11 +14,12 @@ use dataset::catalogue::Catalogue;
 use serde::{Deserialize, Serialize};
 
 use crate::batcher::Batcher;
-use crate::culprits::{reads_the_catalogue, rebuilt_window};
+use crate::culprits::reads_the_catalogue;
 use crate::engine::{ModelInfo, Pred, WindowData};
 use crate::error::ApiError;
 use crate::live::{LiveState, SecondOfHost, TenantSecond};
 use crate::parse::{check_t, check_value, json_error, suggest, Limits};
+use crate::rebuild::rebuilt_window;
 
 /// The candidate's id inside a plan (a cgroup path never holds a NUL, so no tenant has it).
 const CANDIDATE: &str = "\0candidate";

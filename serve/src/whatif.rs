@@ -4,7 +4,7 @@
 //! *profile* is its isolated baseline (the first repeat of its baseline key: the tenant alone,
 //! as another host would have profiled it). The host's seconds are rebuilt from the profiles
 //! alone, second by second from the start, with the server's own code
-//! ([`crate::culprits::rebuilt_window`]), and the model predicts each tenant's P from that —
+//! ([`crate::rebuild::rebuilt_window`]), and the model predicts each tenant's P from that —
 //! what the placement endpoint would have answered before the run. Beside it: the same model on
 //! the tenant's real co-located window (what live mode answers once the run happens), and the
 //! "no interference" answer P̂ = 1. Mean absolute errors against the label, × 100.
@@ -16,9 +16,9 @@ use dataset::catalogue::Catalogue;
 use dataset::matrix::RunMatrix;
 use dataset::runs::{BaselineKey, RunKind, RunRecord};
 
-use crate::culprits::rebuilt_window;
 use crate::engine::WindowData;
 use crate::live::{SecondOfHost, TenantSecond};
+use crate::rebuild::rebuilt_window;
 
 /// One co-located tenant-run, predicted both ways.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
