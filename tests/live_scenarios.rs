@@ -151,6 +151,21 @@ fn bundled_model_in_live_mode_on_lone_shared_and_idle_neighbours() {
         let before = settled_p(addr, &id);
         t.add("idle", "sleep 120");
         let after = settled_p(addr, &id);
+        // What of the idle neighbour the model reads: its resources, occluded one at a time.
+        let c = get(addr, &format!("/v1/tenants/{id}/culprits"));
+        if c.status == 200 {
+            let v = c.json();
+            eprintln!(
+                "idle neighbour, culprits of {id}: with {} alone {}",
+                v["with_all"]["p"], v["alone"]["p"]
+            );
+            for r in v["resources"].as_array().into_iter().flatten() {
+                eprintln!(
+                    "  {} ({} columns): ΔP̂ {}",
+                    r["resource"], r["columns"], r["delta_p"]
+                );
+            }
+        }
         let _ = server.kill();
         let _ = server.wait();
         let d = (after - before).abs();
