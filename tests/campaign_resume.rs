@@ -218,6 +218,19 @@ fn killed_campaign_resumes_without_duplicates_or_partial_runs() {
         .map(|r| r.run_id)
         .collect();
     assert!(ids.contains("c00000") && !ids.contains("c00001"), "{ids:?}");
+    // Every replay kept its own log: the refused one (3.) and both of this part.
+    let mut replays: Vec<String> = std::fs::read_dir(out.join("logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("sentinel"))
+        .collect();
+    replays.sort();
+    assert_eq!(replays, ["sentinel-1", "sentinel-2", "sentinel-3"]);
+    for r in &replays {
+        let logs = std::fs::read_dir(out.join("logs").join(r)).unwrap().count();
+        assert!(logs > 0, "logs/{r} is empty");
+    }
 
     // 5. Resume to the end.
     let (ok, err) = resume(&out, &[]);

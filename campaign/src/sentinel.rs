@@ -11,7 +11,8 @@
 //! their mean (measured here: sysbench repeats with a CV of 0.3 %, replayed a minute later, 5.7 %
 //! off), while what the sentinel is for — another host type, a busy or throttled machine — moves
 //! CPU-bound performance by well over 10 %. The replay is not recorded: its samples are deleted, its
-//! log is kept in `logs/sentinel/`.
+//! log is kept in `logs/sentinel-N/`, a new `N` for every replay (a refused resume keeps the
+//! logs of the parts before it).
 
 use std::fs;
 
@@ -23,8 +24,29 @@ use crate::runner::Runner;
 
 /// The smallest label noise a sentinel is judged with (coefficient of variation).
 pub const NOISE_FLOOR: f64 = 0.05;
-/// The run id of the replay (logs under `logs/sentinel/`).
+/// The run ids of the replays: `sentinel-1`, `sentinel-2`, … (logs under `logs/<run id>/`).
 const SENTINEL_RUN: &str = "sentinel";
+
+/// The run id of the next replay into `out`: one past the replays whose logs are there
+/// (directories written before the numbering, `logs/sentinel/`, count as one).
+pub fn next_run_id(out: &std::path::Path) -> String {
+    let done = fs::read_dir(out.join("logs"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name == SENTINEL_RUN
+                        || name
+                            .strip_prefix(SENTINEL_RUN)
+                            .and_then(|n| n.strip_prefix('-'))
+                            .is_some_and(|n| n.parse::<u32>().is_ok())
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    format!("{SENTINEL_RUN}-{}", done + 1)
+}
 
 /// What a sentinel replay measured against the stored baseline.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +124,7 @@ pub fn replay(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck
         return Ok(None);
     };
     tracing::info!(%key, "replaying the sentinel baseline");
-    let mut ex = runner.execute_alone(SENTINEL_RUN, spec)?;
+    let mut ex = runner.execute_alone(&next_run_id(runner.out), spec)?;
     let o = ex.tenants.remove(0);
     let samples = runner.out.join(&ex.samples_dir);
     if samples.exists() {
@@ -144,6 +166,21 @@ mod tests {
         assert!(c.passed());
         let c = SentinelCheck::judge("k".into(), &stored(100.0, 0.001), 150.0);
         assert!(!c.passed());
+    }
+
+    #[test]
+    fn every_replay_gets_a_log_directory_of_its_own() {
+        let dir = std::env::temp_dir().join(format!("cf-sentinel-ids-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        assert_eq!(next_run_id(&dir), "sentinel-1", "no logs yet");
+        let logs = dir.join("logs");
+        for d in ["sentinel", "b-stress-cpu-l60-r0", "sentinel-x"] {
+            fs::create_dir_all(logs.join(d)).unwrap();
+        }
+        assert_eq!(next_run_id(&dir), "sentinel-2", "the unnumbered one counts");
+        fs::create_dir_all(logs.join("sentinel-2")).unwrap();
+        assert_eq!(next_run_id(&dir), "sentinel-3");
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
