@@ -6,6 +6,8 @@
 #   bash scripts/train-default-model.sh            # ~2 min on 2 cores
 #   DATA="dataset/data dataset/idle" bash scripts/train-default-model.sh --window-s 20   # several
 #   SEED=43 bash scripts/train-default-model.sh     # another seed (default 42)
+#   MEMBERS="43 44" bash scripts/train-default-model.sh   # an ensemble: the same recipe with
+#       each of these seeds too, in models/default/members/seed-N (docs/api.md, Ensembles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CLOUDFORMER_BIN:-target/debug/cloudformer}
@@ -18,9 +20,15 @@ for d in ${DATA:-dataset/v1}; do data_args+=(--data "$d"); done
 "$BIN" train "${data_args[@]}" --out models/default.new --seed "${SEED:-42}" \
   --lr "${LR:-1e-3}" --epochs "${EPOCHS:-80}" --patience "${PATIENCE:-15}" "$@"
 rm -rf models/default.new/last
+for s in ${MEMBERS:-}; do
+  [ "$s" = "${SEED:-42}" ] && { echo "MEMBERS repeats SEED $s" >&2; exit 2; }
+  "$BIN" train "${data_args[@]}" --out "models/default.new/members/seed-$s" --seed "$s" \
+    --lr "${LR:-1e-3}" --epochs "${EPOCHS:-80}" --patience "${PATIENCE:-15}" "$@"
+  rm -rf "models/default.new/members/seed-$s/last"
+done
 rm -rf models/default.old
 [ -d models/default ] && mv models/default models/default.old
 mv models/default.new models/default
 [ -f models/default.old/README.md ] && cp models/default.old/README.md models/default/
 rm -rf models/default.old
-echo "models/default: $(jq -r .model_id models/default/config.json 2>/dev/null || echo written)"
+echo "models/default: $(jq -r .model_id models/default/config.json 2>/dev/null || echo written)${MEMBERS:+ + members $MEMBERS}"

@@ -158,7 +158,13 @@ fn served_predictions_match_the_cli_on_the_repo_dataset() {
     );
     let ck: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
-    assert_eq!(v["model_id"], ck["model_id"]);
+    // The directory's own checkpoint, or the ensemble of it and its members/.
+    let served = model::Predictor::load(&model).unwrap();
+    assert_eq!(v["model_id"], served.model_id());
+    assert_eq!(
+        served.checkpoint().model_id,
+        ck["model_id"].as_str().unwrap()
+    );
     assert_eq!(
         v["catalogue_hash"],
         dataset::catalogue::Catalogue::builtin().hash()
@@ -236,6 +242,25 @@ fn sighup_reloads_the_model_and_a_bad_one_is_rejected() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["model_id"], new_id.as_str());
 
+    // A second checkpoint under members/: SIGHUP makes the directory an ensemble of two.
+    let member = model.join(model::MEMBERS_DIR).join("seed-2");
+    std::fs::create_dir_all(&member).unwrap();
+    for f in [model::CONFIG_FILE, model::WEIGHTS_FILE] {
+        std::fs::copy(model.join(f), member.join(f)).unwrap();
+    }
+    hup(&server);
+    let v = wait_readyz(addr, |v| v["reloads_ok"] == 2);
+    let ens_id = v["model_id"].as_str().unwrap().to_string();
+    assert!(ens_id.starts_with("ens-"), "{v}");
+    assert_eq!(
+        v["model_members"],
+        serde_json::json!([new_id, new_id]),
+        "{v}"
+    );
+    let r = post(addr, "/v1/predict", body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["model_id"], ens_id.as_str());
+
     // Truncated weights: SIGHUP is rejected, the error is on /readyz, the old model serves on.
     let w = model.join(model::WEIGHTS_FILE);
     let bytes = std::fs::read(&w).unwrap();
@@ -250,7 +275,7 @@ fn sighup_reloads_the_model_and_a_bad_one_is_rejected() {
         err.contains("rejected") && err.contains(model::WEIGHTS_FILE),
         "reload error does not name the bad file: {err}"
     );
-    assert_eq!(v["model_id"], new_id.as_str());
+    assert_eq!(v["model_id"], ens_id.as_str());
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["model_id"], new_id.as_str());
+    assert_eq!(r.json()["model_id"], ens_id.as_str());
 }

@@ -33,7 +33,7 @@ pub use net::{masked_mean, pool_time, BranchInputs, CloudFormer};
 pub use normalizer::{Normalizer, RawRanges};
 pub use optim::{clip_grad_norm, Adam, LrSchedule};
 pub use params::Params;
-pub use predictor::{out_of_distribution, Prediction, Predictor, Window};
+pub use predictor::{combine, out_of_distribution, Prediction, Predictor, Window, MEMBERS_DIR};
 
 /// The device models run on: CPU, or the first CUDA device with the `cuda` feature.
 pub fn default_device() -> Device {

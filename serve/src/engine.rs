@@ -33,6 +33,8 @@ pub struct ModelInfo {
     /// The features the model reads and its coverage floor: `/v1/predict` refuses thinner
     /// windows unless the request says `"partial": true`.
     pub coverage: model::CoverageRule,
+    /// The ids of the checkpoints that answer: one, or an ensemble's members (`members/`).
+    pub members: Vec<String>,
 }
 
 impl ModelInfo {
@@ -81,6 +83,11 @@ pub fn load_predictor(dir: &Path) -> Result<PredictorEngine, String> {
         feature_names: predictor.feature_names().to_vec(),
         dir: dir.display().to_string(),
         coverage: predictor.coverage_rule(),
+        members: predictor
+            .member_ids()
+            .into_iter()
+            .map(String::from)
+            .collect(),
     };
     Ok(PredictorEngine { predictor, info })
 }

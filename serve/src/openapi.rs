@@ -415,6 +415,7 @@ mod tests {
             feature_names: vec!["a".into()],
             dir: ".".into(),
             coverage: Default::default(),
+            members: vec!["m".into()],
         };
         let doc = document(&info);
         let paths = doc["paths"].as_object().unwrap();

@@ -22,10 +22,36 @@ pub struct ReloadStatus {
 }
 
 /// A cheap fingerprint of a model directory: (name, size, mtime) of its model files, one level
-/// deep: `*.json` and `*.safetensors` (symlinks followed), except `train.json`. Other files a
+/// deep: `*.json` and `*.safetensors` (symlinks followed), except `train.json`; and those of
+/// every ensemble member under `members/` (named `members/<member>/<file>`). Other files a
 /// training run writes there (`curve.csv`, `train.json`, `last/`) do not trigger a reload.
 pub fn fingerprint(dir: &Path) -> Option<Vec<(String, u64, SystemTime)>> {
     let mut v = Vec::new();
+    model_files(dir, "", &mut v)?;
+    if let Ok(members) = std::fs::read_dir(dir.join(model::MEMBERS_DIR)) {
+        // An added or removed member changes the fingerprint through its files' names.
+        v.push((
+            format!("{}/", model::MEMBERS_DIR),
+            0,
+            SystemTime::UNIX_EPOCH,
+        ));
+        for e in members.flatten() {
+            if e.path().is_dir() {
+                let prefix = format!(
+                    "{}/{}/",
+                    model::MEMBERS_DIR,
+                    e.file_name().to_string_lossy()
+                );
+                model_files(&e.path(), &prefix, &mut v);
+            }
+        }
+    }
+    v.sort();
+    Some(v)
+}
+
+/// Appends `(prefix + name, size, mtime)` of the model files directly in `dir`.
+fn model_files(dir: &Path, prefix: &str, v: &mut Vec<(String, u64, SystemTime)>) -> Option<()> {
     for e in std::fs::read_dir(dir).ok()? {
         let Ok(e) = e else { continue };
         let name = e.file_name().to_string_lossy().into_owned();
@@ -38,15 +64,14 @@ pub fn fingerprint(dir: &Path) -> Option<Vec<(String, u64, SystemTime)>> {
         if let Ok(md) = std::fs::metadata(e.path()) {
             if md.is_file() {
                 v.push((
-                    name,
+                    format!("{prefix}{name}"),
                     md.len(),
                     md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                 ));
             }
         }
     }
-    v.sort();
-    Some(v)
+    Some(())
 }
 
 fn now_unix() -> u64 {
@@ -118,5 +143,37 @@ pub async fn reload(
             }
             Err(msg)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_follows_ensemble_members_and_ignores_training_by_products() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("curve.csv"), "epoch").unwrap();
+        let single = fingerprint(dir.path()).unwrap();
+        assert_eq!(single.len(), 1, "{single:?}");
+
+        let member = dir.path().join(model::MEMBERS_DIR).join("seed-43");
+        std::fs::create_dir_all(&member).unwrap();
+        let empty = fingerprint(dir.path()).unwrap();
+        assert_ne!(empty, single, "a members/ directory appearing is a change");
+        std::fs::write(member.join("config.json"), "{}").unwrap();
+        std::fs::write(member.join("model.safetensors"), "w").unwrap();
+        let with = fingerprint(dir.path()).unwrap();
+        assert!(
+            with.iter()
+                .any(|f| f.0 == "members/seed-43/model.safetensors"),
+            "{with:?}"
+        );
+        std::fs::write(member.join("curve.csv"), "epoch").unwrap();
+        std::fs::write(member.join("train.json"), "{}").unwrap();
+        assert_eq!(fingerprint(dir.path()).unwrap(), with);
+        std::fs::write(member.join("model.safetensors"), "other weights").unwrap();
+        assert_ne!(fingerprint(dir.path()).unwrap(), with);
     }
 }

@@ -482,6 +482,7 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
         "model_id": info.model_id,
         "catalogue_hash": info.catalogue_hash,
         "model_dir": info.dir,
+        "model_members": info.members,
         "n_features": info.n_features(),
         "reload_error": reload.last_error,
         "reload_error_unix_s": reload.last_error_unix_s,
