@@ -8,4 +8,5 @@ pub mod matrix;
 pub mod placement;
 pub mod runs;
 pub mod samples;
+pub mod sliced;
 pub mod zero_buffer;

@@ -85,12 +85,15 @@ pub enum MatrixError {
 pub struct LoadOptions {
     /// Also load isolated baselines (labelled against the mean of their own repeats, P ≈ 1).
     pub include_baselines: bool,
+    /// Read the per-process columns of sliced loads as null (see [`crate::sliced`]).
+    pub blank_sliced_process: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             include_baselines: true,
+            blank_sliced_process: true,
         }
     }
 }
@@ -108,6 +111,12 @@ pub fn load_run_matrices_with(
     let records = runs::read_runs(&runs::runs_path(dir))?;
     let cat = Catalogue::builtin();
     let setups = placement_setups(&records);
+    let sliced = if opts.blank_sliced_process {
+        crate::sliced::sliced_apps(dir)?
+    } else {
+        Default::default()
+    };
+    let process_cols = crate::sliced::process_features(cat);
     let mut cache: std::collections::HashMap<String, Vec<SampleFile>> = Default::default();
     let mut out = Vec::new();
     for r in records.iter() {
@@ -128,7 +137,9 @@ pub fn load_run_matrices_with(
             cache.insert(r.samples_dir.clone(), files);
         }
         let files = &cache[&r.samples_dir];
-        out.push(matrix_for(r, files, cat)?);
+        let mut m = matrix_for(r, files, cat)?;
+        crate::sliced::blank_sliced_process_columns(&mut m, &sliced, &process_cols);
+        out.push(m);
     }
     Ok(out)
 }

@@ -7,14 +7,19 @@
 //!   rebuilt from the own halves of the tenants kept, by the agent's own function
 //!   ([`collector::neighbours::rows_of_second`]) — exact;
 //! - the tenant's **own CPU-wait columns** ([`CONTENTION_COLUMNS`]: its PSI, run-queue wait and
-//!   involuntary switches), scaled second by second by `(c_new + u) / (c_rec + u)`, where
-//!   `c_rec` is the CPU demand contending for its CPUs when its row was recorded (its own
-//!   `placement.contending_cpu_pct`, as the agent wrote it), `c_new` the same demand with the
-//!   neighbours kept, and `u` = [`UNATTRIBUTED_DEMAND_PCT`] background its waits are never
-//!   attributed to. The assumption, written down: a tenant waits for its CPU in proportion to
-//!   the demand that may run there. A second whose recorded or new demand is unknown is left as
-//!   recorded; every other own column (usage, memory, …) always is. A pressure is capped at
-//!   100 %.
+//!   involuntary switches), second by second, from `c_rec`, the CPU demand contending for its
+//!   CPUs when its row was recorded (its own `placement.contending_cpu_pct`, as the agent wrote
+//!   it), and `c_new`, the same demand with the neighbours kept. Less demand (culprits): every
+//!   wait column is scaled by `(c_new + u) / (c_rec + u)`, `u` = [`UNATTRIBUTED_DEMAND_PCT`]
+//!   background its waits are never attributed to — a tenant waits in proportion to the demand
+//!   that may run on its CPUs. More demand (placement, the what-if from baselines): the
+//!   time-share columns ([`TIME_SHARE_COLUMNS`]: pressure and run-queue wait) **gain**
+//!   [`added_wait`] = `usage × (c_new − c_rec) / max(100, usage + c_new)` — a CPU-bound tenant
+//!   beside a CPU-bound newcomer waits half the time, a light one rarely — because scaling a
+//!   tenant that was recorded alone (waits ≈ 0) would leave it at ≈ 0; the per-slice wait and
+//!   the involuntary switches are scaled as above. A second whose recorded or new demand is
+//!   unknown is left as recorded; every other own column (usage, memory, …) always is. A
+//!   pressure is capped at 100 %.
 //!
 //! Without the second, "without the hog" is a window no host produces (a tenant waiting half
 //! the time beside an idle neighbour), and a model that reads sharing from a tenant's own
@@ -37,6 +42,30 @@ pub const CONTENTION_COLUMNS: [&str; 6] = [
     "proc.sched_wait_per_slice_us",
     "proc.nonvoluntary_ctxsw_per_s",
 ];
+
+/// The [`CONTENTION_COLUMNS`] that are shares of time (percent of wall time or of one CPU):
+/// the ones that gain [`added_wait`] when the contending demand grows.
+pub const TIME_SHARE_COLUMNS: [&str; 4] = [
+    "cpu.psi_some_pct",
+    "cpu.psi_full_pct",
+    "cpu.psi_some_avg10",
+    "proc.sched_wait_pct",
+];
+
+/// The wait (percent of time) a tenant using `usage` % of a CPU gains when the demand
+/// contending for its CPUs grows from `recorded` to `now` (0 when it does not grow or either
+/// is unknown): `usage × (now − recorded) / max(100, usage + now)`. Two CPU-bound tenants on
+/// one CPU: 100 × 100 / 200 = 50 %; a tenant at 20 % beside 20 % more: 4 %.
+pub fn added_wait(usage: f32, recorded: f32, now: f32) -> f32 {
+    if !(usage.is_finite() && recorded.is_finite() && now.is_finite()) {
+        return 0.0;
+    }
+    let (usage, recorded, now) = (usage.max(0.0), recorded.max(0.0), now.max(0.0));
+    if now <= recorded {
+        return 0.0;
+    }
+    usage * (now - recorded) / (usage + now).max(100.0)
+}
 
 /// CPU demand (percent of one CPU) that a tenant's waits are never attributed to neighbours
 /// for: the host's own background and the noise of a per-second usage reading. Without it,
@@ -66,8 +95,10 @@ pub(crate) fn rebuilt_window(
     let placement = PlacementColumns::of(cat);
     let placement = placement.as_ref();
     let contending = cat.index_of("placement.contending_cpu_pct");
-    // Each wait column with its ceiling: a pressure is a share of wall time.
-    let waits: Vec<(usize, f32)> = CONTENTION_COLUMNS
+    let usage = cat.index_of("cpu.usage_pct");
+    // Each wait column with its ceiling (a pressure is a share of wall time) and whether it
+    // is a share of time.
+    let waits: Vec<(usize, f32, bool)> = CONTENTION_COLUMNS
         .iter()
         .filter_map(|name| {
             let cap = if name.starts_with("cpu.psi") {
@@ -75,7 +106,7 @@ pub(crate) fn rebuilt_window(
             } else {
                 f32::INFINITY
             };
-            Some((cat.index_of(name)?, cap))
+            Some((cat.index_of(name)?, cap, TIME_SHARE_COLUMNS.contains(name)))
         })
         .collect();
     let mut data = Vec::with_capacity(seconds.len() * 2 * nm);
@@ -105,11 +136,19 @@ pub(crate) fn rebuilt_window(
         {
             Some(mut row) => {
                 if let (Some(c), Some(rec)) = (contending, recorded) {
-                    let k = wait_scale(rec, row.features[c]);
-                    for &(w, cap) in &waits {
+                    let now = row.features[c];
+                    let k = wait_scale(rec, now);
+                    let used = usage.map_or(f32::NAN, |u| row.features[u]);
+                    let gain = added_wait(used, rec, now);
+                    for &(w, cap, time_share) in &waits {
                         let v = row.features[w];
                         if v.is_finite() {
-                            row.features[w] = (v * k).min(cap);
+                            row.features[w] = if time_share && gain > 0.0 {
+                                v + gain
+                            } else {
+                                v * k
+                            }
+                            .min(cap);
                         }
                     }
                 }
@@ -183,12 +222,30 @@ mod tests {
             row(cat, "candidate", 100.0, 0.0),
         ])];
         let w = rebuilt_window("profile", &placed, cat, |_| true);
-        assert_eq!(
-            w.data[psi], 100.0,
-            "40 % × 11, capped: a pressure is a share of time"
+        assert!(
+            close(w.data[psi], 40.0 + 50.0 * 100.0 / 150.0),
+            "{}: 40 % plus the wait a CPU-bound newcomer adds",
+            w.data[psi]
         );
         let wait = cat.index_of("proc.sched_wait_pct").unwrap();
         assert!(w.data[wait].is_nan(), "a missing wait stays missing");
+        // A busy tenant recorded alone with no wait: the newcomer's share, capped at 100.
+        let mut busy = row(cat, "profile", 100.0, 0.0);
+        busy.features[psi] = 0.0;
+        busy.features[wait] = 0.0;
+        let slice = cat.index_of("proc.sched_wait_per_slice_us").unwrap();
+        busy.features[slice] = 20.0;
+        let placed = [second(vec![busy, row(cat, "candidate", 100.0, 0.0)])];
+        let w = rebuilt_window("profile", &placed, cat, |_| true);
+        assert!(
+            close(w.data[psi], 50.0) && close(w.data[wait], 50.0),
+            "{}",
+            w.data[psi]
+        );
+        assert!(
+            close(w.data[slice], 20.0 * (100.0 + u) / u),
+            "the per-slice wait is scaled, not added to"
+        );
         // Unknown recorded demand: as recorded.
         let unknown = [second(vec![
             row(cat, "victim", 50.0, f32::NAN),
@@ -197,6 +254,13 @@ mod tests {
         let w = rebuilt_window("victim", &unknown, cat, |_| false);
         assert_eq!(w.data[psi], 40.0);
         assert_eq!(wait_scale(f32::NAN, 5.0), 1.0);
+        assert!(close(added_wait(20.0, 0.0, 20.0), 4.0));
+        assert_eq!(
+            added_wait(100.0, 80.0, 50.0),
+            0.0,
+            "less demand adds nothing"
+        );
+        assert_eq!(added_wait(f32::NAN, 0.0, 100.0), 0.0);
         assert_eq!(
             wait_scale(-3.0, 0.0),
             1.0,
