@@ -50,7 +50,7 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Evaluate models and baselines with the leave-applications-out protocols.
     #[command(
-        after_help = "Example:\n  cloudformer eval --data dataset/data --protocol loao --out bench/results/loao --stop-after 30m\n  (run the same command again to continue from the folds in bench/results/loao/folds)\n  cloudformer eval --data dataset/data --protocol loao --per-window 30 --early 10 --out bench/results/loao-w30\n  (per-window P: every model trains and is tested on the runs' 30-s windows)\n  cloudformer eval --data dataset/idle --data dataset/unpinned --protocol loao --models mean,rf,cf --out bench/results/loao-intel\n  (several directories evaluated together: run ids get their directory's name)"
+        after_help = "Example:\n  cloudformer eval --data dataset/data --protocol loao --out bench/results/loao --stop-after 30m\n  (run the same command again to continue from the folds in bench/results/loao/folds)\n  cloudformer eval --data dataset/data --protocol loao --per-window 30 --train-stride 10 --early 10 --out bench/results/loao-w30\n  (per-window P: every model is tested on the runs' non-overlapping 30-s windows and trains on 30-s windows every 10 s)\n  cloudformer eval --data dataset/idle --data dataset/unpinned --protocol loao --models mean,rf,cf --out bench/results/loao-intel\n  (several directories evaluated together: run ids get their directory's name)"
     )]
     Eval(cli::eval::EvalArgs),
     /// Write plots and an HTML/Markdown summary of evaluation results.

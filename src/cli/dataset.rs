@@ -270,6 +270,7 @@ pub fn trivial_summary(dir: &std::path::Path) -> String {
             early_ks: vec![],
             lstm: Default::default(),
             window_s: 0,
+            train_stride: 0,
             command: "cloudformer dataset summary".into(),
         };
         let scratch = tempfile::tempdir()?;

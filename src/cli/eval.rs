@@ -41,6 +41,11 @@ pub struct EvalArgs {
     /// are dropped. 0 = whole tenant-runs.
     #[arg(long, value_name = "W", default_value_t = 0)]
     pub per_window: usize,
+    /// With --per-window W: the training and validation applications' windows start every S
+    /// seconds (S divides W; below W they overlap, e.g. 10 gives 3× the training windows of
+    /// 30), while the test windows stay the non-overlapping ones. 0 = W.
+    #[arg(long, value_name = "S", default_value_t = 0, requires = "per_window")]
+    pub train_stride: usize,
     /// LSTM baseline epochs.
     #[arg(long, default_value_t = train::baselines::lstm::LstmParams::default().epochs)]
     pub lstm_epochs: usize,
@@ -81,6 +86,7 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
             ..Default::default()
         },
         window_s: args.per_window,
+        train_stride: args.train_stride,
         command,
     };
     let cf_opts = args.cf.to_options("cf", args.seed, true);

@@ -166,6 +166,41 @@ pub fn window_units(runs: &[Run], w: usize) -> Result<Vec<Run>> {
     Ok(units)
 }
 
+/// The units of a per-window evaluation whose training windows overlap
+/// (`cloudformer eval --per-window W --train-stride S`): first the non-overlapping windows of
+/// [`window_units`] (the only ones tested, and the only ones when `stride` is 0 or `w`), then
+/// every other window starting each `stride` seconds, which only training and validation see.
+/// Returns the units and how many of them come first (the test units). `stride` must divide `w`
+/// so that the test windows are among the strided ones.
+pub fn window_units_strided(runs: &[Run], w: usize, stride: usize) -> Result<(Vec<Run>, usize)> {
+    let mut units = window_units(runs, w)?;
+    let n_test = units.len();
+    if stride == 0 || stride == w {
+        return Ok((units, n_test));
+    }
+    if stride > w || !w.is_multiple_of(stride) {
+        return Err(TrainError::Invalid(format!(
+            "--train-stride {stride}: it must divide the window (--per-window {w}), so that the \
+             non-overlapping test windows are among the training windows' starts; e.g. {}",
+            (1..=w / 2)
+                .rev()
+                .find(|s| w.is_multiple_of(*s) && *s <= stride.max(1))
+                .unwrap_or(1)
+        )));
+    }
+    for r in runs {
+        let windows = sliding_windows(&[r], w, stride);
+        units.extend(
+            windows
+                .into_iter()
+                .enumerate()
+                .filter(|(j, _)| !(j * stride).is_multiple_of(w))
+                .map(|(_, u)| u),
+        );
+    }
+    Ok((units, n_test))
+}
+
 /// A scenario is static when it is named `static` (or empty / `constant`); `increasing`,
 /// `decreasing`, `periodic`, `random`, … are dynamic.
 pub fn is_dynamic_scenario(s: &str) -> bool {
@@ -373,5 +408,27 @@ mod tests {
         // default stride = w / 2; w = 0 gives nothing
         assert_eq!(sliding_windows(&[&with], 4, 0).len(), 2);
         assert!(sliding_windows(&[&with], 0, 0).is_empty());
+    }
+
+    #[test]
+    fn strided_window_units_put_the_non_overlapping_ones_first() {
+        let long = run(12, None);
+        let (units, n_test) = window_units_strided(std::slice::from_ref(&long), 4, 2).unwrap();
+        let ids: Vec<&str> = units.iter().map(|u| u.run_id.as_str()).collect();
+        assert_eq!(n_test, 3);
+        assert_eq!(ids, ["c1@0", "c1@4", "c1@8", "c1@2", "c1@6"]);
+        // stride 0 or w: the non-overlapping windows only
+        for stride in [0, 4] {
+            let (units, n_test) =
+                window_units_strided(std::slice::from_ref(&long), 4, stride).unwrap();
+            assert_eq!((units.len(), n_test), (3, 3), "stride {stride}");
+        }
+        let e = window_units_strided(std::slice::from_ref(&long), 4, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--train-stride 3") && e.contains("divide"),
+            "{e}"
+        );
     }
 }

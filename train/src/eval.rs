@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::baselines::lstm::{self, LstmParams};
 use crate::baselines::Tabular;
-use crate::data::{validate_runs, window_units, Run};
+use crate::data::{validate_runs, window_units_strided, Run};
 use crate::error::{io_err, Result, TrainError};
 use crate::features::{self, FeatureSet, Table};
 use crate::folds::{Fold, FoldStore};
@@ -91,6 +91,12 @@ pub struct EvalOptions {
     /// ([`crate::data::window_units`]); every model trains and is tested on those windows.
     #[serde(default)]
     pub window_s: usize,
+    /// With `window_s`: the training and validation applications' windows start every
+    /// `train_stride` seconds (overlapping when below `window_s`; it must divide it), the test
+    /// windows stay the non-overlapping ones ([`crate::data::window_units_strided`]). 0 = the
+    /// non-overlapping windows only (left out of the plan then, so older folds still match).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub train_stride: usize,
     /// The command line, recorded in the results.
     pub command: String,
 }
@@ -291,16 +297,19 @@ fn run_folds(
     progress: Progress<'_>,
 ) -> Result<Outcome> {
     let windows;
-    let runs = if options.window_s > 0 {
-        windows = window_units(runs, options.window_s)?;
-        &windows[..]
+    let (runs, n_test) = if options.window_s > 0 {
+        windows = window_units_strided(runs, options.window_s, options.train_stride)?;
+        (&windows.0[..], windows.1)
     } else {
-        runs
+        (runs, runs.len())
     };
     validate_runs(runs, 2)?;
+    // The units tested come first; the splits and the results are the same as without
+    // overlapping training windows.
+    let tested = &runs[..n_test];
     let splits = make_splits(
         options.protocol,
-        &app_infos(runs),
+        &app_infos(tested),
         options.n_splits,
         options.seed,
     )?;
@@ -310,7 +319,7 @@ fn run_folds(
     let mut folds = Vec::with_capacity(total);
     let mut computed = 0;
     for split in &splits {
-        let idx = split.indices(runs)?;
+        let idx = fold_indices(split, runs, n_test)?;
         let keys: Vec<String> = idx.test.iter().map(|&i| runs[i].key()).collect();
         for model in &options.models {
             let name = model.name();
@@ -347,8 +356,29 @@ fn run_folds(
     }
     progress(total, total, "done");
     Ok(Outcome::Complete(Box::new(aggregate(
-        runs, options, splits, &folds,
+        tested, options, splits, &folds,
     )?)))
+}
+
+/// The split's indices into `runs`, of which the first `n_test` may be tested (the others are
+/// overlapping training windows). Overlapping windows cannot go with validation runs drawn
+/// from the training runs: a validation window would share seconds with training ones.
+fn fold_indices(split: &Split, runs: &[Run], n_test: usize) -> Result<SplitIdx> {
+    if n_test < runs.len() && split.val_from_train_runs.is_some() {
+        return Err(TrainError::Invalid(format!(
+            "--train-stride: split {} has no validation application (it draws validation runs \
+             from the training runs, whose overlapping windows would leak into them); evaluate \
+             without --train-stride or with more applications",
+            split.name
+        )));
+    }
+    let mut idx = split.indices(runs)?;
+    idx.test.retain(|&i| i < n_test);
+    Ok(idx)
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// What one fold needs.

@@ -101,6 +101,7 @@ fn baselines_beat_the_mean_and_results_round_trip() {
             ..Default::default()
         },
         window_s: 0,
+        train_stride: 0,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
@@ -188,6 +189,7 @@ fn bad_inputs_give_clear_errors() {
         early_ks: vec![],
         lstm: Default::default(),
         window_s: 0,
+        train_stride: 0,
         command: "test".into(),
     };
     let e = evaluate(&[], &options, None, dir.path(), &mut |_, _, _| {})
@@ -280,6 +282,7 @@ fn a_per_window_evaluation_tests_every_window_with_its_own_label() {
         early_ks: vec![5, 10, 30],
         lstm: Default::default(),
         window_s: w,
+        train_stride: 0,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
@@ -328,6 +331,65 @@ fn a_per_window_evaluation_tests_every_window_with_its_own_label() {
     );
     let md = res.markdown();
     assert!(md.contains(&format!("{expected} {w}-s windows")), "{md}");
+    // Overlapping training windows (every 5 s): the same test windows with the same labels,
+    // while the models learn from more windows (the training mean moves).
+    let strided = evaluate(
+        &runs,
+        &EvalOptions {
+            train_stride: 5,
+            ..options.clone()
+        },
+        None,
+        dir.path(),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(
+        strided.n_runs, expected,
+        "only non-overlapping windows are tested"
+    );
+    let rows = |r: &train::eval::EvalResults| -> Vec<(String, String, u64)> {
+        let mut v: Vec<_> = r
+            .predictions
+            .iter()
+            .filter(|p| p.k == 0 && p.model == "mean")
+            .map(|p| (p.split.clone(), p.key.clone(), p.p.to_bits()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(rows(&strided), rows(&res), "same test windows and labels");
+    let moved = strided
+        .predictions
+        .iter()
+        .zip(&res.predictions)
+        .filter(|(a, b)| a.model == "mean" && (a.p_hat - b.p_hat).abs() > 1e-9)
+        .count();
+    assert!(moved > 0, "the training mean uses the overlapping windows");
+    // Two applications: validation runs come from the training runs, which overlapping
+    // windows would leak into, so the stride is refused, naming the split.
+    let two: Vec<Run> = runs
+        .iter()
+        .filter(|r| r.app == "app0" || r.app == "app1")
+        .cloned()
+        .collect();
+    let e = evaluate(
+        &two,
+        &EvalOptions {
+            train_stride: 5,
+            ..options.clone()
+        },
+        None,
+        dir.path(),
+        &mut |_, _, _| {},
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        e.contains("--train-stride") && e.contains("no validation application"),
+        "{e}"
+    );
     let too_long = EvalOptions {
         window_s: 1000,
         ..options
@@ -354,6 +416,7 @@ fn normaliser_is_fitted_on_training_apps_only() {
         early_ks: vec![],
         lstm: Default::default(),
         window_s: 0,
+        train_stride: 0,
         command: "test".into(),
     };
     let cf = train::cf::TrainOptions {
@@ -413,6 +476,7 @@ fn an_evaluation_in_parts_equals_one_run_through() {
         early_ks: vec![10],
         lstm: Default::default(),
         window_s: 0,
+        train_stride: 0,
         command: "test".into(),
     };
     let scratch = tempfile::tempdir().unwrap();
@@ -565,6 +629,7 @@ fn trivial_predictors_and_the_isolated_run_mae() {
         early_ks: vec![5],
         lstm: Default::default(),
         window_s: 0,
+        train_stride: 0,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
