@@ -256,35 +256,9 @@ fn bad_inputs_give_clear_errors() {
 /// longer than every run is refused, naming the longest.
 #[test]
 fn a_per_window_evaluation_tests_every_window_with_its_own_label() {
-    let mut runs = synthetic_runs(6, 4, 5);
-    for (n, r) in runs.iter_mut().enumerate() {
-        // a step half-way through every other run: window labels differ from the run's P
-        let ps: Vec<f32> = (0..r.t)
-            .map(|s| {
-                if n % 2 == 0 && s >= r.t / 2 {
-                    r.p * 0.5
-                } else {
-                    r.p
-                }
-            })
-            .collect();
-        r.p_per_second = Some(ps);
-    }
+    let runs = stepped_runs();
     let w = 10;
-    let options = EvalOptions {
-        protocol: Protocol::Loao,
-        n_splits: 0,
-        seed: 3,
-        models: vec![
-            ModelSpec::Tabular(Tabular::Mean),
-            ModelSpec::Tabular(Tabular::Tree),
-        ],
-        early_ks: vec![5, 10, 30],
-        lstm: Default::default(),
-        window_s: w,
-        train_stride: 0,
-        command: "test".into(),
-    };
+    let options = window_options(w);
     let dir = tempfile::tempdir().unwrap();
     let res = evaluate(&runs, &options, None, dir.path(), &mut |_, _, _| {}).unwrap();
     let expected: usize = runs.iter().map(|r| r.t / w).sum();
@@ -331,21 +305,76 @@ fn a_per_window_evaluation_tests_every_window_with_its_own_label() {
     );
     let md = res.markdown();
     assert!(md.contains(&format!("{expected} {w}-s windows")), "{md}");
-    // Overlapping training windows (every 5 s): the same test windows with the same labels,
-    // while the models learn from more windows (the training mean moves).
-    let strided = evaluate(
-        &runs,
-        &EvalOptions {
-            train_stride: 5,
-            ..options.clone()
-        },
-        None,
-        dir.path(),
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    let too_long = EvalOptions {
+        window_s: 1000,
+        ..options
+    };
+    let longest = runs.iter().map(|r| r.t).max().unwrap();
+    let e = evaluate(&runs, &too_long, None, dir.path(), &mut |_, _, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("--per-window 1000") && e.contains(&format!("the longest has {longest} s")),
+        "{e}"
+    );
+}
+
+/// Synthetic runs with per-second labels: every other run steps to half its P half-way
+/// through, so window labels differ from the run's P.
+fn stepped_runs() -> Vec<Run> {
+    let mut runs = synthetic_runs(6, 4, 5);
+    for (n, r) in runs.iter_mut().enumerate() {
+        let ps: Vec<f32> = (0..r.t)
+            .map(|s| {
+                if n % 2 == 0 && s >= r.t / 2 {
+                    r.p * 0.5
+                } else {
+                    r.p
+                }
+            })
+            .collect();
+        r.p_per_second = Some(ps);
+    }
+    runs
+}
+
+/// A leave-one-application-out evaluation of two tabular models on `w`-second windows.
+fn window_options(w: usize) -> EvalOptions {
+    EvalOptions {
+        protocol: Protocol::Loao,
+        n_splits: 0,
+        seed: 3,
+        models: vec![
+            ModelSpec::Tabular(Tabular::Mean),
+            ModelSpec::Tabular(Tabular::Tree),
+        ],
+        early_ks: vec![5, 10, 30],
+        lstm: Default::default(),
+        window_s: w,
+        train_stride: 0,
+        command: "test".into(),
+    }
+}
+
+/// `--train-stride`: overlapping training windows (every 5 s of 10) leave the test windows and
+/// their labels as they were while the models learn from more windows (the training mean
+/// moves); with two applications the validation runs come from the training runs, which
+/// overlapping windows would leak into, so the stride is refused, naming the split.
+#[test]
+fn overlapping_training_windows_keep_the_test_windows() {
+    let runs = stepped_runs();
+    let dir = tempfile::tempdir().unwrap();
+    let eval = |runs: &[Run], train_stride: usize| {
+        let options = EvalOptions {
+            train_stride,
+            ..window_options(10)
+        };
+        evaluate(runs, &options, None, dir.path(), &mut |_, _, _| {})
+    };
+    let (plain, strided) = (eval(&runs, 0).unwrap(), eval(&runs, 5).unwrap());
     assert_eq!(
-        strided.n_runs, expected,
+        strided.n_runs, plain.n_runs,
         "only non-overlapping windows are tested"
     );
     let rows = |r: &train::eval::EvalResults| -> Vec<(String, String, u64)> {
@@ -358,49 +387,22 @@ fn a_per_window_evaluation_tests_every_window_with_its_own_label() {
         v.sort();
         v
     };
-    assert_eq!(rows(&strided), rows(&res), "same test windows and labels");
+    assert_eq!(rows(&strided), rows(&plain), "same test windows and labels");
     let moved = strided
         .predictions
         .iter()
-        .zip(&res.predictions)
+        .zip(&plain.predictions)
         .filter(|(a, b)| a.model == "mean" && (a.p_hat - b.p_hat).abs() > 1e-9)
         .count();
     assert!(moved > 0, "the training mean uses the overlapping windows");
-    // Two applications: validation runs come from the training runs, which overlapping
-    // windows would leak into, so the stride is refused, naming the split.
     let two: Vec<Run> = runs
         .iter()
         .filter(|r| r.app == "app0" || r.app == "app1")
         .cloned()
         .collect();
-    let e = evaluate(
-        &two,
-        &EvalOptions {
-            train_stride: 5,
-            ..options.clone()
-        },
-        None,
-        dir.path(),
-        &mut |_, _, _| {},
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let e = eval(&two, 5).err().unwrap().to_string();
     assert!(
         e.contains("--train-stride") && e.contains("no validation application"),
-        "{e}"
-    );
-    let too_long = EvalOptions {
-        window_s: 1000,
-        ..options
-    };
-    let longest = runs.iter().map(|r| r.t).max().unwrap();
-    let e = evaluate(&runs, &too_long, None, dir.path(), &mut |_, _, _| {})
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        e.contains("--per-window 1000") && e.contains(&format!("the longest has {longest} s")),
         "{e}"
     );
 }
