@@ -296,6 +296,13 @@ fn run_folds(
     parts: Option<&Parts<'_>>,
     progress: Progress<'_>,
 ) -> Result<Outcome> {
+    if options.train_stride > 0 && options.window_s == 0 {
+        return Err(TrainError::Invalid(format!(
+            "--train-stride {} needs a per-window evaluation (--per-window W): whole runs have \
+             no windows to overlap",
+            options.train_stride
+        )));
+    }
     let windows;
     let (runs, n_test) = if options.window_s > 0 {
         windows = window_units_strided(runs, options.window_s, options.train_stride)?;

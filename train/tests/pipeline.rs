@@ -405,6 +405,16 @@ fn overlapping_training_windows_keep_the_test_windows() {
         e.contains("--train-stride") && e.contains("no validation application"),
         "{e}"
     );
+    let whole = EvalOptions {
+        window_s: 0,
+        train_stride: 5,
+        ..window_options(10)
+    };
+    let e = evaluate(&runs, &whole, None, dir.path(), &mut |_, _, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("--train-stride 5 needs a per-window"), "{e}");
 }
 
 #[test]
