@@ -9,6 +9,7 @@
 
 mod checkpoint;
 mod config;
+pub mod derived;
 mod error;
 pub mod fused;
 mod infer;
@@ -25,6 +26,7 @@ mod predictor;
 pub use candle_core::{DType, Device, Tensor, Var, D};
 pub use checkpoint::{Checkpoint, CONFIG_FILE, WEIGHTS_FILE};
 pub use config::{Config, Variant};
+pub use derived::{DerivedInput, DerivedKind};
 pub use error::ModelError;
 pub use infer::FastBranches;
 pub use loss::{log_cosh, mse};

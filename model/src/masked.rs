@@ -11,8 +11,14 @@
 //!   the system branch takes is the mean over observed seconds only; a feature null for the
 //!   whole window reads as the training median (0) with its flag set throughout.
 //!
-//! Row layout, per second: the K kept values, then their K flags (2·K network inputs).
+//! - Optional **derived inputs** ([`crate::derived`]: ratios such as CPU use over the CPUs the
+//!   tenant may use) follow the kept features, computed per second from the raw row, each with
+//!   its own robust scale and flag.
+//!
+//! Row layout, per second: the K kept values, the D derived values, then their K + D flags
+//! (2·(K + D) network inputs).
 
+use crate::derived::{DerivedInput, DerivedKind};
 use crate::{ModelError, Normalizer};
 
 /// Scaled values are clamped to ±`MASKED_CLAMP`.
@@ -28,7 +34,7 @@ fn signed_log1p(v: f32) -> f32 {
 }
 
 /// Median and robust scale of sorted values (non-empty).
-fn robust(sorted: &[f32]) -> (f32, f32) {
+pub(crate) fn robust(sorted: &[f32]) -> (f32, f32) {
     let q = |p: f64| {
         let i = ((sorted.len() - 1) as f64 * p).round() as usize;
         sorted[i]
@@ -109,7 +115,26 @@ impl Normalizer {
         ((u - self.mean[j]) / self.std[j]).clamp(-MASKED_CLAMP, MASKED_CLAMP)
     }
 
-    /// Encodes raw row-major T×F `src` into `dst` as T × 2K (see the module doc).
+    /// Adds derived inputs, each fitted on the same training rows as the kept features (see
+    /// [`crate::derived`]); `specs` pairs each kind with the raw indices of its sources.
+    pub fn fit_derived<'a>(
+        &mut self,
+        specs: Vec<(DerivedKind, Vec<usize>)>,
+        rows: impl IntoIterator<Item = &'a [f32]> + Clone,
+    ) -> Result<(), ModelError> {
+        if self.encoding != ENCODING_MASKED && !specs.is_empty() {
+            return Err(ModelError::Config(
+                "derived inputs need the masked encoding".into(),
+            ));
+        }
+        for (kind, sources) in specs {
+            let d = DerivedInput::fit(kind, sources, self.n_features(), rows.clone())?;
+            self.derived.push(d);
+        }
+        Ok(())
+    }
+
+    /// Encodes raw row-major T×F `src` into `dst` as T × 2(K + D) (see the module doc).
     pub(crate) fn apply_masked(&self, src: &[f32], dst: &mut Vec<f32>) {
         let n = self.n_features().max(1);
         let t = src.len() / n;
@@ -117,27 +142,22 @@ impl Normalizer {
         let w = 2 * k;
         dst.clear();
         dst.resize(t * w, 0.0);
-        for (c, j) in self.kept().enumerate() {
-            let (mut sum, mut seen) = (0f32, 0usize);
-            for s in 0..t {
+        let mut c = 0;
+        for j in self.kept() {
+            let scaled = |s: usize| {
                 let v = src[s * n + j];
                 if v.is_finite() {
-                    let z = self.masked_value(j, v);
-                    dst[s * w + c] = z;
-                    sum += z;
-                    seen += 1;
+                    self.masked_value(j, v)
                 } else {
-                    dst[s * w + k + c] = 1.0;
+                    f32::NAN
                 }
-            }
-            if seen < t && seen > 0 {
-                let fill = sum / seen as f32;
-                for s in 0..t {
-                    if dst[s * w + k + c] == 1.0 {
-                        dst[s * w + c] = fill;
-                    }
-                }
-            }
+            };
+            fill_column(dst, t, w, k, c, scaled);
+            c += 1;
+        }
+        for d in &self.derived {
+            fill_column(dst, t, w, k, c, |s| d.scaled(&src[s * n..(s + 1) * n]));
+            c += 1;
         }
     }
 
@@ -159,6 +179,37 @@ impl Normalizer {
         CoverageRule {
             used: self.keep.clone(),
             floor: self.coverage_floor,
+        }
+    }
+}
+
+/// Writes network input column `c` of a T × `w` window from `scaled` (NaN = null): the value,
+/// or the mean of the window's observed seconds with flag column `k + c` set to 1.
+fn fill_column(
+    dst: &mut [f32],
+    t: usize,
+    w: usize,
+    k: usize,
+    c: usize,
+    scaled: impl Fn(usize) -> f32,
+) {
+    let (mut sum, mut seen) = (0f32, 0usize);
+    for s in 0..t {
+        let z = scaled(s);
+        if z.is_finite() {
+            dst[s * w + c] = z;
+            sum += z;
+            seen += 1;
+        } else {
+            dst[s * w + k + c] = 1.0;
+        }
+    }
+    if seen < t && seen > 0 {
+        let fill = sum / seen as f32;
+        for s in 0..t {
+            if dst[s * w + k + c] == 1.0 {
+                dst[s * w + c] = fill;
+            }
         }
     }
 }
@@ -320,5 +371,39 @@ mod tests {
         // A plain-encoding normaliser has no rule: never thin, coverage 1.
         let plain = Normalizer::identity(3).coverage_rule();
         assert!(!plain.is_thin(&none) && plain.coverage(&none) == 1.0);
+    }
+
+    #[test]
+    fn derived_inputs_follow_the_kept_features_with_their_own_flags() {
+        // usage varies, the cpuset is constant (dropped), the quota null (dropped): the share
+        // usage / 100 / cpuset is fed all the same.
+        let rows: Vec<[f32; 3]> = (0..=100).map(|u| [u as f32, 2.0, f32::NAN]).collect();
+        let rows = rows.iter().map(|r| &r[..]);
+        let mut nz = Normalizer::fit_masked(vec![false; 3], rows.clone()).unwrap();
+        assert_eq!(nz.n_inputs(), 2);
+        nz.fit_derived(vec![(DerivedKind::CpuShare, vec![0, 1, 2])], rows)
+            .unwrap();
+        assert_eq!(nz.n_inputs(), 4);
+        nz.validate().unwrap();
+        let mut dst = Vec::new();
+        nz.apply_masked(&[100.0, 2.0, f32::NAN, f32::NAN, 2.0, f32::NAN], &mut dst);
+        let (zu, zd) = (
+            nz.masked_value(0, 100.0),
+            nz.derived[0].scaled(&[100.0, 2.0, f32::NAN]),
+        );
+        assert!(zd > 0.0, "a share of 0.5 is above the median 0.25: {zd}");
+        assert_eq!(dst, [zu, zd, 0.0, 0.0, zu, zd, 1.0, 1.0]);
+        // Written and read back with the checkpoint's normaliser.
+        let back: Normalizer = serde_json::from_str(&serde_json::to_string(&nz).unwrap()).unwrap();
+        assert_eq!((back.n_inputs(), &back.derived), (4, &nz.derived));
+        // The plain encoding has no derived inputs.
+        let mut plain = Normalizer::identity(3);
+        let e = plain.fit_derived(
+            vec![(DerivedKind::CpuShare, vec![0, 1, 2])],
+            std::iter::empty(),
+        );
+        assert!(e.unwrap_err().to_string().contains("masked encoding"));
+        plain.derived = nz.derived.clone();
+        assert!(plain.validate().is_err());
     }
 }

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::derived::DerivedInput;
 use crate::masked::{ENCODING_MASKED, ENCODING_PLAIN};
 use crate::ModelError;
 
@@ -33,6 +34,10 @@ pub struct Normalizer {
     /// training run (set by the trainer; 0 = no floor, as in checkpoints without one).
     #[serde(default)]
     pub coverage_floor: f32,
+    /// Encoding 2: ratios computed from the raw features and fed after the kept ones
+    /// ([`crate::derived`]). Left out of checkpoints without any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<DerivedInput>,
     pub log1p: Vec<bool>,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
@@ -54,6 +59,7 @@ impl Normalizer {
             encoding: ENCODING_PLAIN,
             keep: Vec::new(),
             coverage_floor: 0.0,
+            derived: Vec::new(),
             log1p: vec![false; n],
             mean: vec![0.0; n],
             std: vec![1.0; n],
@@ -114,10 +120,11 @@ impl Normalizer {
         self.mean.len()
     }
 
-    /// Network inputs per second: the raw width (encoding 1), or 2 × the kept features.
+    /// Network inputs per second: the raw width (encoding 1), or 2 × (the kept features + the
+    /// derived inputs).
     pub fn n_inputs(&self) -> usize {
         match self.encoding {
-            ENCODING_MASKED => 2 * self.keep.iter().filter(|&&k| k).count(),
+            ENCODING_MASKED => 2 * (self.keep.iter().filter(|&&k| k).count() + self.derived.len()),
             _ => self.n_features(),
         }
     }
@@ -137,6 +144,14 @@ impl Normalizer {
                 "normaliser encoding 2 keeps {} flags for {n} features",
                 self.keep.len()
             )));
+        }
+        if self.encoding != ENCODING_MASKED && !self.derived.is_empty() {
+            return Err(ModelError::Config(
+                "derived inputs need normaliser encoding 2".into(),
+            ));
+        }
+        for d in &self.derived {
+            d.check(n)?;
         }
         if [
             self.log1p.len(),

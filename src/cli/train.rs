@@ -59,6 +59,11 @@ pub struct CfFlags {
     /// z-scored, nulls as the training mean; for comparisons).
     #[arg(long, default_value_t = defaults().encoding)]
     pub encoding: train::cf::InputEncoding,
+    /// Ratios fed to the network beside the kept features (masked encoding; comma-separated):
+    /// cpu-share (cpu.usage_pct / 100 / min(CPU quota, cpuset size): about 1 when the tenant
+    /// uses all the CPU it may) | cpu-demand ((own + contending CPU use) / 100 / cpuset size).
+    #[arg(long, value_delimiter = ',', value_name = "KIND")]
+    pub derived: Vec<model::DerivedKind>,
     /// Pre-LayerNorm encoder blocks (h + MHA(LN(h)), h + FFN(LN(h)), a final LayerNorm per
     /// branch) instead of the paper's post-LN ones.
     #[arg(long, default_value_t = defaults().pre_norm)]
@@ -113,6 +118,7 @@ impl CfFlags {
             window_s: self.window_s,
             window_stride: self.window_stride,
             encoding: self.encoding,
+            derived: self.derived.clone(),
             pre_norm: self.pre_norm,
             refit: self.refit,
             select: self.inner_folds.map(|folds| train::select::SelectOptions {

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use dataset::catalogue::Catalogue;
-use model::{Checkpoint, Config, Normalizer, Predictor, Variant, Window};
+use model::{Checkpoint, Config, DerivedKind, Normalizer, Predictor, Variant, Window};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{apps_of, validate_runs, Run};
@@ -68,6 +68,11 @@ pub struct TrainOptions {
     /// file when off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub select: Option<SelectOptions>,
+    /// Ratios fed beside the kept features (masked encoding only; `model::derived`), e.g. the
+    /// CPU share `cpu.usage_pct / 100 / min(quota, cpuset)`. Left out of the options file when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub derived: Vec<DerivedKind>,
 }
 
 /// The network's input encoding (see `model::masked`).
@@ -132,6 +137,7 @@ impl Default for TrainOptions {
             pre_norm: false,
             refit: false,
             select: None,
+            derived: Vec::new(),
         }
     }
 }
@@ -209,21 +215,33 @@ pub fn log1p_flags(f: usize) -> Vec<bool> {
 
 /// Fits the input encoding `encoding` on every second of `train` (and nothing else): for the
 /// masked one ([`model::masked`]) which features the network sees, their transforms and robust
-/// scales.
-pub fn fit_normalizer(train: &[&Run], encoding: InputEncoding) -> Result<Normalizer> {
+/// scales, and the `derived` inputs' scales.
+pub fn fit_normalizer(
+    train: &[&Run],
+    encoding: InputEncoding,
+    derived: &[DerivedKind],
+) -> Result<Normalizer> {
     let f = train
         .first()
         .map(|r| r.f)
         .ok_or_else(|| TrainError::EmptyDataset(" (no training runs)".into()))?;
     let rows = train.iter().flat_map(|r| r.x.chunks_exact(r.f));
+    if encoding != InputEncoding::Masked && !derived.is_empty() {
+        return Err(TrainError::Invalid(format!(
+            "derived inputs ({}) need the masked encoding, not {encoding}",
+            names(derived)
+        )));
+    }
     let mut n = match encoding {
-        InputEncoding::Masked => Normalizer::fit_masked(log1p_flags(f), rows).map_err(merr)?,
+        InputEncoding::Masked => {
+            Normalizer::fit_masked(log1p_flags(f), rows.clone()).map_err(merr)?
+        }
         InputEncoding::Plain => {
             let cat = Catalogue::builtin();
             let counters = (0..f)
                 .map(|j| cat.n_features() == f && cat.is_counter_feature(j))
                 .collect();
-            let mut n = Normalizer::fit(counters, rows).map_err(merr)?;
+            let mut n = Normalizer::fit(counters, rows.clone()).map_err(merr)?;
             // As the plain encoding always did: all-null columns get the widest range.
             for (lo, hi) in n.min.iter_mut().zip(n.max.iter_mut()) {
                 if !lo.is_finite() || !hi.is_finite() {
@@ -234,6 +252,8 @@ pub fn fit_normalizer(train: &[&Run], encoding: InputEncoding) -> Result<Normali
             n
         }
     };
+    n.fit_derived(derived_sources(derived, f)?, rows.clone())
+        .map_err(merr)?;
     if n.n_inputs() == 0 {
         return Err(TrainError::Invalid(
             "every feature is null or constant in the training runs: nothing to learn from".into(),
@@ -245,6 +265,53 @@ pub fn fit_normalizer(train: &[&Run], encoding: InputEncoding) -> Result<Normali
         .fold(1.0f32, f32::min);
     n.coverage_floor = 0.5 * lowest;
     Ok(n)
+}
+
+fn names(kinds: &[DerivedKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Each derived input with the raw indices of its sources in data `f` features wide (the
+/// catalogue's width: other data has no names to find them by).
+fn derived_sources(kinds: &[DerivedKind], f: usize) -> Result<Vec<(DerivedKind, Vec<usize>)>> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(k) = kinds
+        .iter()
+        .enumerate()
+        .find_map(|(i, k)| kinds[..i].contains(k).then_some(k))
+    {
+        return Err(TrainError::Invalid(format!(
+            "derived input {k} is given twice"
+        )));
+    }
+    let cat = Catalogue::builtin();
+    if cat.n_features() != f {
+        return Err(TrainError::Invalid(format!(
+            "derived inputs ({}) find their sources by the catalogue's names, but the data has \
+             {f} features where the catalogue has {}",
+            names(kinds),
+            cat.n_features()
+        )));
+    }
+    kinds
+        .iter()
+        .map(|&k| {
+            let idx = k.sources().iter().map(|name| {
+                cat.index_of(name).ok_or_else(|| {
+                    TrainError::Invalid(format!(
+                        "derived input {k} reads {name}, which the catalogue does not have"
+                    ))
+                })
+            });
+            Ok((k, idx.collect::<Result<Vec<usize>>>()?))
+        })
+        .collect()
 }
 
 pub(crate) fn feature_names(f: usize) -> Vec<String> {

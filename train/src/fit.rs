@@ -339,7 +339,7 @@ pub(crate) fn train_once(
     };
     let (train, val) = (&train[..], &val[..]);
     // Step 3: the input encoding, from the training runs only.
-    let norm = fit_normalizer(train, opts.encoding)?;
+    let norm = fit_normalizer(train, opts.encoding, &opts.derived)?;
     let cfg = variant_config(&opts.variant, norm.n_inputs(), opts)?;
     // Step 4: the network and optimiser, fresh or resumed.
     let device = model::default_device();

@@ -823,3 +823,88 @@ fn an_inner_selection_chooses_on_training_applications_and_trains_on_all_of_them
     .to_string();
     assert!(e.contains("--resume") && e.contains("--inner-folds"), "{e}");
 }
+
+/// `--derived cpu-share`: the ratio is fitted on the training runs, saved with the model and fed
+/// at prediction; data that cannot give it is refused with the reason.
+#[test]
+fn derived_inputs_are_fitted_saved_and_refused_where_the_data_lacks_them() {
+    use model::DerivedKind;
+    let cat = dataset::catalogue::Catalogue::builtin();
+    let cpuset = cat.index_of("placement.cpuset_cpus").unwrap();
+    let mut runs = placement_runs();
+    for r in &mut runs {
+        for row in r.x.chunks_exact_mut(r.f) {
+            row[cpuset] = 1.0;
+        }
+    }
+    let (train, val): (Vec<&Run>, Vec<&Run>) = runs.iter().partition(|r| r.app != "app3");
+    let opts = train::cf::TrainOptions {
+        epochs: 1,
+        blocks: 1,
+        max_len: 16,
+        lr: 1e-3,
+        derived: vec![DerivedKind::CpuShare],
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let train_in = |opts: &train::cf::TrainOptions, train: &[&Run]| {
+        train::cf::train_on(
+            train,
+            &val,
+            opts,
+            dir.path(),
+            false,
+            serde_json::Value::Null,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    train_in(&opts, &train).unwrap();
+    let ck = model::Checkpoint::read(dir.path()).unwrap();
+    let d = &ck.normalizer.derived;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].kind, DerivedKind::CpuShare);
+    assert_eq!(
+        d[0].sources[..2],
+        [cat.index_of("cpu.usage_pct").unwrap(), cpuset]
+    );
+    // usage 100 P with P in {1, 0.9, 0.5} (less noise) on one CPU: the share's median is P's, 0.9.
+    assert!((d[0].center - 0.9).abs() < 0.03, "{:?}", d[0]);
+    // usage (kept) + the share, each with its flag.
+    assert_eq!(ck.config.n_features, 4);
+    let mut pred = model::Predictor::load(dir.path()).unwrap();
+    let w = model::Window {
+        data: &runs[0].x,
+        t: runs[0].t,
+    };
+    assert!(pred.predict(&[w]).unwrap()[0].p.is_finite());
+    // What is refused, and why.
+    let plain = train::cf::TrainOptions {
+        encoding: train::cf::InputEncoding::Plain,
+        ..opts.clone()
+    };
+    assert!(train_in(&plain, &train)
+        .unwrap_err()
+        .contains("masked encoding"));
+    let twice = train::cf::TrainOptions {
+        derived: vec![DerivedKind::CpuShare; 2],
+        ..opts.clone()
+    };
+    assert!(train_in(&twice, &train)
+        .unwrap_err()
+        .contains("given twice"));
+    // No neighbour ever contends here: contending_cpu_pct is null throughout.
+    let demand = train::cf::TrainOptions {
+        derived: vec![DerivedKind::CpuDemand],
+        ..opts.clone()
+    };
+    let e = train_in(&demand, &train).unwrap_err();
+    assert!(
+        e.contains("cpu-demand") && e.contains("placement.contending_cpu_pct"),
+        "{e}"
+    );
+    let narrow = synthetic_runs(2, 6, 1);
+    let narrow: Vec<&Run> = narrow.iter().collect();
+    let e = train_in(&opts, &narrow).unwrap_err();
+    assert!(e.contains("catalogue") && e.contains("6 features"), "{e}");
+}
