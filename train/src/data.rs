@@ -157,13 +157,17 @@ pub fn window_units(runs: &[Run], w: usize) -> Result<Vec<Run>> {
     let all: Vec<&Run> = runs.iter().collect();
     let units = sliding_windows(&all, w, w);
     if units.is_empty() {
-        let longest = runs.iter().map(|r| r.t).max().unwrap_or(0);
-        return Err(TrainError::Invalid(format!(
-            "--per-window {w}: no run is that long (the longest has {longest} s); \
-             choose a window of at most {longest} s"
-        )));
+        return Err(no_window_of(runs, w));
     }
     Ok(units)
+}
+
+fn no_window_of(runs: &[Run], w: usize) -> TrainError {
+    let longest = runs.iter().map(|r| r.t).max().unwrap_or(0);
+    TrainError::Invalid(format!(
+        "--per-window {w}: no run is that long (the longest has {longest} s); \
+         choose a window of at most {longest} s"
+    ))
 }
 
 /// The units of a per-window evaluation whose training windows overlap
@@ -173,9 +177,9 @@ pub fn window_units(runs: &[Run], w: usize) -> Result<Vec<Run>> {
 /// Returns the units and how many of them come first (the test units). `stride` must divide `w`
 /// so that the test windows are among the strided ones.
 pub fn window_units_strided(runs: &[Run], w: usize, stride: usize) -> Result<(Vec<Run>, usize)> {
-    let mut units = window_units(runs, w)?;
-    let n_test = units.len();
     if stride == 0 || stride == w {
+        let units = window_units(runs, w)?;
+        let n_test = units.len();
         return Ok((units, n_test));
     }
     if stride > w || !w.is_multiple_of(stride) {
@@ -188,16 +192,23 @@ pub fn window_units_strided(runs: &[Run], w: usize, stride: usize) -> Result<(Ve
                 .unwrap_or(1)
         )));
     }
+    // One pass per run: a window starting on a multiple of `w` is a test unit, in the order
+    // `window_units` gives them; the others go after.
+    let (mut units, mut extra) = (Vec::new(), Vec::new());
     for r in runs {
-        let windows = sliding_windows(&[r], w, stride);
-        units.extend(
-            windows
-                .into_iter()
-                .enumerate()
-                .filter(|(j, _)| !(j * stride).is_multiple_of(w))
-                .map(|(_, u)| u),
-        );
+        for (j, u) in sliding_windows(&[r], w, stride).into_iter().enumerate() {
+            if (j * stride).is_multiple_of(w) {
+                units.push(u);
+            } else {
+                extra.push(u);
+            }
+        }
     }
+    if units.is_empty() {
+        return Err(no_window_of(runs, w));
+    }
+    let n_test = units.len();
+    units.append(&mut extra);
     Ok((units, n_test))
 }
 
@@ -417,6 +428,23 @@ mod tests {
         let ids: Vec<&str> = units.iter().map(|u| u.run_id.as_str()).collect();
         assert_eq!(n_test, 3);
         assert_eq!(ids, ["c1@0", "c1@4", "c1@8", "c1@2", "c1@6"]);
+        // Over several runs the test units are window_units' own, in its order.
+        let runs = [run(9, Some(vec![0.5; 9])), run(3, None), long.clone()];
+        let (units, n_test) = window_units_strided(&runs, 4, 2).unwrap();
+        let plain = window_units(&runs, 4).unwrap();
+        assert_eq!(n_test, plain.len());
+        for (a, b) in units.iter().zip(&plain) {
+            assert_eq!((&a.run_id, a.p, &a.x), (&b.run_id, b.p, &b.x));
+        }
+        assert_eq!(
+            units.len(),
+            n_test + 1 + 2,
+            "c1@2 of the 9-s run, then the 12-s run's two"
+        );
+        let e = window_units_strided(&runs[1..2], 4, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no run is that long"), "{e}");
         // stride 0 or w: the non-overlapping windows only
         for stride in [0, 4] {
             let (units, n_test) =
