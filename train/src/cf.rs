@@ -493,3 +493,27 @@ pub fn predict_dir(model_dir: &Path, runs: &[Run], k: usize) -> Result<Vec<Predi
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Evaluations compare their stored plan with the options they are resumed with, so the
+    /// options added later must be left out when off and read back as off when absent.
+    #[test]
+    fn later_options_are_left_out_when_off_and_read_back_when_absent() {
+        let opts = TrainOptions::default();
+        let json = serde_json::to_value(&opts).unwrap();
+        for key in ["pre_norm", "refit", "select", "derived"] {
+            assert!(json.get(key).is_none(), "{key} written while off: {json}");
+        }
+        assert_eq!(serde_json::from_value::<TrainOptions>(json).unwrap(), opts);
+        let with = TrainOptions {
+            derived: vec![DerivedKind::CpuShare],
+            ..opts
+        };
+        let json = serde_json::to_value(&with).unwrap();
+        assert_eq!(json["derived"], serde_json::json!(["cpu-share"]));
+        assert_eq!(serde_json::from_value::<TrainOptions>(json).unwrap(), with);
+    }
+}
