@@ -17,6 +17,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
+/// CPUs a tenant may use: the smaller of its CPU quota and its cpuset size, either alone where
+/// the other is unknown; `None` when it has neither. The one definition of capacity (the
+/// CPU-share rule's and the `cpu-share` input's).
+pub fn cpu_capacity(quota: Option<f32>, cpuset: Option<f32>) -> Option<f32> {
+    match (quota, cpuset) {
+        (Some(q), Some(c)) => Some(q.min(c)),
+        (q, c) => q.or(c),
+    }
+}
+
 /// Which ratio a derived input computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -58,13 +68,10 @@ impl DerivedKind {
         let positive = |v: f32| (v.is_finite() && v > 0.0).then_some(v);
         match self {
             DerivedKind::CpuShare => {
-                let capacity = match (positive(row[src[1]]), positive(row[src[2]])) {
-                    (Some(c), Some(q)) => c.min(q),
-                    (Some(c), None) => c,
-                    (None, Some(q)) => q,
-                    (None, None) => return f32::NAN,
-                };
-                row[src[0]] / 100.0 / capacity
+                match cpu_capacity(positive(row[src[2]]), positive(row[src[1]])) {
+                    Some(capacity) => row[src[0]] / 100.0 / capacity,
+                    None => f32::NAN,
+                }
             }
             DerivedKind::CpuDemand => match positive(row[src[2]]) {
                 Some(c) => (row[src[0]] + row[src[1]]) / 100.0 / c,

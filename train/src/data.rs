@@ -60,12 +60,7 @@ impl RunContext {
     /// CPUs the tenant may use: the smaller of its quota and its cpuset size; `None` when it
     /// has neither.
     pub fn cpu_capacity(&self) -> Option<f32> {
-        match (self.cpu_quota, self.cpuset_size) {
-            (Some(q), Some(c)) => Some(q.min(c as f32)),
-            (Some(q), None) => Some(q),
-            (None, Some(c)) => Some(c as f32),
-            (None, None) => None,
-        }
+        model::derived::cpu_capacity(self.cpu_quota, self.cpuset_size.map(|c| c as f32))
     }
 }
 
