@@ -207,6 +207,12 @@ fn sighup_reloads_the_model_and_a_bad_one_is_rejected() {
     };
     let first = wait_readyz(addr, |v| v["ready"] == true);
     let old_id = first["model_id"].as_str().unwrap().to_string();
+    // The bundled model computes no derived inputs (a model trained with `--derived` lists them).
+    assert_eq!(
+        first["model_derived_inputs"],
+        serde_json::json!([]),
+        "{first}"
+    );
     let f = first["n_features"].as_u64().unwrap() as usize;
     let body =
         serde_json::json!({"windows": [{"id": "w", "matrix": vec![vec![0.0; f]; 5]}]}).to_string();

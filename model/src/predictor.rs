@@ -264,6 +264,18 @@ impl Predictor {
             .collect()
     }
 
+    /// The derived inputs ([`crate::derived`]) the checkpoints compute from every window, by
+    /// name, in the order the first member feeds them (then any only a later member has).
+    pub fn derived_inputs(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for d in self.members.iter().flat_map(|m| &m.ckpt.normalizer.derived) {
+            if !names.contains(&d.kind.name()) {
+                names.push(d.kind.name());
+            }
+        }
+        names
+    }
+
     /// Runs the branches through the candle graph instead of the plain-slice inference path
     /// (for comparisons; both give the same P̂ to ~1e-6).
     pub fn use_candle_graph(&mut self) {

@@ -35,6 +35,9 @@ pub struct ModelInfo {
     pub coverage: model::CoverageRule,
     /// The ids of the checkpoints that answer: one, or an ensemble's members (`members/`).
     pub members: Vec<String>,
+    /// The ratios the model computes from each window beside its features (`--derived` of
+    /// `cloudformer train`, e.g. `cpu-share`); empty for most models.
+    pub derived_inputs: Vec<String>,
 }
 
 impl ModelInfo {
@@ -85,6 +88,11 @@ pub fn load_predictor(dir: &Path) -> Result<PredictorEngine, String> {
         coverage: predictor.coverage_rule(),
         members: predictor
             .member_ids()
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        derived_inputs: predictor
+            .derived_inputs()
             .into_iter()
             .map(String::from)
             .collect(),

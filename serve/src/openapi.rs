@@ -297,6 +297,8 @@ pub fn document(info: &ModelInfo) -> Value {
                 "Ready": {"type": "object", "properties": {
                     "ready": {"type": "boolean"}, "model_id": {"type": "string"}, "catalogue_hash": {"type": "string"},
                     "model_dir": {"type": "string"}, "n_features": {"type": "integer"},
+                    "model_members": {"type": "array", "items": {"type": "string"}, "description": "ids of the checkpoints that answer (an ensemble's members)"},
+                    "model_derived_inputs": {"type": "array", "items": {"type": "string"}, "description": "ratios the model computes from each window beside its features, e.g. cpu-share"},
                     "reload_error": {"type": "string", "nullable": true, "description": "why the last reload was rejected (the previous model keeps serving)"},
                     "reload_error_unix_s": {"type": "integer", "nullable": true},
                     "reloads_ok": {"type": "integer"}, "reloads_failed": {"type": "integer"},
@@ -416,6 +418,7 @@ mod tests {
             dir: ".".into(),
             coverage: Default::default(),
             members: vec!["m".into()],
+            derived_inputs: Vec::new(),
         };
         let doc = document(&info);
         let paths = doc["paths"].as_object().unwrap();

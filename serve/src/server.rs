@@ -483,6 +483,7 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
         "catalogue_hash": info.catalogue_hash,
         "model_dir": info.dir,
         "model_members": info.members,
+        "model_derived_inputs": info.derived_inputs,
         "n_features": info.n_features(),
         "reload_error": reload.last_error,
         "reload_error_unix_s": reload.last_error_unix_s,

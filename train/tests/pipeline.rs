@@ -873,6 +873,8 @@ fn derived_inputs_are_fitted_saved_and_refused_where_the_data_lacks_them() {
     // usage (kept) + the share, each with its flag.
     assert_eq!(ck.config.n_features, 4);
     let mut pred = model::Predictor::load(dir.path()).unwrap();
+    // What the server lists in /readyz's `model_derived_inputs`.
+    assert_eq!(pred.derived_inputs(), ["cpu-share"]);
     let w = model::Window {
         data: &runs[0].x,
         t: runs[0].t,

@@ -131,6 +131,7 @@ pub fn linear_loader() -> Loader {
                     None => Default::default(),
                 },
                 members: vec![v["model_id"].as_str().unwrap_or_default().to_string()],
+                derived_inputs: Vec::new(),
             },
             scale: v["scale"].as_f64().unwrap_or(1.0) as f32,
             broken: v["broken"].as_bool().unwrap_or(false),
