@@ -7,10 +7,11 @@ Usage: scripts/seed-ensemble.py DIR [DIR ...]   (each DIR: one seed of the same 
 Every DIR must hold folds/<split>__<model>.json (written by `eval` as each fold ends) and a
 predictions.csv (for the labels), with the same splits and test keys: the same protocol and
 data with another --seed. A model enters only where every DIR has all of its folds. Prints a
-Markdown table per model: the MAE (points of P×100, mean ± std over the splits, P̂ clamped to
-[0, 1] as `eval` does; population std as in its summary.md) of each seed alone, the mean of those, and the ensemble's. The ensemble
-costs one training per seed; it is what averaging the seeds' models at serving time would give
-(`cloudformer train` writes such an ensemble under members/).
+Markdown table per model: the MAE (points of P×100, mean ± population std over the splits as
+in `eval`'s summary.md, P̂ clamped to [0, 1] as `eval` does) of each seed alone, the mean of
+those, and the ensemble's. The ensemble costs one training per seed; it is what averaging the
+seeds' models at serving time would give (`cloudformer train` writes such an ensemble under
+members/).
 """
 import csv, glob, json, os, statistics, sys
 
