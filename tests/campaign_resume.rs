@@ -84,9 +84,9 @@ fn expected_by_plan() -> Vec<RowKey> {
                 row.2.clone(),
                 row.3.clone(),
             ));
-            if keys.insert(t.baseline_key()) {
+            if keys.insert(t.baseline_key(0)) {
                 for rep in 0..plan.repeats {
-                    let id = t.baseline_run_id(rep);
+                    let id = t.baseline_run_id(0, rep);
                     v.push((
                         id,
                         row.0.clone(),

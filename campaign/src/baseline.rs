@@ -19,7 +19,7 @@ pub fn take_group(
     let plan = runner.plan;
     let mut group = Vec::new();
     for rep in 0..plan.repeats {
-        let id = spec.baseline_run_id(rep);
+        let id = spec.baseline_run_id(runner.host, rep);
         let mut tries = 0;
         let (ex, o) = loop {
             let mut ex = runner.execute_alone(&id, spec)?;

@@ -27,7 +27,9 @@ pub enum CampaignError {
         "the machine changed since this campaign's baselines: the sentinel baseline {} ran at {:.4} \
          against the stored {:.4} (label noise {:.1} %), a deviation of {:.1} % > {:.1} % (twice \
          the noise, floored). Labels measured before and after would not be comparable: find what \
-         changed (another job, CPU frequency, kernel, host) or start a new --out directory",
+         changed (another job, CPU frequency, kernel, host) or start a new --out directory; if this \
+         machine is another host for good, rerun with --new-host to measure fresh baselines on it \
+         (each run is then labelled against baselines of the host it ran on)",
         .0.key, .0.now, .0.stored, .0.noise * 100.0, .0.deviation * 100.0, .0.limit * 100.0
     )]
     Sentinel(Box<crate::sentinel::SentinelCheck>),

@@ -85,6 +85,8 @@ pub struct Status {
     pub tenant_rows: usize,
     pub failed_rows: usize,
     pub labelled_rows: usize,
+    /// Per host of the directory (0: its first): the machine it recorded and its tenant-rows.
+    pub hosts: Vec<(u32, String, usize)>,
 }
 
 /// Reads a campaign directory's progress (needs its `plan.toml` copy).
@@ -100,5 +102,16 @@ pub fn status(out: &Path) -> Result<Status, CampaignError> {
         tenant_rows: rows.len(),
         failed_rows: rows.iter().filter(|r| !r.is_ok()).count(),
         labelled_rows: rows.iter().filter(|r| r.p.is_finite()).count(),
+        hosts: hosts(rows),
     })
+}
+
+/// Per host: the machine of its first row and its number of tenant-rows.
+fn hosts(rows: &[RunRecord]) -> Vec<(u32, String, usize)> {
+    let mut out: std::collections::BTreeMap<u32, (String, usize)> = Default::default();
+    for r in rows {
+        let e = out.entry(r.host).or_insert_with(|| (r.machine.clone(), 0));
+        e.1 += 1;
+    }
+    out.into_iter().map(|(h, (m, n))| (h, m, n)).collect()
 }

@@ -50,6 +50,9 @@ pub struct Options {
     /// Stop cleanly at the first run boundary after this long (`--stop-after`); the directory
     /// resumes. None: run to the end.
     pub stop_after: Option<std::time::Duration>,
+    /// When no stored host's sentinel agrees, go on as a new host whose baselines are measured
+    /// afresh (`--new-host`) instead of refusing.
+    pub new_host: bool,
 }
 
 /// What a campaign did.
@@ -65,6 +68,11 @@ pub struct Summary {
     pub stopped_early: bool,
     /// The sentinel baseline replayed on resume (and passed).
     pub sentinel: Option<sentinel::SentinelCheck>,
+    /// Other hosts' sentinels replayed on resume that did not agree (newest first).
+    pub sentinels_refused: Vec<sentinel::SentinelCheck>,
+    /// The host this part ran as (0: the directory's first), and whether it started it.
+    pub host: u32,
+    pub new_host: bool,
     /// The sentinel replayed once more when `stop_after` ended the part: how far the machine
     /// drifted while the part ran (recorded, never refused).
     pub closing_sentinel: Option<sentinel::SentinelCheck>,
@@ -92,13 +100,14 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
             );
         }
     }
-    let runner = Runner {
+    let mut runner = Runner {
         plan,
         out: &opts.out,
         cgroup_root: &opts.cgroup_root,
         parent: Parent::create(layout)?,
         catalogue_hash: Catalogue::builtin().hash().to_string(),
         machine: machine::description(),
+        host: 0,
     };
     let mut journal = Journal::open(&opts.out)?;
     let all = work_of(plan);
@@ -118,16 +127,20 @@ pub fn run_campaign(plan: &Plan, opts: &Options) -> Result<Summary, CampaignErro
         "pre-flight: every tenant cgroup and namespace can be made"
     );
     if !todo.is_empty() {
-        summary.sentinel = sentinel::check(&runner, &journal)?;
+        let choice = sentinel::choose_host(&mut runner, &journal, opts.new_host)?;
+        summary.sentinel = choice.agreed;
+        summary.sentinels_refused = choice.refused;
+        summary.new_host = choice.new_host;
     }
-    let pb = progress(opts.quiet, work_units(plan, &journal, &todo));
+    summary.host = runner.host;
+    let pb = progress(opts.quiet, work_units(&runner, &journal, &todo));
     for work in &todo {
         if opts.stop_after.is_some_and(|d| started.elapsed() >= d) {
             summary.stopped_early = true;
             break;
         }
         for spec in work.labelled() {
-            if journal.has_baseline(&spec.baseline_key()) {
+            if journal.has_baseline(&runner.baseline_key(spec)) {
                 continue;
             }
             pb.set_message(format!(
@@ -252,9 +265,10 @@ fn interleave<T>(a: Vec<T>, b: Vec<T>) -> Vec<T> {
     out
 }
 
-/// Labels a tenant's row against its baseline (a row whose every baseline failed says so).
-fn label_row(r: &mut RunRecord, spec: &TenantSpec, journal: &Journal) {
-    match journal.baseline(&spec.baseline_key()) {
+/// Labels a tenant's row against its baseline on this host (a row whose every baseline failed
+/// says so).
+fn label_row(runner: &Runner, r: &mut RunRecord, spec: &TenantSpec, journal: &Journal) {
+    match journal.baseline(&runner.baseline_key(spec)) {
         Some(b) => r.label(&b),
         None if r.is_ok() => {
             r.status = RunStatus::NoBaseline;
@@ -280,7 +294,7 @@ fn colocated(
             .collect();
         let kind = RunKind::Colocated;
         let mut r = runner.record(&run.run_id, kind, &run.placement, spec, &nbrs, 0, &ex, o);
-        label_row(&mut r, spec, journal);
+        label_row(runner, &mut r, spec, journal);
         rows.push(r);
     }
     Ok(rows)
@@ -316,20 +330,20 @@ fn dynamic_rows(
         .unwrap_or(0);
     r.n_tenants = 1 + most as u32;
     r.neighbour_schedule = dataset::runs::schedule_to_json(&stays);
-    label_row(&mut r, &run.victim, journal);
+    label_row(runner, &mut r, &run.victim, journal);
     Ok(vec![r])
 }
 
 /// Work units for the progress bar: baseline repeats still missing + co-located runs left.
-fn work_units(plan: &Plan, journal: &Journal, todo: &[Work]) -> u64 {
+fn work_units(runner: &Runner, journal: &Journal, todo: &[Work]) -> u64 {
     let mut missing = std::collections::BTreeSet::new();
     for t in todo.iter().flat_map(Work::labelled) {
-        let key = t.baseline_key();
+        let key = runner.baseline_key(t);
         if !journal.has_baseline(&key) {
             missing.insert(key);
         }
     }
-    missing.len() as u64 * plan.repeats as u64 + todo.len() as u64
+    missing.len() as u64 * runner.plan.repeats as u64 + todo.len() as u64
 }
 
 fn progress(quiet: bool, units: u64) -> indicatif::ProgressBar {

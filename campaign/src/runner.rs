@@ -47,9 +47,17 @@ pub struct Runner<'a> {
     pub catalogue_hash: String,
     /// [`crate::machine::description`], recorded in every row.
     pub machine: String,
+    /// Which of the directory's hosts this is ([`dataset::runs::RunRecord::host`]), set by the
+    /// sentinel check ([`crate::sentinel::choose_host`]); recorded in every row.
+    pub host: u32,
 }
 
 impl Runner<'_> {
+    /// The baseline `spec` is labelled against on this host.
+    pub fn baseline_key(&self, spec: &TenantSpec) -> dataset::runs::BaselineKey {
+        spec.baseline_key(self.host)
+    }
+
     pub(crate) fn logs_dir(&self, run_id: &str) -> PathBuf {
         self.out.join("logs").join(run_id)
     }
@@ -289,6 +297,7 @@ impl Runner<'_> {
             seed: self.plan.seed,
             machine: self.machine.clone(),
             neighbour_schedule: String::new(),
+            host: self.host,
             shape: spec.shape.clone().unwrap_or_default(),
         }
     }

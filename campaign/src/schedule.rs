@@ -24,19 +24,21 @@ pub struct TenantSpec {
 }
 
 impl TenantSpec {
-    /// The baseline this tenant is labelled against.
-    pub fn baseline_key(&self) -> BaselineKey {
+    /// The baseline this tenant is labelled against on the campaign directory's host `host`
+    /// (0: its first).
+    pub fn baseline_key(&self, host: u32) -> BaselineKey {
         BaselineKey::new(&self.app, &self.level, &self.trace, self.cpuset.as_deref())
             .with_shape(self.shape.as_deref())
+            .on_host(host)
     }
 
-    /// Run id of baseline repeat `r` of this tenant's key.
-    pub fn baseline_run_id(&self, r: u32) -> String {
+    /// Run id of baseline repeat `r` of this tenant's key on host `host`.
+    pub fn baseline_run_id(&self, host: u32, r: u32) -> String {
         format!(
             "b-{}-{}-{}-r{r}",
             self.app,
             self.level,
-            short_hash(&self.baseline_key().to_string())
+            short_hash(&self.baseline_key(host).to_string())
         )
     }
 }
@@ -203,16 +205,21 @@ mod tests {
             shape: None,
         };
         assert_eq!(
-            spec(Some("1")).baseline_run_id(0),
+            spec(Some("1")).baseline_run_id(0, 0),
             "b-fio-randread-qd16-5e7d2168-r0"
         );
         assert_eq!(
-            spec(Some("0")).baseline_run_id(2),
+            spec(Some("0")).baseline_run_id(0, 2),
             "b-fio-randread-qd16-5e7d231b-r2"
         );
         assert_eq!(
-            spec(None).baseline_key().to_string(),
+            spec(None).baseline_key(0).to_string(),
             "fio-randread|qd16|static|any"
+        );
+        // Another host's baselines are other runs.
+        assert_ne!(
+            spec(Some("1")).baseline_run_id(1, 0),
+            spec(Some("1")).baseline_run_id(0, 0)
         );
     }
 }

@@ -13,10 +13,17 @@
 //! CPU-bound performance by well over 10 %. The replay is not recorded: its samples are deleted, its
 //! log is kept in `logs/sentinel-N/`, a new `N` for every replay (a refused resume keeps the
 //! logs of the parts before it).
+//!
+//! A directory may hold runs of several hosts ([`dataset::runs::RunRecord::host`]): a resume
+//! replays each host's sentinel, newest first, and goes on as the first host whose sentinel
+//! agrees. When none does it refuses, unless told that this machine is another host for good
+//! (`campaign run --new-host`): then it starts the next host, whose baselines are measured
+//! afresh, so that every run is still labelled against baselines of the machine it ran on.
 
+use std::collections::BTreeSet;
 use std::fs;
 
-use dataset::runs::{Baseline, RunKind};
+use dataset::runs::{Baseline, RunKind, RunRecord};
 
 use crate::error::{io_err, CampaignError};
 use crate::journal::Journal;
@@ -51,8 +58,10 @@ pub fn next_run_id(out: &std::path::Path) -> String {
 /// What a sentinel replay measured against the stored baseline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SentinelCheck {
-    /// The baseline key replayed (`app|level|trace|cpuset`).
+    /// The baseline key replayed (`app|level|trace|cpuset[|shape][|hostN]`).
     pub key: String,
+    /// The host whose sentinel it is (0: the directory's first).
+    pub host: u32,
     /// The stored baseline's mean performance and label noise.
     pub stored: f64,
     pub noise: f64,
@@ -70,6 +79,7 @@ impl SentinelCheck {
         let deviation = (now / stored.perf_ideal - 1.0).abs();
         SentinelCheck {
             key,
+            host: 0,
             stored: stored.perf_ideal,
             noise: stored.noise,
             now,
@@ -87,26 +97,93 @@ impl SentinelCheck {
     }
 }
 
-/// Replays the first stored baseline (when the journal holds one whose key the plan still
-/// schedules) and refuses to go on when it differs; `None` when there is nothing to compare.
-pub fn check(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck>, CampaignError> {
-    let Some(c) = replay(runner, journal)? else {
-        return Ok(None);
-    };
-    if !c.passed() {
-        return Err(CampaignError::Sentinel(Box::new(c)));
+/// Which host a part runs as, and the sentinel replays that decided it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostChoice {
+    /// The host this part runs as (0: the directory's first).
+    pub host: u32,
+    /// The replay that agreed; `None` on a new host or with nothing to compare.
+    pub agreed: Option<SentinelCheck>,
+    /// The replays that did not agree (other hosts', newest first).
+    pub refused: Vec<SentinelCheck>,
+    /// This part starts a new host (`--new-host`): its baselines are measured afresh.
+    pub new_host: bool,
+}
+
+/// The hosts that hold baselines in a runs table.
+pub fn hosts_of(rows: &[RunRecord]) -> BTreeSet<u32> {
+    (rows.iter())
+        .filter(|r| r.kind == RunKind::Baseline)
+        .map(|r| r.host)
+        .collect()
+}
+
+/// Replays each host's sentinel, newest first, and sets `runner.host` to the first that
+/// agrees; when none does, refuses ([`CampaignError::Sentinel`], the newest host's replay) or,
+/// with `new_host`, starts the next host. A directory without baselines stays on host 0.
+pub fn choose_host(
+    runner: &mut Runner,
+    journal: &Journal,
+    new_host: bool,
+) -> Result<HostChoice, CampaignError> {
+    let hosts = hosts_of(journal.rows());
+    let choice = pick_host(&hosts, new_host, |h| {
+        runner.host = h;
+        replay(runner, journal)
+    })?;
+    runner.host = choice.host;
+    Ok(choice)
+}
+
+/// [`choose_host`]'s decision, with `replay_on(host)` replaying that host's sentinel.
+fn pick_host(
+    hosts: &BTreeSet<u32>,
+    new_host: bool,
+    mut replay_on: impl FnMut(u32) -> Result<Option<SentinelCheck>, CampaignError>,
+) -> Result<HostChoice, CampaignError> {
+    let mut choice = HostChoice::default();
+    for &h in hosts.iter().rev() {
+        match replay_on(h)? {
+            Some(c) if c.passed() => {
+                tracing::info!(host = h, key = %c.key, deviation = c.deviation, limit = c.limit, "sentinel baseline agrees");
+                choice.host = h;
+                choice.agreed = Some(c);
+                return Ok(choice);
+            }
+            Some(c) => {
+                tracing::warn!(host = h, key = %c.key, deviation = c.deviation, limit = c.limit, "sentinel baseline differs");
+                choice.refused.push(c);
+            }
+            None => {}
+        }
     }
-    tracing::info!(key = %c.key, deviation = c.deviation, limit = c.limit, "sentinel baseline agrees");
-    Ok(Some(c))
+    let newest = hosts.last().copied().unwrap_or(0);
+    choice.host = newest;
+    if choice.refused.is_empty() {
+        return Ok(choice);
+    }
+    if !new_host {
+        return Err(CampaignError::Sentinel(Box::new(choice.refused.remove(0))));
+    }
+    choice.host = newest + 1;
+    choice.new_host = true;
+    tracing::warn!(
+        host = choice.host,
+        "no stored host's sentinel agrees: this machine becomes a new host (--new-host), whose \
+         baselines are measured afresh"
+    );
+    Ok(choice)
 }
 
 /// Replays the first stored baseline and judges it, without refusing anything; `None` when
 /// there is nothing to compare.
 pub fn replay(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck>, CampaignError> {
-    let first = journal
-        .rows()
-        .iter()
-        .find(|r| r.kind == RunKind::Baseline && r.is_ok() && r.perf_actual.is_finite());
+    let first = journal.rows().iter().find(|r| {
+        r.kind == RunKind::Baseline
+            && r.host == runner.host
+            && r.is_ok()
+            && r.perf_actual.is_finite()
+    });
     let Some(first) = first else {
         return Ok(None);
     };
@@ -118,7 +195,7 @@ pub fn replay(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck
     let spec = work
         .iter()
         .flat_map(crate::Work::labelled)
-        .find(|t| t.baseline_key() == key);
+        .find(|t| runner.baseline_key(t) == key);
     let Some(spec) = spec else {
         tracing::warn!(%key, "the plan no longer schedules the first stored baseline: no sentinel");
         return Ok(None);
@@ -136,7 +213,9 @@ pub fn replay(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck
             o.error.unwrap_or_default()
         )));
     }
-    Ok(Some(SentinelCheck::judge(key.to_string(), &stored, o.perf)))
+    let mut c = SentinelCheck::judge(key.to_string(), &stored, o.perf);
+    c.host = runner.host;
+    Ok(Some(c))
 }
 
 #[cfg(test)]
@@ -181,6 +260,49 @@ mod tests {
         fs::create_dir_all(logs.join("sentinel-2")).unwrap();
         assert_eq!(next_run_id(&dir), "sentinel-3");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fake replay of host `h` that measured `now` against a stored 100 ± 1 %.
+    fn replayed(h: u32, now: f64) -> Option<SentinelCheck> {
+        let mut c = SentinelCheck::judge(format!("k|host{h}"), &stored(100.0, 0.01), now);
+        c.host = h;
+        Some(c)
+    }
+
+    #[test]
+    fn the_newest_host_that_agrees_is_chosen() {
+        let hosts: BTreeSet<u32> = [0, 1, 2].into();
+        let mut asked = Vec::new();
+        // Host 2 is off by 40 %, host 1 agrees: host 0 is never replayed.
+        let c = pick_host(&hosts, false, |h| {
+            asked.push(h);
+            Ok(replayed(h, if h == 1 { 103.0 } else { 60.0 }))
+        })
+        .unwrap();
+        assert_eq!(asked, [2, 1]);
+        assert_eq!((c.host, c.new_host), (1, false));
+        assert_eq!(c.agreed.unwrap().host, 1);
+        assert_eq!(c.refused.len(), 1);
+        assert_eq!(c.refused[0].host, 2);
+        // Nothing stored yet: the first host, nothing replayed.
+        let c = pick_host(&BTreeSet::new(), false, |_| panic!("nothing to replay")).unwrap();
+        assert_eq!(c, HostChoice::default());
+    }
+
+    #[test]
+    fn no_host_agreeing_refuses_unless_told_it_is_a_new_host() {
+        let hosts: BTreeSet<u32> = [0, 1].into();
+        let err = pick_host(&hosts, false, |h| Ok(replayed(h, 50.0))).unwrap_err();
+        match err {
+            CampaignError::Sentinel(c) => assert_eq!(c.host, 1, "the newest host's replay"),
+            e => panic!("{e}"),
+        }
+        let c = pick_host(&hosts, true, |h| Ok(replayed(h, 50.0))).unwrap();
+        assert_eq!((c.host, c.new_host, c.refused.len()), (2, true, 2));
+        assert!(c.agreed.is_none());
+        // A replay's own failure (e.g. its load failed) is an error, whatever the flag.
+        let err = pick_host(&hosts, true, |_| Err(CampaignError::Setup("boom".into())));
+        assert!(err.is_err());
     }
 
     #[test]

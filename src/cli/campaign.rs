@@ -25,6 +25,12 @@ pub enum CampaignCmd {
         /// command resumes (first replaying one stored baseline as a sentinel). Default: to the end
         #[arg(long, value_name = "DURATION", value_parser = super::collect::parse_duration)]
         stop_after: Option<std::time::Duration>,
+        /// When the sentinel replay finds a machine unlike every host the directory's runs were
+        /// recorded on, go on as a new host: its baselines are measured afresh and each run is
+        /// labelled against baselines of the host it ran on (`host` column). Without it such a
+        /// resume is refused
+        #[arg(long)]
+        new_host: bool,
     },
     /// Show how far a campaign directory is
     #[command(after_help = "Example:\n  cloudformer campaign status --out /tmp/campaign")]
@@ -47,6 +53,7 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
             out,
             cgroup_root,
             stop_after,
+            new_host,
         } => {
             let plan = Plan::load(&plan)?;
             let s = campaign::run_campaign(
@@ -56,6 +63,7 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
                     quiet: ctx.quiet,
                     cgroup_root,
                     stop_after,
+                    new_host,
                 },
             );
             let s = match s {
@@ -80,6 +88,11 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
                 s.labelled_rows,
                 s.failed_rows
             );
+            if s.hosts.len() > 1 {
+                for (h, machine, n) in &s.hosts {
+                    println!("host {h}: {n} tenant-runs ({machine})");
+                }
+            }
             Ok(())
         }
         CampaignCmd::Check { plan } => {
@@ -101,6 +114,26 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
 
 /// What a campaign run did: the sentinel's verdict, where a budget stopped it, the counts.
 fn report(s: &campaign::Summary, out: &std::path::Path, quiet: bool) {
+    for c in &s.sentinels_refused {
+        eprintln!(
+            "sentinel baseline {} of host {} at the start: {:.4} against the stored {:.4} ({:.1} %, \
+             limit {:.1} %): this machine is not that host",
+            c.key,
+            c.host,
+            c.now,
+            c.stored,
+            c.deviation * 100.0,
+            c.limit * 100.0
+        );
+    }
+    if s.new_host {
+        eprintln!(
+            "--new-host: this machine is host {} of {}; its baselines are measured afresh and its \
+             runs labelled against them",
+            s.host,
+            out.display()
+        );
+    }
     let replays = [
         ("at the start", &s.sentinel),
         ("at the end", &s.closing_sentinel),

@@ -41,9 +41,10 @@ pub fn spread(values: &[f64]) -> f64 {
     var.sqrt() / mean.abs()
 }
 
-/// What a baseline is cached under: (application, level, trace, cpuset). Co-located tenants are
-/// labelled against the baseline of the same key; its text form (`app|level|trace|cpuset`, `any`
-/// when unpinned) names the baseline's run ids, so it must never change.
+/// What a baseline is cached under: (application, level, trace, cpuset, shape, host). Co-located
+/// tenants are labelled against the baseline of the same key; its text form
+/// (`app|level|trace|cpuset[|shape][|hostN]`, `any` when unpinned) names the baseline's run ids,
+/// so it must never change.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BaselineKey {
     pub app: String,
@@ -53,6 +54,9 @@ pub struct BaselineKey {
     pub cpuset: Option<String>,
     /// The tenant's VM shape (quota, memory, weight), when the plan has shapes.
     pub shape: Option<String>,
+    /// Which of the campaign directory's hosts measured it ([`RunRecord::host`]): 0 for the
+    /// first, whose keys keep the text they had before hosts were counted.
+    pub host: u32,
 }
 
 impl BaselineKey {
@@ -64,12 +68,19 @@ impl BaselineKey {
             trace: trace.to_string(),
             cpuset: cpuset.filter(|c| !c.is_empty()).map(str::to_string),
             shape: None,
+            host: 0,
         }
     }
 
     /// The key of the same load in VM shape `shape` (none or empty: no shape).
     pub fn with_shape(mut self, shape: Option<&str>) -> BaselineKey {
         self.shape = shape.filter(|s| !s.is_empty()).map(str::to_string);
+        self
+    }
+
+    /// The key of the same load measured on the campaign directory's host `host`.
+    pub fn on_host(mut self, host: u32) -> BaselineKey {
+        self.host = host;
         self
     }
 }
@@ -79,9 +90,13 @@ impl fmt::Display for BaselineKey {
         let cpuset = self.cpuset.as_deref().unwrap_or("any");
         write!(f, "{}|{}|{}|{cpuset}", self.app, self.level, self.trace)?;
         // Keys without a shape keep the text of dataset v1 (its baseline run ids).
-        match &self.shape {
-            Some(s) => write!(f, "|{s}"),
-            None => Ok(()),
+        if let Some(s) = &self.shape {
+            write!(f, "|{s}")?;
+        }
+        // Keys of the first host keep the text they had before hosts were counted.
+        match self.host {
+            0 => Ok(()),
+            h => write!(f, "|host{h}"),
         }
     }
 }
@@ -236,6 +251,23 @@ mod tests {
     }
 
     #[test]
+    fn each_host_has_its_own_baselines() {
+        // The same load measured on the directory's first host and, slower, on its second.
+        let mut slow = measured(5.0);
+        slow.host = 1;
+        let rows = vec![measured(10.0), slow.clone()];
+        let first = Baseline::of_key(&rows, &rows[0].baseline_key()).unwrap();
+        let second = Baseline::of_key(&rows, &slow.baseline_key()).unwrap();
+        assert_eq!((first.perf_ideal, second.perf_ideal), (10.0, 5.0));
+        assert_ne!(rows[0].baseline_key(), slow.baseline_key());
+        // A run on the second host that matches that host's baseline is not degraded.
+        let mut r = slow.clone();
+        r.kind = RunKind::Colocated;
+        r.label(&second);
+        assert_eq!(r.p, 1.0);
+    }
+
+    #[test]
     fn a_row_is_labelled_against_its_baseline() {
         assert_eq!(
             per_second_p(&[50.0, 100.0, 120.0], &[100.0, 100.0], true).unwrap(),
@@ -284,5 +316,10 @@ mod tests {
         assert_eq!(shaped.to_string(), "redis|high|static|any|small");
         let plain = BaselineKey::new("redis", "high", "static", None).with_shape(Some(""));
         assert_eq!(plain.to_string(), "redis|high|static|any");
+        assert_eq!(plain.clone().on_host(0), plain);
+        assert_eq!(
+            shaped.on_host(2).to_string(),
+            "redis|high|static|any|small|host2"
+        );
     }
 }

@@ -132,6 +132,11 @@ pub struct RunRecord {
     /// The tenant's VM shape (its quota, memory and CPU weight are in `cpu_limit`,
     /// `mem_limit_mb`), when the plan has shapes; empty otherwise (and in older tables).
     pub shape: String,
+    /// Which of the campaign directory's hosts recorded the run: 0 for the first (and in older
+    /// tables). A resume on a machine that the sentinel check finds different may start the
+    /// next one (`campaign run --new-host`), which measures its own baselines, so that every row
+    /// is labelled against baselines of the host it ran on.
+    pub host: u32,
 }
 
 impl RunRecord {
@@ -144,6 +149,7 @@ impl RunRecord {
     pub fn baseline_key(&self) -> BaselineKey {
         BaselineKey::new(&self.app, &self.level, &self.trace, Some(&self.cpuset))
             .with_shape(Some(&self.shape))
+            .on_host(self.host)
     }
 
     /// Whether the row ran and reported its performance.

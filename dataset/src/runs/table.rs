@@ -70,6 +70,7 @@ pub fn to_frame(records: &[RunRecord]) -> Result<DataFrame, RunsError> {
             .neighbour_schedule
             .clone()),
         col!("shape", |r: &RunRecord| r.shape.clone()),
+        col!("host", |r: &RunRecord| r.host),
     ];
     DataFrame::new_infer_height(cols).map_err(RunsError::Build)
 }
@@ -193,6 +194,9 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<RunRecord>, RunsErr
     }
     if df.column("shape").is_ok() {
         c.strs("shape", rows, |r, v| r.shape = v)?;
+    }
+    if df.column("host").is_ok() {
+        c.i64s("host", rows, |r, v| r.host = v.max(0) as u32)?;
     }
     Ok(out)
 }
@@ -371,6 +375,7 @@ mod tests {
             machine: "Test CPU; 6.1.0".into(),
             neighbour_schedule: "[]".into(),
             shape: "small".into(),
+            host: 1,
         }
     }
 
@@ -380,7 +385,12 @@ mod tests {
         let old = df.drop("machine").unwrap();
         let old = old.drop("neighbour_schedule").unwrap();
         let old = old.drop("shape").unwrap();
+        let old = old.drop("host").unwrap();
         let back = from_frame(&old, Path::new("old.parquet")).unwrap();
+        assert_eq!(
+            back[0].host, 0,
+            "older tables are of the directory's first host"
+        );
         assert_eq!(back[0].machine, "");
         assert_eq!(back[0].neighbour_schedule, "");
         assert_eq!(back[0].shape, "");
@@ -410,6 +420,8 @@ mod tests {
         assert_eq!(back[1].machine, "Test CPU; 6.1.0");
         assert_eq!(back[1].neighbour_schedule, "[]");
         assert_eq!(back[1].baseline_key().shape.as_deref(), Some("small"));
+        assert_eq!(back[1].host, 1);
+        assert_eq!(back[1].baseline_key().host, 1);
         // Re-appending the same key replaces, a new key appends.
         let b2 = rec("r1", "t1", 0.9);
         let c = rec("r2", "t0", 0.3);
