@@ -57,30 +57,74 @@ impl Journal {
     }
 }
 
-/// Makes `out` the directory of `plan`'s campaign: a copy of the plan is kept there, and a
-/// directory that holds another plan's campaign is refused.
+/// Where a campaign directory keeps the copies of the extensions that added runs to it.
+pub const EXTENSIONS_DIR: &str = "plans";
+
+/// Makes `out` the directory of `plan`'s campaign: a copy of the plan is kept there (`plan.toml`;
+/// an extension's beside it, `plans/<name>.toml`), and a directory that holds another plan's
+/// campaign, or another text of the same extension, is refused.
 pub fn claim_dir(out: &Path, plan: &Plan) -> Result<(), CampaignError> {
     fs::create_dir_all(out).map_err(io_err(out))?;
-    let plan_copy = out.join("plan.toml");
-    if !plan_copy.exists() {
-        return fs::write(&plan_copy, &plan.text).map_err(io_err(&plan_copy));
+    keep_copy(
+        &out.join("plan.toml"),
+        &plan.text,
+        "a campaign of a different plan",
+    )?;
+    if let Some(e) = &plan.extension {
+        let dir = out.join(EXTENSIONS_DIR);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let what = format!("another text of the extension `{}`", e.name);
+        keep_copy(&dir.join(format!("{}.toml", e.name)), &e.text, &what)?;
     }
-    let old = fs::read_to_string(&plan_copy).map_err(io_err(&plan_copy))?;
-    if old != plan.text {
+    Ok(())
+}
+
+/// Writes `text` to `copy`, or checks that `copy` already holds it (`what` names a mismatch).
+fn keep_copy(copy: &Path, text: &str, what: &str) -> Result<(), CampaignError> {
+    if !copy.exists() {
+        return fs::write(copy, text).map_err(io_err(copy));
+    }
+    let old = fs::read_to_string(copy).map_err(io_err(copy))?;
+    if old != text {
         return Err(CampaignError::Setup(format!(
-            "{} holds a campaign of a different plan ({}); use a new --out directory",
-            out.display(),
-            plan_copy.display()
+            "{} holds {what} ({}); use a new --out directory, or a new extension file name",
+            copy.parent().unwrap_or(copy).display(),
+            copy.display()
         )));
     }
     Ok(())
 }
 
+/// The plan of campaign directory `out` and every extension that added runs to it (from its
+/// copies: `plan.toml`, then `plans/*.toml` by name).
+pub fn plans_of(out: &Path) -> Result<Vec<Plan>, CampaignError> {
+    let base = Plan::load(&out.join("plan.toml"))?;
+    let dir = out.join(EXTENSIONS_DIR);
+    let mut copies: Vec<PathBuf> = match fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io_err(&dir)(e)),
+    };
+    copies.sort();
+    let mut plans = vec![base.clone()];
+    for copy in copies {
+        let text = fs::read_to_string(&copy).map_err(io_err(&copy))?;
+        plans.push(Plan::extended(base.clone(), &text, &copy)?);
+    }
+    Ok(plans)
+}
+
 /// Progress of a campaign directory (for `campaign status`).
 #[derive(Debug, Clone)]
 pub struct Status {
+    /// Co-located runs of the plan and all its extensions.
     pub colocated_total: usize,
     pub colocated_done: usize,
+    /// Per plan (the base first, then each extension by name): its name, runs done and runs.
+    pub plans: Vec<(String, usize, usize)>,
     pub baseline_rows: usize,
     pub tenant_rows: usize,
     pub failed_rows: usize,
@@ -91,13 +135,21 @@ pub struct Status {
 
 /// Reads a campaign directory's progress (needs its `plan.toml` copy).
 pub fn status(out: &Path) -> Result<Status, CampaignError> {
-    let plan = Plan::load(&out.join("plan.toml"))?;
     let journal = Journal::open(out)?;
     let rows = journal.rows();
-    let work = crate::work_of(&plan);
+    let mut plans = Vec::new();
+    for plan in plans_of(out)? {
+        let work = crate::work_of(&plan);
+        let done = work.iter().filter(|w| journal.is_done(w.run_id())).count();
+        let name = plan
+            .extension
+            .map_or_else(|| "plan".to_string(), |e| e.name);
+        plans.push((name, done, work.len()));
+    }
     Ok(Status {
-        colocated_total: work.len(),
-        colocated_done: work.iter().filter(|w| journal.is_done(w.run_id())).count(),
+        colocated_total: plans.iter().map(|p| p.2).sum(),
+        colocated_done: plans.iter().map(|p| p.1).sum(),
+        plans,
         baseline_rows: rows.iter().filter(|r| r.kind == RunKind::Baseline).count(),
         tenant_rows: rows.len(),
         failed_rows: rows.iter().filter(|r| !r.is_ok()).count(),

@@ -97,7 +97,7 @@ pub fn schedule(plan: &Plan) -> Vec<ColocatedRun> {
                 .map(|k| draw_tenant(plan, &mut rng, cpuset_for(&placement, k, n)))
                 .collect();
             ColocatedRun {
-                run_id: format!("c{i:05}"),
+                run_id: format!("{}c{i:05}", plan.run_prefix()),
                 placement,
                 tenants,
             }

@@ -88,6 +88,11 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
                 s.labelled_rows,
                 s.failed_rows
             );
+            if s.plans.len() > 1 {
+                for (name, done, total) in &s.plans {
+                    println!("{name}: {done}/{total} co-located runs done");
+                }
+            }
             if s.hosts.len() > 1 {
                 for (h, machine, n) in &s.hosts {
                     println!("host {h}: {n} tenant-runs ({machine})");
@@ -98,9 +103,13 @@ pub fn run(cmd: CampaignCmd, ctx: &super::Ctx) -> anyhow::Result<()> {
         CampaignCmd::Check { plan } => {
             let p = Plan::load(&plan)?;
             let dynamic = p.dynamic.map(|d| d.runs).unwrap_or(0);
+            let extends = match &p.extension {
+                Some(e) => format!(" extends {} (run ids `{}-…`),", p.path.display(), e.name),
+                None => String::new(),
+            };
             println!(
-                "{}: ok ({} applications, {} co-located runs ({dynamic} dynamic), {} s runs, {} \
-                 repeats)",
+                "{}:{extends} ok ({} applications, {} co-located runs ({dynamic} dynamic), {} s \
+                 runs, {} repeats)",
                 plan.display(),
                 p.apps.len(),
                 p.colocated_runs + dynamic,

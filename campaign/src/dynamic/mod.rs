@@ -85,7 +85,7 @@ pub fn dynamic_schedule(plan: &Plan) -> Vec<DynamicRun> {
                 stays.extend(slot_stays(plan, &all, &d, slot, &mut rng));
             }
             DynamicRun {
-                run_id: format!("d{i:05}"),
+                run_id: format!("{}d{i:05}", plan.run_prefix()),
                 placement,
                 victim,
                 slot_cpusets,

@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 use dataset::runs::{Placement, Scenario};
 use regex::Regex;
 
+mod extension;
 mod ranges;
 mod raw;
 mod shape;
 mod text;
 mod validate;
 
+pub use extension::Extension;
 pub use shape::Shape;
 pub use text::{first_program, parse_cpulist, substitute, CpuListError, RUNNER_PLACEHOLDERS};
 
@@ -149,6 +151,10 @@ pub struct Plan {
     /// VM shapes tenants are drawn in (empty: every tenant gets its application's limits).
     pub shapes: Vec<Shape>,
     pub apps: Vec<App>,
+    /// Set when the plan file extends a base plan (`extends = "..."`, see [`Extension`]): the
+    /// fields above are the base's, but for the schedule the extension sets, and `path` and
+    /// `text` are the base's.
+    pub extension: Option<Extension>,
 }
 
 impl Plan {
@@ -166,19 +172,30 @@ impl Plan {
         Plan::parse_with(text, path, &text::find_binary)
     }
 
-    /// [`Plan::parse`] with a custom binary check (tests).
+    /// [`Plan::parse`] with a custom binary check (tests). A plan that `extends` a base plan
+    /// reads the base from its path relative to `path`'s directory.
     pub fn parse_with(
         text: &str,
         path: &Path,
         has_binary: &dyn Fn(&str) -> bool,
     ) -> Result<Plan, PlanError> {
+        if let Some(base) = extension::extends_of(text) {
+            let base_path = path.parent().unwrap_or(Path::new("")).join(base);
+            let base_text =
+                std::fs::read_to_string(&base_path).map_err(|source| PlanError::Io {
+                    path: base_path.clone(),
+                    source,
+                })?;
+            let base = Plan::parse_with(&base_text, &base_path, has_binary)?;
+            return Plan::extended(base, text, path);
+        }
         let check = validate::Checker {
             text,
             file: path.display().to_string(),
             ncpu: online_cpus(),
             mem_mb: mem_total_mb(),
         };
-        let raw = check.toml()?;
+        let raw: raw::RawPlan = check.toml()?;
         check.shape(&raw)?;
         let placements = check.placements(&raw.placements)?;
         let scenarios = check.scenarios(&raw.scenarios)?;
@@ -198,7 +215,7 @@ impl Plan {
         }
         let apps = check.select(apps, &raw.apps)?;
         check.memory(&apps, &raw.sizes)?;
-        let dynamic = check.dynamic(&raw, &apps)?;
+        let dynamic = check.dynamic(raw.dynamic.as_ref(), raw.run_seconds, &apps)?;
         let shapes = check.shapes(&raw.shapes)?;
         Ok(Plan {
             path: path.to_path_buf(),
@@ -223,6 +240,7 @@ impl Plan {
             dynamic,
             shapes,
             apps,
+            extension: None,
         })
     }
 
@@ -270,7 +288,7 @@ impl Plan {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(super) const GOOD: &str = r#"
 seed = 1
 run_seconds = 10
 colocated_runs = 4

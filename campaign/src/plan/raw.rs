@@ -56,13 +56,13 @@ fn d_foreign() -> f64 {
 fn d_retakes() -> u32 {
     2
 }
-fn d_sizes() -> Vec<u32> {
+pub(super) fn d_sizes() -> Vec<u32> {
     vec![2]
 }
-fn d_placements() -> Vec<String> {
+pub(super) fn d_placements() -> Vec<String> {
     vec!["same-core".into(), "cross-core".into()]
 }
-fn d_scenarios() -> Vec<String> {
+pub(super) fn d_scenarios() -> Vec<String> {
     vec!["static".into()]
 }
 fn d_steps() -> u32 {

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use dataset::runs::{Placement, Scenario};
 use regex::Regex;
 
-use super::raw::{RawApp, RawLimits, RawPlan};
+use super::raw::{RawApp, RawDynamic, RawLimits, RawPlan};
 use super::text::{first_program, RUNNER_PLACEHOLDERS};
 use super::text::{key_line, line_of, parse_cpulist, unknown_placeholder, value_str};
 use super::{App, Dynamic, Level, Network, PlanError};
@@ -34,15 +34,15 @@ impl Checker<'_> {
     }
 
     /// The plan as TOML, with the line of a syntax or type error.
-    pub fn toml(&self) -> Result<RawPlan, PlanError> {
+    pub fn toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, PlanError> {
         toml::from_str(self.text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| {
                     self.text[..s.start.min(self.text.len())]
-                        .lines()
+                        .matches('\n')
                         .count()
-                        .max(1)
+                        + 1
                 })
                 .unwrap_or(1);
             self.err(line, e.message().to_string())
@@ -77,13 +77,15 @@ impl Checker<'_> {
                 ),
             ));
         }
-        if raw.sizes.is_empty() || raw.sizes.iter().any(|s| !(2..=8).contains(s)) {
+        self.sizes(&raw.sizes)
+    }
+
+    /// Co-location sizes: tenants per run, 2..=8.
+    pub fn sizes(&self, sizes: &[u32]) -> Result<(), PlanError> {
+        if sizes.is_empty() || sizes.iter().any(|s| !(2..=8).contains(s)) {
             return Err(self.err(
                 self.key("sizes"),
-                format!(
-                    "co-location sizes {:?} must be in 2..=8 (tenants per run)",
-                    raw.sizes
-                ),
+                format!("co-location sizes {sizes:?} must be in 2..=8 (tenants per run)"),
             ));
         }
         Ok(())
@@ -353,8 +355,13 @@ impl Checker<'_> {
 
     /// Every placeholder of every command is a level's key or one the runner provides.
     /// `[dynamic]`: events that fit in a run, and victims that report every second.
-    pub fn dynamic(&self, raw: &RawPlan, apps: &[App]) -> Result<Option<Dynamic>, PlanError> {
-        let Some(d) = &raw.dynamic else {
+    pub fn dynamic(
+        &self,
+        d: Option<&RawDynamic>,
+        run_seconds: u32,
+        apps: &[App],
+    ) -> Result<Option<Dynamic>, PlanError> {
+        let Some(d) = d else {
             return Ok(None);
         };
         let at = |key: &str| key_line(self.text, key, line_of(self.text, "[dynamic]"));
@@ -368,13 +375,13 @@ impl Checker<'_> {
             ));
         }
         let needed = (d.changes + 1) * d.min_gap_seconds;
-        if needed > raw.run_seconds {
+        if needed > run_seconds {
             return Err(self.err(
                 at("min_gap_seconds"),
                 format!(
                     "{} neighbour changes at least {} s apart (and from the run's ends) need \
                      {needed} s, longer than run_seconds = {}",
-                    d.changes, d.min_gap_seconds, raw.run_seconds
+                    d.changes, d.min_gap_seconds, run_seconds
                 ),
             ));
         }

@@ -1,0 +1,140 @@
+//! A plan extension (`extends = "plan.toml"`) adds co-located runs to a finished campaign's
+//! directory: its runs carry its name (`heavy-c00000`), reuse the baselines the base plan already
+//! measured, are labelled like the base's, and its text is kept beside the base plan's copy; the
+//! same name with another text is refused. A real campaign (campaigns/smoke.toml with one 5-s
+//! run). Fails, naming what is missing, when not root, without cgroups, or without
+//! sysbench/stress-ng (`collector::testing::cannot_run`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dataset::runs::{read_runs, runs_path, RunKind};
+
+/// campaigns/smoke.toml with one co-located run of 5 s.
+fn base_plan(dir: &Path) -> PathBuf {
+    let smoke = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/smoke.toml");
+    let text = std::fs::read_to_string(smoke).unwrap();
+    assert!(text.contains("run_seconds = 8") && text.contains("colocated_runs = 2"));
+    let text = text
+        .replace("run_seconds = 8", "run_seconds = 5")
+        .replace("colocated_runs = 2", "colocated_runs = 1");
+    let p = dir.join("plan.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const HEAVY: &str = "# Two more runs, same core.\nextends = \"plan.toml\"\nseed = 11\n\
+                     colocated_runs = 2\nsizes = [2]\nplacements = [\"same-core\"]\n";
+
+/// `cloudformer <args>`: (success, stderr + stdout).
+fn cloudformer(args: &[&str], plan: &Path, out: &Path) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
+        .args(args)
+        .arg("--plan")
+        .arg(plan)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    (o.status.success(), text)
+}
+
+#[test]
+fn an_extension_adds_runs_to_a_campaign_directory() {
+    if let Some(why) = common::campaign_skip_reason() {
+        collector::testing::cannot_run("an_extension_adds_runs_to_a_campaign_directory", &why);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = base_plan(dir.path());
+    let out = dir.path().join("camp");
+    let (ok, log) = cloudformer(&["campaign", "run"], &base, &out);
+    assert!(ok, "base campaign failed:\n{log}");
+    let before = read_runs(&runs_path(&out)).unwrap();
+    let groups_before: HashMap<String, usize> = baseline_groups(&before);
+
+    let heavy = dir.path().join("heavy.toml");
+    std::fs::write(&heavy, HEAVY).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
+        .args(["campaign", "check", "--plan"])
+        .arg(&heavy)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && said.contains("extends") && said.contains("2 co-located runs"),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let (ok, log) = cloudformer(&["campaign", "run"], &heavy, &out);
+    assert!(ok, "extension failed:\n{log}");
+
+    let rows = read_runs(&runs_path(&out)).unwrap();
+    assert_eq!(&rows[..before.len()], &before[..], "earlier rows changed");
+    for id in ["heavy-c00000", "heavy-c00001"] {
+        let run: Vec<_> = rows.iter().filter(|r| r.run_id == id).collect();
+        assert_eq!(run.len(), 2, "{id}: {rows:#?}");
+        for r in run {
+            assert_eq!(r.kind, RunKind::Colocated);
+            assert_eq!(r.seed, 11, "the extension's seed is recorded");
+            assert!(r.p > 0.0 && r.p <= 1.0, "{id}: P {}", r.p);
+        }
+    }
+    // A load the base plan already measured is not measured again.
+    for (key, n) in baseline_groups(&rows) {
+        assert_eq!(n, 3, "{key}: {n} baseline repeats");
+        if let Some(b) = groups_before.get(&key) {
+            assert_eq!(*b, n, "{key} was measured again");
+        }
+    }
+    let copy = out.join("plans/heavy.toml");
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), HEAVY);
+    assert_eq!(
+        std::fs::read_to_string(out.join("plan.toml")).unwrap(),
+        std::fs::read_to_string(&base).unwrap()
+    );
+
+    let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
+        .args(["campaign", "status", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success()
+            && status.contains("3/3 done")
+            && status.contains("plan: 1/1")
+            && status.contains("heavy: 2/2"),
+        "{status}"
+    );
+
+    // The same extension name with another text is refused and changes nothing.
+    std::fs::write(
+        &heavy,
+        HEAVY.replace("colocated_runs = 2", "colocated_runs = 3"),
+    )
+    .unwrap();
+    let (ok, log) = cloudformer(&["campaign", "run"], &heavy, &out);
+    assert!(
+        !ok && log.contains("another text of the extension `heavy`"),
+        "{log}"
+    );
+    assert_eq!(read_runs(&runs_path(&out)).unwrap(), rows);
+}
+
+/// Baseline repeats per key.
+fn baseline_groups(rows: &[dataset::runs::RunRecord]) -> HashMap<String, usize> {
+    let mut n = HashMap::new();
+    for r in rows.iter().filter(|r| r.kind == RunKind::Baseline) {
+        *n.entry(r.baseline_key().to_string()).or_default() += 1;
+    }
+    n
+}
