@@ -26,8 +26,13 @@ fn base_plan(dir: &Path) -> PathBuf {
     p
 }
 
-const HEAVY: &str = "# Two more runs, same core.\nextends = \"plan.toml\"\nseed = 11\n\
-                     colocated_runs = 2\nsizes = [2]\nplacements = [\"same-core\"]\n";
+/// Two more runs on one core, of `app` only.
+fn heavy(app: &str) -> String {
+    format!(
+        "# Two more runs, same core.\nextends = \"plan.toml\"\nseed = 11\ncolocated_runs = 2\n\
+         sizes = [2]\nplacements = [\"same-core\"]\napps = [\"{app}\"]\n"
+    )
+}
 
 /// `cloudformer <args>`: (success, stderr + stdout).
 fn cloudformer(args: &[&str], plan: &Path, out: &Path) -> (bool, String) {
@@ -61,8 +66,16 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
     let before = read_runs(&runs_path(&out)).unwrap();
     let groups_before: HashMap<String, usize> = baseline_groups(&before);
 
+    // The extension draws only the application the sentinel (the first stored baseline) is
+    // not: the resume replays a load that only the base plan schedules.
+    let sentinel = before.iter().find(|r| r.kind == RunKind::Baseline).unwrap();
+    let app = ["sysbench-cpu", "stress-cpu"]
+        .into_iter()
+        .find(|a| *a != sentinel.app)
+        .unwrap();
+    let text = heavy(app);
     let heavy = dir.path().join("heavy.toml");
-    std::fs::write(&heavy, HEAVY).unwrap();
+    std::fs::write(&heavy, &text).unwrap();
     let check = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
         .args(["campaign", "check", "--plan"])
         .arg(&heavy)
@@ -76,6 +89,12 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
     );
     let (ok, log) = cloudformer(&["campaign", "run"], &heavy, &out);
     assert!(ok, "extension failed:\n{log}");
+    let key = sentinel.baseline_key().to_string();
+    assert!(
+        log.contains(&format!("sentinel baseline {key} at the start"))
+            && !log.contains("no sentinel"),
+        "the base plan's sentinel must be replayed:\n{log}"
+    );
 
     let rows = read_runs(&runs_path(&out)).unwrap();
     assert_eq!(&rows[..before.len()], &before[..], "earlier rows changed");
@@ -85,6 +104,7 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
         for r in run {
             assert_eq!(r.kind, RunKind::Colocated);
             assert_eq!(r.seed, 11, "the extension's seed is recorded");
+            assert_eq!(r.app, app, "the extension draws its own applications");
             assert!(r.p > 0.0 && r.p <= 1.0, "{id}: P {}", r.p);
         }
     }
@@ -96,7 +116,7 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
         }
     }
     let copy = out.join("plans/heavy.toml");
-    assert_eq!(std::fs::read_to_string(&copy).unwrap(), HEAVY);
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), text);
     assert_eq!(
         std::fs::read_to_string(out.join("plan.toml")).unwrap(),
         std::fs::read_to_string(&base).unwrap()
@@ -119,7 +139,7 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
     // The same extension name with another text is refused and changes nothing.
     std::fs::write(
         &heavy,
-        HEAVY.replace("colocated_runs = 2", "colocated_runs = 3"),
+        text.replace("colocated_runs = 2", "colocated_runs = 3"),
     )
     .unwrap();
     let (ok, log) = cloudformer(&["campaign", "run"], &heavy, &out);

@@ -191,7 +191,11 @@ pub fn replay(runner: &Runner, journal: &Journal) -> Result<Option<SentinelCheck
     let Some(stored) = journal.baseline(&key) else {
         return Ok(None);
     };
-    let work = crate::work_of(runner.plan);
+    // An extension's sentinel may be a load only its base plan schedules.
+    let mut work = crate::work_of(runner.plan);
+    if let Some(e) = &runner.plan.extension {
+        work.extend(crate::work_of(&e.base));
+    }
     let spec = work
         .iter()
         .flat_map(crate::Work::labelled)

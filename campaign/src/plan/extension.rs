@@ -24,6 +24,9 @@ pub struct Extension {
     pub name: String,
     pub path: PathBuf,
     pub text: String,
+    /// The base plan: its applications and schedule (a resume's sentinel may replay a baseline
+    /// only the base schedules).
+    pub base: Box<Plan>,
 }
 
 /// The keys an extension may set (everything else comes from the base plan).
@@ -119,6 +122,7 @@ impl Plan {
                 name,
                 path: path.to_path_buf(),
                 text: text.to_string(),
+                base: Box::new(base.clone()),
             }),
             ..base
         })
@@ -165,6 +169,10 @@ mod tests {
         assert_eq!((p.seed, p.colocated_runs, p.sizes.clone()), (9, 3, vec![3]));
         assert_eq!(p.apps.len(), 1);
         assert_eq!(p.apps[0].load, b.apps[0].load);
+        assert!(
+            p.app("pg").is_some(),
+            "the base's other applications stay known"
+        );
         assert_eq!((p.run_seconds, p.repeats), (b.run_seconds, b.repeats));
         assert_eq!(
             p.text, b.text,

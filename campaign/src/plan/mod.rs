@@ -244,8 +244,10 @@ impl Plan {
         })
     }
 
+    /// The application `name`: one this plan draws, else (an extension) one of its base's.
     pub fn app(&self, name: &str) -> Option<&App> {
-        self.apps.iter().find(|a| a.name == name)
+        let base = || self.extension.as_ref().and_then(|e| e.base.app(name));
+        self.apps.iter().find(|a| a.name == name).or_else(base)
     }
 
     /// The shape named `name`.
