@@ -34,24 +34,6 @@ fn heavy(app: &str) -> String {
     )
 }
 
-/// `cloudformer <args>`: (success, stderr + stdout).
-fn cloudformer(args: &[&str], plan: &Path, out: &Path) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-        .args(args)
-        .arg("--plan")
-        .arg(plan)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    (o.status.success(), text)
-}
-
 #[test]
 fn an_extension_adds_runs_to_a_campaign_directory() {
     if let Some(why) = common::campaign_skip_reason() {
@@ -61,7 +43,7 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
     let dir = tempfile::tempdir().unwrap();
     let base = base_plan(dir.path());
     let out = dir.path().join("camp");
-    let (ok, log) = cloudformer(&["campaign", "run"], &base, &out);
+    let (ok, log) = common::campaign_at(&base, &out, &[]);
     assert!(ok, "base campaign failed:\n{log}");
     let before = read_runs(&runs_path(&out)).unwrap();
     let groups_before: HashMap<String, usize> = baseline_groups(&before);
@@ -87,7 +69,7 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
         "{said}{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let (ok, log) = cloudformer(&["campaign", "run"], &heavy, &out);
+    let (ok, log) = common::campaign_at(&heavy, &out, &[]);
     assert!(ok, "extension failed:\n{log}");
     let key = sentinel.baseline_key().to_string();
     assert!(
@@ -142,7 +124,7 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
         text.replace("colocated_runs = 2", "colocated_runs = 3"),
     )
     .unwrap();
-    let (ok, log) = cloudformer(&["campaign", "run"], &heavy, &out);
+    let (ok, log) = common::campaign_at(&heavy, &out, &[]);
     assert!(
         !ok && log.contains("another text of the extension `heavy`"),
         "{log}"

@@ -25,24 +25,6 @@ fn plan(dir: &Path) -> PathBuf {
     p
 }
 
-/// Runs the campaign to its end: (success, stderr + stdout).
-fn campaign(plan: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-        .args(["campaign", "run", "--plan"])
-        .arg(plan)
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    (o.status.success(), text)
-}
-
 #[test]
 fn a_new_host_measures_its_own_baselines() {
     if let Some(why) = common::campaign_skip_reason() {
@@ -54,7 +36,7 @@ fn a_new_host_measures_its_own_baselines() {
     let out = dir.path().join("camp");
 
     // 1. A first part on this machine (host 0): the first co-located run and its baselines.
-    let (ok, log) = campaign(&plan, &out, &["--stop-after", "1s"]);
+    let (ok, log) = common::campaign_at(&plan, &out, &["--stop-after", "1s"]);
     assert!(ok, "first part failed:\n{log}");
     assert!(log.contains("stopped after --stop-after: 1 of 2"), "{log}");
     let path = runs_path(&out);
@@ -72,7 +54,7 @@ fn a_new_host_measures_its_own_baselines() {
     write_runs(&path, &other).unwrap();
 
     // 3. Without --new-host the resume is refused, naming the flag, and changes nothing.
-    let (ok, log) = campaign(&plan, &out, &[]);
+    let (ok, log) = common::campaign_at(&plan, &out, &[]);
     assert!(
         !ok,
         "a machine unlike the stored host must be refused:\n{log}"
@@ -88,7 +70,7 @@ fn a_new_host_measures_its_own_baselines() {
     );
 
     // 4. With --new-host: this machine is host 1, with baselines of its own.
-    let (ok, log) = campaign(&plan, &out, &["--new-host"]);
+    let (ok, log) = common::campaign_at(&plan, &out, &["--new-host"]);
     assert!(ok, "--new-host resume failed:\n{log}");
     assert!(log.contains("this machine is host 1"), "{log}");
     let rows = read_runs(&path).unwrap();

@@ -260,6 +260,25 @@ pub fn campaign_command(plan: &str, out: &Path) -> Command {
     c
 }
 
+/// Runs `cloudformer campaign run --plan PLAN --out OUT EXTRA…` to its end (any plan file, with
+/// progress and the closing report): whether it succeeded, and its stderr then stdout.
+pub fn campaign_at(plan: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
+    let o = bin()
+        .args(["campaign", "run", "--plan"])
+        .arg(plan)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    (o.status.success(), text)
+}
+
 /// The runs table of a finished campaign directory, asserting that no tenant-run failed.
 pub fn runs_without_failures(out: &Path) -> Vec<dataset::runs::RunRecord> {
     let rows = dataset::runs::read_runs(&dataset::runs::runs_path(out)).unwrap();
