@@ -8,23 +8,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dataset::runs::{read_runs, runs_path, RunKind};
-
-/// campaigns/smoke.toml with one co-located run of 5 s.
-fn base_plan(dir: &Path) -> PathBuf {
-    let smoke = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/smoke.toml");
-    let text = std::fs::read_to_string(smoke).unwrap();
-    assert!(text.contains("run_seconds = 8") && text.contains("colocated_runs = 2"));
-    let text = text
-        .replace("run_seconds = 8", "run_seconds = 5")
-        .replace("colocated_runs = 2", "colocated_runs = 1");
-    let p = dir.join("plan.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 /// Two more runs on one core, of `app` only.
 fn heavy(app: &str) -> String {
@@ -41,7 +27,12 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let base = base_plan(dir.path());
+    // campaigns/smoke.toml with one co-located run of 5 s.
+    let edits = [
+        ("run_seconds = 8", "run_seconds = 5"),
+        ("colocated_runs = 2", "colocated_runs = 1"),
+    ];
+    let base = common::smoke_plan(dir.path(), &edits);
     let out = dir.path().join("camp");
     let (ok, log) = common::campaign_at(&base, &out, &[]);
     assert!(ok, "base campaign failed:\n{log}");

@@ -9,21 +9,9 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dataset::runs::{read_runs, runs_path, write_runs, Baseline, RunKind};
-
-/// campaigns/smoke.toml (2 co-located runs of 2 tenants, 3 repeats per baseline) with 5-s runs.
-fn plan(dir: &Path) -> PathBuf {
-    let smoke = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("campaigns/smoke.toml");
-    let text = std::fs::read_to_string(smoke).unwrap();
-    assert!(text.contains("run_seconds = 8"));
-    let text = text.replace("run_seconds = 8", "run_seconds = 5");
-    let p = dir.join("plan.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 #[test]
 fn a_new_host_measures_its_own_baselines() {
@@ -32,7 +20,8 @@ fn a_new_host_measures_its_own_baselines() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let plan = plan(dir.path());
+    // campaigns/smoke.toml (2 co-located runs of 2 tenants, 3 repeats per baseline), 5-s runs.
+    let plan = common::smoke_plan(dir.path(), &[("run_seconds = 8", "run_seconds = 5")]);
     let out = dir.path().join("camp");
 
     // 1. A first part on this machine (host 0): the first co-located run and its baselines.

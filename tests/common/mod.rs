@@ -260,6 +260,20 @@ pub fn campaign_command(plan: &str, out: &Path) -> Command {
     c
 }
 
+/// `campaigns/smoke.toml` with each `(from, to)` of `edits` applied (each `from` must be in it),
+/// written as `dir/plan.toml`.
+pub fn smoke_plan(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/smoke.toml");
+    let mut text = std::fs::read_to_string(smoke).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "campaigns/smoke.toml has no `{from}`");
+        text = text.replace(from, to);
+    }
+    let p = dir.join("plan.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
 /// Runs `cloudformer campaign run --plan PLAN --out OUT EXTRA…` to its end (any plan file, with
 /// progress and the closing report): whether it succeeded, and its stderr then stdout.
 pub fn campaign_at(plan: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
