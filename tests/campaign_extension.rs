@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use dataset::runs::{read_runs, runs_path, RunKind};
 
@@ -49,7 +48,7 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
     let text = heavy(app);
     let heavy = dir.path().join("heavy.toml");
     std::fs::write(&heavy, &text).unwrap();
-    let check = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
+    let check = common::bin()
         .args(["campaign", "check", "--plan"])
         .arg(&heavy)
         .output()
@@ -95,15 +94,9 @@ fn an_extension_adds_runs_to_a_campaign_directory() {
         std::fs::read_to_string(&base).unwrap()
     );
 
-    let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-        .args(["campaign", "status", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let status = String::from_utf8_lossy(&o.stdout);
+    let (ok, status) = common::campaign_status(&out);
     assert!(
-        o.status.success()
-            && status.contains("3/3 done")
+        ok && status.contains("3/3 done")
             && status.contains("plan: 1/1")
             && status.contains("heavy: 2/2"),
         "{status}"

@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 
 use dataset::runs::{read_runs, runs_path, write_runs, Baseline, RunKind};
 
@@ -94,14 +93,9 @@ fn a_new_host_measures_its_own_baselines() {
     }
 
     // 5. `campaign status` lists both hosts.
-    let o = Command::new(env!("CARGO_BIN_EXE_cloudformer"))
-        .args(["campaign", "status", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let status = String::from_utf8_lossy(&o.stdout);
+    let (ok, status) = common::campaign_status(&out);
     assert!(
-        o.status.success() && status.contains("host 0:") && status.contains("host 1:"),
+        ok && status.contains("host 0:") && status.contains("host 1:"),
         "{status}"
     );
 }

@@ -293,6 +293,19 @@ pub fn campaign_at(plan: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
     (o.status.success(), text)
 }
 
+/// `cloudformer campaign status --out OUT`: whether it succeeded, and its stdout.
+pub fn campaign_status(out: &Path) -> (bool, String) {
+    let o = bin()
+        .args(["campaign", "status", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
 /// The runs table of a finished campaign directory, asserting that no tenant-run failed.
 pub fn runs_without_failures(out: &Path) -> Vec<dataset::runs::RunRecord> {
     let rows = dataset::runs::read_runs(&dataset::runs::runs_path(out)).unwrap();

@@ -1,4 +1,4 @@
-//! Plan extensions: a plan file whose first key is `extends = "<base plan>"` adds co-located runs
+//! Plan extensions: a plan file with a top-level `extends = "<base plan>"` adds co-located runs
 //! to the base plan's campaign directory without changing the base plan (whose text the
 //! directory's resume check compares).
 //!
