@@ -271,6 +271,7 @@ pub fn trivial_summary(dir: &std::path::Path) -> String {
             lstm: Default::default(),
             window_s: 0,
             train_stride: 0,
+            val_apps: 1,
             command: "cloudformer dataset summary".into(),
         };
         let scratch = tempfile::tempdir()?;

@@ -46,6 +46,13 @@ pub struct EvalArgs {
     /// 30), while the test windows stay the non-overlapping ones. 0 = W.
     #[arg(long, value_name = "S", default_value_t = 0, requires = "per_window")]
     pub train_stride: usize,
+    /// Validation applications per split, for early stopping and the baselines'
+    /// hyper-parameters (one by default). More of them make the epoch early stopping picks
+    /// less a matter of one application's noise, at the cost of training applications; add
+    /// --refit to train again on training and validation applications together. E.g.
+    /// `--protocol loao --val-apps 3 --refit`.
+    #[arg(long, value_name = "N", default_value_t = train::split::DEFAULT_VAL_APPS)]
+    pub val_apps: usize,
     /// LSTM baseline epochs.
     #[arg(long, default_value_t = train::baselines::lstm::LstmParams::default().epochs)]
     pub lstm_epochs: usize,
@@ -87,6 +94,7 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         },
         window_s: args.per_window,
         train_stride: args.train_stride,
+        val_apps: args.val_apps,
         command,
     };
     let cf_opts = args.cf.to_options("cf", args.seed, true);

@@ -97,6 +97,10 @@ pub struct EvalOptions {
     /// non-overlapping windows only (left out of the plan then, so older folds still match).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub train_stride: usize,
+    /// Validation applications per split (early stopping and the baselines' hyper-parameters;
+    /// see [`crate::split`]). The default (1) is left out of the plan, so older folds still match.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub val_apps: usize,
     /// The command line, recorded in the results.
     pub command: String,
 }
@@ -319,6 +323,7 @@ fn run_folds(
         &app_infos(tested),
         options.n_splits,
         options.seed,
+        options.val_apps,
     )?;
     let ks = prefix_ks(options);
     let tables = tabular_tables(runs, options, &ks);
@@ -382,6 +387,14 @@ fn fold_indices(split: &Split, runs: &[Run], n_test: usize) -> Result<SplitIdx> 
     let mut idx = split.indices(runs)?;
     idx.test.retain(|&i| i < n_test);
     Ok(idx)
+}
+
+fn one() -> usize {
+    crate::split::DEFAULT_VAL_APPS
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == one()
 }
 
 fn is_zero(v: &usize) -> bool {

@@ -12,6 +12,11 @@
 //! * `loao`: leave-one-application-out, every application once; validation is one other
 //!   application chosen by the seed (when at least 3 applications exist).
 //!
+//! Both take `n_val`, the validation applications per split (1 above; `eval --val-apps N`):
+//! early stopping on one application picks epochs by that application's noise, more of them
+//! average it out. They are taken one by one under the same rule (an application whose kind
+//! stays in training), and at least one training application is always left.
+//!
 //! A test application never appears in training or validation; the normaliser and every
 //! baseline's preprocessing are fitted on [`SplitIdx::train`] only.
 
@@ -201,8 +206,14 @@ fn test_counts(n_static: usize, n_dynamic: usize) -> (usize, usize) {
 }
 
 /// The paper's protocol: `n_splits` seeded random partitions (distinct when possible).
-pub fn paper_splits(apps: &[AppInfo], n_splits: usize, seed: u64) -> Result<Vec<Split>> {
+pub fn paper_splits(
+    apps: &[AppInfo],
+    n_splits: usize,
+    seed: u64,
+    n_val: usize,
+) -> Result<Vec<Split>> {
     need_two(apps)?;
+    need_val(n_val)?;
     if n_splits == 0 {
         return Err(TrainError::Invalid("--splits must be at least 1".into()));
     }
@@ -229,7 +240,7 @@ pub fn paper_splits(apps: &[AppInfo], n_splits: usize, seed: u64) -> Result<Vec<
                 .collect();
             let mut rest: Vec<&AppInfo> = s[n_s..].iter().chain(&d[n_d..]).copied().collect();
             rest.shuffle(&mut rng);
-            let (val, val_frac) = pick_val(&mut rest);
+            let (val, val_frac) = pick_val(&mut rest, n_val);
             let mut train: Vec<String> = rest.iter().map(|a| a.name.clone()).collect();
             test.sort();
             train.sort();
@@ -255,34 +266,54 @@ pub fn paper_splits(apps: &[AppInfo], n_splits: usize, seed: u64) -> Result<Vec<
     Ok(out)
 }
 
-/// Takes the validation application(s) out of `rest` (already shuffled). Prefers an application
-/// whose kind is also represented in the remaining training set.
-fn pick_val(rest: &mut Vec<&AppInfo>) -> (Vec<String>, Option<f64>) {
+/// Validation applications per split unless told otherwise.
+pub const DEFAULT_VAL_APPS: usize = 1;
+
+/// Takes up to `n_val` validation applications out of `rest` (already shuffled), one by one,
+/// each time the first whose kind stays represented in the rest (else the first), and always
+/// leaves at least one application to train on. With fewer than 2 applications there is no
+/// validation application: 15 % of the training runs validate instead.
+fn pick_val(rest: &mut Vec<&AppInfo>, n_val: usize) -> (Vec<String>, Option<f64>) {
     if rest.len() < 2 {
         return (Vec::new(), Some(0.15));
     }
-    let pos = (0..rest.len())
-        .find(|&i| {
-            let kind = rest[i].dynamic;
-            rest.iter()
-                .enumerate()
-                .any(|(j, a)| j != i && a.dynamic == kind)
-        })
-        .unwrap_or(0);
-    let v = rest.remove(pos);
-    (vec![v.name.clone()], None)
+    let mut val = Vec::new();
+    while val.len() < n_val && rest.len() >= 2 {
+        let pos = (0..rest.len())
+            .find(|&i| {
+                let kind = rest[i].dynamic;
+                rest.iter()
+                    .enumerate()
+                    .any(|(j, a)| j != i && a.dynamic == kind)
+            })
+            .unwrap_or(0);
+        val.push(rest.remove(pos).name.clone());
+    }
+    val.sort();
+    (val, None)
+}
+
+/// `n_val` must be at least 1 (a split with no validation application has nothing to stop on).
+fn need_val(n_val: usize) -> Result<()> {
+    if n_val == 0 {
+        return Err(TrainError::Invalid(
+            "--val-apps must be at least 1: early stopping needs a validation application".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Leave-one-application-out: one split per application.
-pub fn loao_splits(apps: &[AppInfo], seed: u64) -> Result<Vec<Split>> {
+pub fn loao_splits(apps: &[AppInfo], seed: u64, n_val: usize) -> Result<Vec<Split>> {
     need_two(apps)?;
+    need_val(n_val)?;
     let mut out = Vec::new();
     for (i, a) in apps.iter().enumerate() {
         let split_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
         let mut rng = ChaCha8Rng::seed_from_u64(split_seed);
         let mut rest: Vec<&AppInfo> = apps.iter().filter(|b| b.name != a.name).collect();
         rest.shuffle(&mut rng);
-        let (val, val_frac) = pick_val(&mut rest);
+        let (val, val_frac) = pick_val(&mut rest, n_val);
         let mut train: Vec<String> = rest.iter().map(|a| a.name.clone()).collect();
         train.sort();
         let split = Split {
@@ -305,10 +336,11 @@ pub fn make_splits(
     apps: &[AppInfo],
     n_splits: usize,
     seed: u64,
+    n_val: usize,
 ) -> Result<Vec<Split>> {
     match protocol {
-        Protocol::Paper => paper_splits(apps, n_splits, seed),
-        Protocol::Loao => loao_splits(apps, seed),
+        Protocol::Paper => paper_splits(apps, n_splits, seed, n_val),
+        Protocol::Loao => loao_splits(apps, seed, n_val),
     }
 }
 
@@ -334,7 +366,7 @@ pub fn train_only_split(apps: &[AppInfo], val_apps: &[String], seed: u64) -> Res
         let mut rest: Vec<&AppInfo> = apps.iter().collect();
         rest.shuffle(&mut rng);
         if apps.len() >= 3 {
-            pick_val(&mut rest)
+            pick_val(&mut rest, DEFAULT_VAL_APPS)
         } else {
             (Vec::new(), Some(0.15))
         }
@@ -413,7 +445,7 @@ mod tests {
     #[test]
     fn paper_counts_match_the_paper_on_eleven_apps() {
         let a = apps(6, 5);
-        let splits = paper_splits(&a, 6, 42).unwrap();
+        let splits = paper_splits(&a, 6, 42, 1).unwrap();
         assert_eq!(splits.len(), 6);
         for s in &splits {
             s.check().unwrap();
@@ -425,8 +457,8 @@ mod tests {
         // distinct partitions, and reproducible from the seed
         let keys: BTreeSet<_> = splits.iter().map(|s| s.test_apps.clone()).collect();
         assert!(keys.len() >= 5, "{keys:?}");
-        assert_eq!(splits, paper_splits(&a, 6, 42).unwrap());
-        assert_ne!(splits, paper_splits(&a, 6, 43).unwrap());
+        assert_eq!(splits, paper_splits(&a, 6, 42, 1).unwrap());
+        assert_ne!(splits, paper_splits(&a, 6, 43, 1).unwrap());
     }
 
     #[test]
@@ -442,7 +474,7 @@ mod tests {
             (5, 3),
         ] {
             let a = apps(ns, nd);
-            let splits = paper_splits(&a, 3, 1).unwrap();
+            let splits = paper_splits(&a, 3, 1, 1).unwrap();
             for s in &splits {
                 s.check().unwrap();
                 let total = s.train_apps.len() + s.val_apps.len() + s.test_apps.len();
@@ -456,11 +488,11 @@ mod tests {
             }
         }
         assert!(matches!(
-            paper_splits(&apps(1, 0), 6, 1),
+            paper_splits(&apps(1, 0), 6, 1, 1),
             Err(TrainError::TooFewApps { .. })
         ));
         assert!(matches!(
-            paper_splits(&apps(0, 0), 6, 1),
+            paper_splits(&apps(0, 0), 6, 1, 1),
             Err(TrainError::TooFewApps { .. })
         ));
     }
@@ -468,7 +500,7 @@ mod tests {
     #[test]
     fn loao_covers_every_app_once() {
         let a = apps(3, 2);
-        let splits = loao_splits(&a, 7).unwrap();
+        let splits = loao_splits(&a, 7, 1).unwrap();
         assert_eq!(splits.len(), 5);
         let tested: BTreeSet<_> = splits.iter().flat_map(|s| s.test_apps.clone()).collect();
         assert_eq!(tested.len(), 5);
@@ -477,6 +509,33 @@ mod tests {
             assert!(!s.train_apps.contains(&s.test_apps[0]));
             assert!(!s.val_apps.contains(&s.test_apps[0]));
         }
+    }
+
+    #[test]
+    fn several_validation_apps_keep_both_kinds_and_a_training_app() {
+        let a = apps(6, 5);
+        let one = loao_splits(&a, 7, 1).unwrap();
+        let three = loao_splits(&a, 7, 3).unwrap();
+        for (s1, s3) in one.iter().zip(&three) {
+            s3.check().unwrap();
+            assert_eq!(s3.test_apps, s1.test_apps);
+            assert_eq!(s3.val_apps.len(), 3, "{s3:?}");
+            // The first validation application is the one a single-app split takes.
+            assert!(s3.val_apps.contains(&s1.val_apps[0]), "{s1:?} {s3:?}");
+            for kind in ['s', 'd'] {
+                assert!(s3.train_apps.iter().any(|n| n.starts_with(kind)), "{s3:?}");
+            }
+        }
+        for s in paper_splits(&a, 6, 42, 2).unwrap() {
+            s.check().unwrap();
+            assert_eq!((s.test_apps.len(), s.val_apps.len()), (4, 2), "{s:?}");
+        }
+        // More than there are: one application is always left to train on.
+        for s in loao_splits(&apps(2, 2), 1, 10).unwrap() {
+            assert_eq!((s.train_apps.len(), s.val_apps.len()), (1, 2), "{s:?}");
+        }
+        let err = loao_splits(&a, 7, 0).unwrap_err().to_string();
+        assert!(err.contains("--val-apps"), "{err}");
     }
 
     #[test]

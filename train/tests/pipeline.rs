@@ -62,7 +62,7 @@ fn splits_never_leak_test_apps() {
     let runs = synthetic_runs(10, 6, 1);
     let apps = app_infos(&runs);
     assert_eq!(apps.iter().filter(|a| a.dynamic).count(), 3);
-    for s in paper_splits(&apps, 6, 9).unwrap() {
+    for s in paper_splits(&apps, 6, 9, 1).unwrap() {
         let idx = s.indices(&runs).unwrap();
         for &i in idx.train.iter().chain(&idx.val) {
             assert!(
@@ -102,6 +102,7 @@ fn baselines_beat_the_mean_and_results_round_trip() {
         },
         window_s: 0,
         train_stride: 0,
+        val_apps: 1,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
@@ -190,6 +191,7 @@ fn bad_inputs_give_clear_errors() {
         lstm: Default::default(),
         window_s: 0,
         train_stride: 0,
+        val_apps: 1,
         command: "test".into(),
     };
     let e = evaluate(&[], &options, None, dir.path(), &mut |_, _, _| {})
@@ -353,6 +355,7 @@ fn window_options(w: usize) -> EvalOptions {
         lstm: Default::default(),
         window_s: w,
         train_stride: 0,
+        val_apps: 1,
         command: "test".into(),
     }
 }
@@ -408,6 +411,7 @@ fn overlapping_training_windows_keep_the_test_windows() {
     let whole = EvalOptions {
         window_s: 0,
         train_stride: 5,
+        val_apps: 1,
         ..window_options(10)
     };
     let e = evaluate(&runs, &whole, None, dir.path(), &mut |_, _, _| {})
@@ -429,6 +433,7 @@ fn normaliser_is_fitted_on_training_apps_only() {
         lstm: Default::default(),
         window_s: 0,
         train_stride: 0,
+        val_apps: 1,
         command: "test".into(),
     };
     let cf = train::cf::TrainOptions {
@@ -489,6 +494,7 @@ fn an_evaluation_in_parts_equals_one_run_through() {
         lstm: Default::default(),
         window_s: 0,
         train_stride: 0,
+        val_apps: 1,
         command: "test".into(),
     };
     let scratch = tempfile::tempdir().unwrap();
@@ -544,6 +550,19 @@ fn an_evaluation_in_parts_equals_one_run_through() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("plan.options.seed: 3 before, 4 now"), "{e}");
+    // One validation application is the default and stays out of the plan (folds written
+    // before --val-apps still match); more of them are another evaluation.
+    assert!(plan(&runs, &options, None)["options"]
+        .get("val_apps")
+        .is_none());
+    let wider = EvalOptions {
+        val_apps: 2,
+        ..options.clone()
+    };
+    let e = FoldStore::open(&folds, &plan(&runs, &wider, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("plan.options.val_apps"), "{e}");
 
     // A model added to a finished evaluation: only its folds are computed (one per call with
     // the past deadline), the others are read back unchanged.
@@ -642,6 +661,7 @@ fn trivial_predictors_and_the_isolated_run_mae() {
         lstm: Default::default(),
         window_s: 0,
         train_stride: 0,
+        val_apps: 1,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
