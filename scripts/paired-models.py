@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Two models of the same evaluation compared split by split (paired), over one or more seeds.
+
+Usage: scripts/paired-models.py A B DIR [DIR ...]
+  A, B: model names as in the folds (e.g. cf gbdt); each DIR: one seed of the same evaluation
+  (folds/<split>__<model>.json and predictions.csv, as `cloudformer eval` writes them).
+
+Prints, per split (one held-out application under LOAO), each model's MAE (points of P×100,
+P̂ clamped to [0, 1] as `eval` does) as the mean over the seeds and as the seeds' ensemble (the
+mean prediction), and the difference A − B; then how many splits A wins and the two-sided sign
+test's p-value. The means over splits are `eval`'s MAE; the sign test asks whether A is better
+on more held-out applications than chance would give, which a difference of means does not.
+"""
+import csv, glob, json, math, os, statistics, sys
+
+if len(sys.argv) < 4:
+    sys.exit(__doc__)
+a, b, dirs = sys.argv[1], sys.argv[2], sys.argv[3:]
+
+
+def labels(d):
+    path = os.path.join(d, "predictions.csv")
+    if not os.path.exists(path):
+        sys.exit(f"{path}: missing (an evaluation that finished writes it)")
+    with open(path) as f:
+        return {r["key"]: float(r["p"]) for r in csv.DictReader(f)}
+
+
+def folds(d, model):
+    out = {}
+    for path in glob.glob(os.path.join(d, "folds", f"*__{model}.json")):
+        with open(path) as f:
+            j = json.load(f)
+        out[j["split"]] = dict(zip(j["keys"], j["p_hat"]["0"]))
+    if not out:
+        sys.exit(f"{d}/folds: no folds of model {model!r}")
+    return out
+
+
+lab = {}
+for d in dirs:
+    lab.update(labels(d))
+fa, fb = [folds(d, a) for d in dirs], [folds(d, b) for d in dirs]
+splits = sorted(set.intersection(*(set(f) for f in fa + fb)))
+missing = sorted(set.union(*(set(f) for f in fa + fb)) - set(splits))
+if missing:
+    sys.exit(f"splits missing in some seed or model: {', '.join(missing)}")
+
+
+def clamp(p):
+    return min(max(p, 0.0), 1.0)
+
+
+def mae(pred):
+    return 100 * statistics.mean(abs(clamp(p) - lab[k]) for k, p in pred.items())
+
+
+def ensemble(fs, s):
+    keys = fs[0][s].keys()
+    return {k: statistics.mean(clamp(f[s][k]) for f in fs) for k in keys}
+
+
+def sign_test(wins, n):
+    """Two-sided exact binomial test of `wins` of `n` against p = 1/2."""
+    tail = sum(math.comb(n, i) for i in range(0, min(wins, n - wins) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+rows = []
+for s in splits:
+    ma = statistics.mean(mae(f[s]) for f in fa)
+    mb = statistics.mean(mae(f[s]) for f in fb)
+    ea, eb = mae(ensemble(fa, s)), mae(ensemble(fb, s))
+    rows.append((s, ma, mb, ea, eb))
+
+print(f"{a} against {b}, {len(splits)} splits, {len(dirs)} seed(s): " + ", ".join(dirs))
+print()
+print(f"| split | {a} (seed mean) | {b} (seed mean) | Δ | {a} ensemble | {b} ensemble | Δ |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for s, ma, mb, ea, eb in rows:
+    print(f"| {s} | {ma:.2f} | {mb:.2f} | {ma - mb:+.2f} | {ea:.2f} | {eb:.2f} | {ea - eb:+.2f} |")
+col = lambda i: statistics.mean(r[i] for r in rows)
+print(f"| **mean** | {col(1):.2f} | {col(2):.2f} | {col(1) - col(2):+.2f} | {col(3):.2f} | "
+      f"{col(4):.2f} | {col(3) - col(4):+.2f} |")
+print()
+for label, i, j in (("seed mean", 1, 2), ("ensemble", 3, 4)):
+    wins = sum(r[i] < r[j] for r in rows)
+    ties = sum(r[i] == r[j] for r in rows)
+    n = len(rows) - ties
+    print(f"{label}: {a} better on {wins} of {n} splits ({ties} ties), "
+          f"two-sided sign test p = {sign_test(wins, n):.2f}")
