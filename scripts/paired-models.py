@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Two models of the same evaluation compared split by split (paired), over one or more seeds.
 
-Usage: scripts/paired-models.py A B DIR [DIR ...]
+Usage: scripts/paired-models.py A B DIR [DIR ...] [--b-dirs DIR,DIR,...]
   A, B: model names as in the folds (e.g. cf gbdt); each DIR: one seed of the same evaluation
   (folds/<split>__<model>.json and predictions.csv, as `cloudformer eval` writes them).
+  --b-dirs: take B from these directories instead (one per DIR, the same seeds in the same
+  order), to compare two recipes of one model, e.g. `cf-temporal cf-temporal v2p7-val3-w30 ...
+  --b-dirs v2p7-w30,...`; the test windows must be the same.
 
 Prints, per split (one held-out application under LOAO), each model's MAE (points of P×100,
 P̂ clamped to [0, 1] as `eval` does) as the mean over the seeds and as the seeds' ensemble (the
@@ -13,9 +16,20 @@ on more held-out applications than chance would give, which a difference of mean
 """
 import csv, glob, json, math, os, statistics, sys
 
-if len(sys.argv) < 4:
+args = sys.argv[1:]
+b_dirs = None
+if "--b-dirs" in args:
+    i = args.index("--b-dirs")
+    if i + 1 >= len(args):
+        sys.exit("--b-dirs needs a comma-separated list of directories")
+    b_dirs = args[i + 1].split(",")
+    del args[i : i + 2]
+if len(args) < 3:
     sys.exit(__doc__)
-a, b, dirs = sys.argv[1], sys.argv[2], sys.argv[3:]
+a, b, dirs = args[0], args[1], args[2:]
+if b_dirs is not None and len(b_dirs) != len(dirs):
+    sys.exit(f"--b-dirs has {len(b_dirs)} directories for {len(dirs)} seeds: give one per DIR")
+b_dirs = b_dirs or dirs
 
 
 def labels(d):
@@ -38,9 +52,11 @@ def folds(d, model):
 
 
 lab = {}
-for d in dirs:
-    lab.update(labels(d))
-fa, fb = [folds(d, a) for d in dirs], [folds(d, b) for d in dirs]
+for d in dirs + b_dirs:
+    for k, p in labels(d).items():
+        if lab.setdefault(k, p) != p:
+            sys.exit(f"{d}: window {k} has another label than in the other directories")
+fa, fb = [folds(d, a) for d in dirs], [folds(d, b) for d in b_dirs]
 splits = sorted(set.intersection(*(set(f) for f in fa + fb)))
 missing = sorted(set.union(*(set(f) for f in fa + fb)) - set(splits))
 if missing:
@@ -57,6 +73,8 @@ def mae(pred):
 
 def ensemble(fs, s):
     keys = fs[0][s].keys()
+    if any(f[s].keys() != keys for f in fs):
+        sys.exit(f"{s}: the seeds or recipes tested different windows; not the same evaluation")
     return {k: statistics.mean(clamp(f[s][k]) for f in fs) for k in keys}
 
 
@@ -73,7 +91,8 @@ for s in splits:
     ea, eb = mae(ensemble(fa, s)), mae(ensemble(fb, s))
     rows.append((s, ma, mb, ea, eb))
 
-print(f"{a} against {b}, {len(splits)} splits, {len(dirs)} seed(s): " + ", ".join(dirs))
+print(f"{a} against {b}, {len(splits)} splits, {len(dirs)} seed(s): " + ", ".join(dirs)
+      + ("" if b_dirs == dirs else f"; {b} from " + ", ".join(b_dirs)))
 print()
 print(f"| split | {a} (seed mean) | {b} (seed mean) | Δ | {a} ensemble | {b} ensemble | Δ |")
 print("|---|---:|---:|---:|---:|---:|---:|")
