@@ -272,6 +272,7 @@ pub fn trivial_summary(dir: &std::path::Path) -> String {
             window_s: 0,
             train_stride: 0,
             val_apps: 1,
+            refit_baselines: false,
             command: "cloudformer dataset summary".into(),
         };
         let scratch = tempfile::tempdir()?;

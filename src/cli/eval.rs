@@ -53,6 +53,12 @@ pub struct EvalArgs {
     /// `--protocol loao --val-apps 3 --refit`.
     #[arg(long, value_name = "N", default_value_t = train::split::DEFAULT_VAL_APPS)]
     pub val_apps: usize,
+    /// The tabular baselines, too, are fitted again on training and validation applications
+    /// together, with the hyper-parameters they chose on validation (λ, tree grid point,
+    /// boosting rounds): the counterpart of CloudFormer's --refit, for comparisons where
+    /// CloudFormer refits. E.g. `--val-apps 3 --refit --refit-baselines`.
+    #[arg(long)]
+    pub refit_baselines: bool,
     /// LSTM baseline epochs.
     #[arg(long, default_value_t = train::baselines::lstm::LstmParams::default().epochs)]
     pub lstm_epochs: usize,
@@ -95,6 +101,7 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         window_s: args.per_window,
         train_stride: args.train_stride,
         val_apps: args.val_apps,
+        refit_baselines: args.refit_baselines,
         command,
     };
     let cf_opts = args.cf.to_options("cf", args.seed, true);

@@ -101,6 +101,12 @@ pub struct EvalOptions {
     /// see [`crate::split`]). The default (1) is left out of the plan, so older folds still match.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub val_apps: usize,
+    /// The tabular baselines, after choosing their hyper-parameters on the validation runs,
+    /// are fitted again on training and validation runs together with them
+    /// ([`crate::baselines::TabularModel::refit`]), as CloudFormer's `--refit` does. Left out
+    /// of the plan when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub refit_baselines: bool,
     /// The command line, recorded in the results.
     pub command: String,
 }
@@ -389,6 +395,10 @@ fn fold_indices(split: &Split, runs: &[Run], n_test: usize) -> Result<SplitIdx> 
     Ok(idx)
 }
 
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
 fn one() -> usize {
     crate::split::DEFAULT_VAL_APPS
 }
@@ -438,14 +448,20 @@ impl FoldCtx<'_> {
                 };
                 let set = t.feature_set();
                 let full = &self.tables[&(set, 0)];
-                let m = t.fit(
+                let mut m = t.fit(
                     &full.select(&idx.train),
                     &y(&idx.train),
                     &full.select(&idx.val),
                     &y(&idx.val),
                     split.seed,
                 )?;
-                chosen = m.describe();
+                if self.options.refit_baselines && !idx.val.is_empty() {
+                    let all = [&idx.train[..], &idx.val[..]].concat();
+                    m = m.refit(&full.select(&all), &y(&all), split.seed)?;
+                    chosen = format!("{} refit_rows={}", m.describe(), all.len());
+                } else {
+                    chosen = m.describe();
+                }
                 for &k in self.ks {
                     p_hat.insert(k, m.predict(&self.tables[&(set, k)].select(&idx.test)));
                 }

@@ -103,6 +103,7 @@ fn baselines_beat_the_mean_and_results_round_trip() {
         window_s: 0,
         train_stride: 0,
         val_apps: 1,
+        refit_baselines: false,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
@@ -180,6 +181,103 @@ fn baselines_beat_the_mean_and_results_round_trip() {
 }
 
 #[test]
+fn refit_baselines_fit_again_on_training_and_validation_runs() {
+    let runs = synthetic_runs(30, 6, 2);
+    let options = EvalOptions {
+        protocol: Protocol::Loao,
+        n_splits: 1,
+        seed: 5,
+        models: [
+            Tabular::Mean,
+            Tabular::Linear,
+            Tabular::Glm,
+            Tabular::Forest,
+            Tabular::Gbdt,
+        ]
+        .map(ModelSpec::Tabular)
+        .to_vec(),
+        early_ks: vec![],
+        lstm: Default::default(),
+        window_s: 0,
+        train_stride: 0,
+        val_apps: 2,
+        refit_baselines: true,
+        command: "test".into(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let eval = |o: &EvalOptions| evaluate(&runs, o, None, dir.path(), &mut |_, _, _| {}).unwrap();
+    let refit = eval(&options);
+    let plain = eval(&EvalOptions {
+        refit_baselines: false,
+        ..options.clone()
+    });
+    let model = |r: &EvalResults, n: &str| r.models.iter().find(|m| m.name == n).cloned().unwrap();
+    let mean_p = |apps: &[String]| {
+        let p: Vec<f64> = runs
+            .iter()
+            .filter(|r| apps.contains(&r.app))
+            .map(|r| r.p as f64)
+            .collect();
+        p.iter().sum::<f64>() / p.len() as f64
+    };
+    for s in &refit.splits {
+        assert_eq!(s.val_apps.len(), 2, "{s:?}");
+        let p_hat = |r: &EvalResults| {
+            r.predictions
+                .iter()
+                .find(|p| p.split == s.name && p.model == "mean" && p.k == 0)
+                .unwrap()
+                .p_hat
+        };
+        let all = [&s.train_apps[..], &s.val_apps[..]].concat();
+        assert!((p_hat(&refit) - mean_p(&all)).abs() < 1e-9, "{}", s.name);
+        assert!(
+            (p_hat(&plain) - mean_p(&s.train_apps)).abs() < 1e-9,
+            "{}",
+            s.name
+        );
+        assert!((p_hat(&refit) - p_hat(&plain)).abs() > 1e-6, "{}", s.name);
+    }
+    let n_all = |i: usize| {
+        let s = &refit.splits[i];
+        runs.iter()
+            .filter(|r| s.train_apps.contains(&r.app) || s.val_apps.contains(&r.app))
+            .count()
+    };
+    for name in ["mean", "lr", "glm", "rf", "gbdt"] {
+        let (r, p) = (model(&refit, name), model(&plain, name));
+        for (i, (cr, cp)) in r.chosen.iter().zip(&p.chosen).enumerate() {
+            assert!(cr.ends_with(&format!(" refit_rows={}", n_all(i))), "{cr}");
+            assert!(!cp.contains("refit_rows"), "{cp}");
+            if name != "mean" && name != "gbdt" {
+                // The same hyper-parameters, fitted again.
+                assert!(cr.starts_with(cp.as_str()), "{cr} / {cp}");
+            }
+            if name == "gbdt" {
+                // As many rounds as early stopping kept.
+                let field = |c: &str, k: &str| -> String {
+                    c.split_whitespace()
+                        .find_map(|w| w.strip_prefix(k))
+                        .unwrap()
+                        .to_string()
+                };
+                let best: usize = field(cp, "best_iteration=Some(")
+                    .trim_end_matches(')')
+                    .parse()
+                    .unwrap();
+                assert_eq!(
+                    field(cr, "trees=").parse::<usize>().unwrap(),
+                    best + 1,
+                    "{cr}"
+                );
+            }
+        }
+        assert!(r.summary.mae_mean.is_finite());
+    }
+    assert!(model(&refit, "rf").summary.mae_mean < 0.7 * model(&refit, "mean").summary.mae_mean);
+}
+
+#[test]
 fn bad_inputs_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let options = EvalOptions {
@@ -192,6 +290,7 @@ fn bad_inputs_give_clear_errors() {
         window_s: 0,
         train_stride: 0,
         val_apps: 1,
+        refit_baselines: false,
         command: "test".into(),
     };
     let e = evaluate(&[], &options, None, dir.path(), &mut |_, _, _| {})
@@ -356,6 +455,7 @@ fn window_options(w: usize) -> EvalOptions {
         window_s: w,
         train_stride: 0,
         val_apps: 1,
+        refit_baselines: false,
         command: "test".into(),
     }
 }
@@ -412,6 +512,7 @@ fn overlapping_training_windows_keep_the_test_windows() {
         window_s: 0,
         train_stride: 5,
         val_apps: 1,
+        refit_baselines: false,
         ..window_options(10)
     };
     let e = evaluate(&runs, &whole, None, dir.path(), &mut |_, _, _| {})
@@ -434,6 +535,7 @@ fn normaliser_is_fitted_on_training_apps_only() {
         window_s: 0,
         train_stride: 0,
         val_apps: 1,
+        refit_baselines: false,
         command: "test".into(),
     };
     let cf = train::cf::TrainOptions {
@@ -495,6 +597,7 @@ fn an_evaluation_in_parts_equals_one_run_through() {
         window_s: 0,
         train_stride: 0,
         val_apps: 1,
+        refit_baselines: false,
         command: "test".into(),
     };
     let scratch = tempfile::tempdir().unwrap();
@@ -662,6 +765,7 @@ fn trivial_predictors_and_the_isolated_run_mae() {
         window_s: 0,
         train_stride: 0,
         val_apps: 1,
+        refit_baselines: false,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();

@@ -21,17 +21,41 @@ impl TabularModel for Gbdt {
     fn describe(&self) -> String {
         self.desc.clone()
     }
+    /// As many rounds as early stopping kept (all of them when it did not stop).
+    fn refit(&self, x: &Table, y: &[f64], seed: u64) -> Result<Box<dyn TabularModel>> {
+        let rounds = self
+            .booster
+            .best_iteration
+            .map_or(self.booster.trees.len(), |b| b + 1);
+        let none = x.select(&[]);
+        Ok(Box::new(fit_rounds(x, y, &none, &[], seed, rounds.max(1))?))
+    }
 }
 
 /// 600 rounds max, lr 0.05, depth 4, subsample 0.8, colsample 0.5, 64 bins; early stopping
 /// after 40 rounds without a better validation RMSE.
 pub fn fit(x: &Table, y: &[f64], xv: &Table, yv: &[f64], seed: u64) -> Result<Gbdt> {
+    fit_rounds(x, y, xv, yv, seed, MAX_ROUNDS)
+}
+
+/// The round limit of [`fit`].
+const MAX_ROUNDS: usize = 600;
+
+/// [`fit`] with at most `rounds` rounds.
+fn fit_rounds(
+    x: &Table,
+    y: &[f64],
+    xv: &Table,
+    yv: &[f64],
+    seed: u64,
+    rounds: usize,
+) -> Result<Gbdt> {
     let cm = x.column_major();
     let m = Matrix::new(&cm, x.rows, x.cols);
     let w = vec![1.0; y.len()];
     let mut b = GradientBooster::default()
         .set_objective_type(forust_ml::objective::ObjectiveType::SquaredLoss)
-        .set_iterations(600)
+        .set_iterations(rounds)
         .set_learning_rate(0.05)
         .set_max_depth(4)
         .set_nbins(64)

@@ -58,6 +58,10 @@ impl TabularModel for Glm {
             self.lambda, self.iterations
         )
     }
+    fn refit(&self, x: &Table, y: &[f64], _seed: u64) -> Result<Box<dyn TabularModel>> {
+        let none = x.select(&[]);
+        Ok(Box::new(fit_grid(x, y, &none, &[], &[self.lambda])?))
+    }
 }
 
 fn fit_one(
@@ -107,15 +111,20 @@ fn fit_one(
 }
 
 pub fn fit(x: &Table, y: &[f64], xv: &Table, yv: &[f64]) -> Result<Glm> {
-    let std = Standardizer::fit(x);
-    let z = std.apply(x);
-    let d = design(&z);
-    let p = z.cols + 1;
     let grid: &[f64] = if yv.is_empty() {
         &[1.0]
     } else {
         &[1e-2, 1.0, 100.0, 1e4]
     };
+    fit_grid(x, y, xv, yv, grid)
+}
+
+/// Fits with the best λ of `grid` on the validation set (the first without one).
+fn fit_grid(x: &Table, y: &[f64], xv: &Table, yv: &[f64], grid: &[f64]) -> Result<Glm> {
+    let std = Standardizer::fit(x);
+    let z = std.apply(x);
+    let d = design(&z);
+    let p = z.cols + 1;
     let mut best: Option<(f64, Glm)> = None;
     let mut last_err = None;
     for &lambda in grid {

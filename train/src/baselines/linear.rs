@@ -29,19 +29,27 @@ impl TabularModel for Linear {
     fn describe(&self) -> String {
         format!("ridge lambda={}", self.lambda)
     }
+    fn refit(&self, x: &Table, y: &[f64], _seed: u64) -> Result<Box<dyn TabularModel>> {
+        let none = x.select(&[]);
+        Ok(Box::new(fit_grid(x, y, &none, &[], &[self.lambda])?))
+    }
 }
 
 pub const LAMBDAS: [f64; 7] = [1e-3, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4];
 
 /// Fits with λ chosen from [`LAMBDAS`] on the validation set (λ = 1 without one).
 pub fn fit(x: &Table, y: &[f64], xv: &Table, yv: &[f64]) -> Result<Linear> {
+    fit_grid(x, y, xv, yv, if yv.is_empty() { &[1.0] } else { &LAMBDAS })
+}
+
+/// Fits with the best λ of `grid` on the validation set (the first without one).
+fn fit_grid(x: &Table, y: &[f64], xv: &Table, yv: &[f64], grid: &[f64]) -> Result<Linear> {
     let std = Standardizer::fit(x);
     let z = std.apply(x);
     let ym = y.iter().sum::<f64>() / y.len().max(1) as f64;
     let yc: Vec<f64> = y.iter().map(|v| v - ym).collect();
     let w = vec![1.0; z.rows];
     let mut best: Option<(f64, Linear)> = None;
-    let grid: &[f64] = if yv.is_empty() { &[1.0] } else { &LAMBDAS };
     for &lambda in grid {
         let beta = match ridge(&z.data, &yc, &w, z.rows, z.cols, lambda) {
             Ok(b) => b,

@@ -19,6 +19,10 @@ pub trait TabularModel {
     fn predict(&self, x: &Table) -> Vec<f64>;
     /// The chosen hyper-parameters, for the results file.
     fn describe(&self) -> String;
+    /// The same model with the hyper-parameters it chose (λ, tree grid point, boosting
+    /// rounds), fitted again on (`x`, `y`) without validation: `eval --refit-baselines`, the
+    /// baselines' counterpart of CloudFormer's `--refit`.
+    fn refit(&self, x: &Table, y: &[f64], seed: u64) -> Result<Box<dyn TabularModel>>;
 }
 
 /// Which tabular baseline.
@@ -129,6 +133,11 @@ impl TabularModel for MeanModel {
     fn describe(&self) -> String {
         format!("mean={:.4}", self.mean)
     }
+    fn refit(&self, _x: &Table, y: &[f64], _seed: u64) -> Result<Box<dyn TabularModel>> {
+        Ok(Box::new(MeanModel {
+            mean: mean_std(y).0,
+        }))
+    }
 }
 
 /// The placement-only tree: small on purpose (it shows what the placement alone explains).
@@ -158,6 +167,9 @@ impl TabularModel for CpuShareRule {
     }
     fn describe(&self) -> String {
         "P = cpu.usage_pct / 100 / min(quota, cpuset size)".into()
+    }
+    fn refit(&self, _x: &Table, _y: &[f64], _seed: u64) -> Result<Box<dyn TabularModel>> {
+        Ok(Box::new(CpuShareRule))
     }
 }
 

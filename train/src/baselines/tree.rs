@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{mae, TabularModel};
+use crate::error::Result;
 use crate::features::Table;
 
 const MAX_BINS: usize = 32;
@@ -256,6 +257,15 @@ impl TabularModel for Forest {
             self.params.min_leaf,
             self.params.max_features
         )
+    }
+    fn refit(&self, x: &Table, y: &[f64], seed: u64) -> Result<Box<dyn TabularModel>> {
+        Ok(Box::new(fit_forest(
+            x,
+            y,
+            self.params,
+            self.trees.len(),
+            seed,
+        )))
     }
 }
 
