@@ -341,6 +341,17 @@ fn bad_inputs_give_clear_errors() {
             .arg(tmp.path().join("r3")),
     );
     assert!(e.contains("unknown model"), "{e}");
+    // no validation application: refused while parsing, before OUT is made
+    let r4 = tmp.path().join("r4");
+    let e = run_err(
+        bin()
+            .args(["eval", "--models", "mean", "--val-apps", "0", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&r4),
+    );
+    assert!(e.contains("--val-apps") && e.contains("at least 1"), "{e}");
+    assert!(!r4.exists(), "{} was made by a refused eval", r4.display());
 }
 
 #[test]

@@ -51,7 +51,9 @@ pub struct EvalArgs {
     /// less a matter of one application's noise, at the cost of training applications; add
     /// --refit to train again on training and validation applications together. E.g.
     /// `--protocol loao --val-apps 3 --refit`.
-    #[arg(long, value_name = "N", default_value_t = train::split::DEFAULT_VAL_APPS)]
+    /// At least 1: refused before any data is read.
+    #[arg(long, value_name = "N", default_value_t = train::split::DEFAULT_VAL_APPS,
+          value_parser = val_apps_at_least_one)]
     pub val_apps: usize,
     /// The tabular baselines, too, are fitted again on training and validation applications
     /// together, with the hyper-parameters they chose on validation (λ, tree grid point,
@@ -140,4 +142,13 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         println!("results: {}", args.out.display());
     }
     Ok(())
+}
+
+/// `--val-apps`: a whole number of at least 1, checked while the arguments are parsed.
+fn val_apps_at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1: early stopping needs a validation application".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{s:?} is not a whole number: {e}")),
+    }
 }
