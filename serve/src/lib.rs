@@ -17,6 +17,7 @@ pub mod culprits;
 pub mod engine;
 pub mod error;
 pub mod error_heads;
+pub mod handlers;
 pub mod live;
 pub mod metrics;
 pub mod middleware;

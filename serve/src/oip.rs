@@ -13,10 +13,9 @@ use serde_json::{json, Value};
 
 use crate::engine::ModelInfo;
 use crate::error::ApiError;
+use crate::handlers::{body_or_error, is_ready, parse_off_executor, refuse_thin_windows};
 use crate::parse::parse_infer_parts;
-use crate::server::{
-    body_or_error, is_ready, parse_off_executor, refuse_thin_windows, AppState, MODEL_NAME,
-};
+use crate::server::{AppState, MODEL_NAME};
 
 fn check_model(
     st: &AppState,
