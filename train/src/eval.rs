@@ -8,14 +8,20 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::baselines::lstm::{self, LstmParams};
+use crate::baselines::lstm::LstmParams;
 use crate::baselines::Tabular;
 use crate::data::{validate_runs, window_units_strided, Run};
-use crate::error::{io_err, Result, TrainError};
+use crate::error::{Result, TrainError};
 use crate::features::{self, FeatureSet, Table};
-use crate::folds::{Fold, FoldStore};
-use crate::metrics::{self, compute, summarise, Metrics, Pred, Summary};
+use crate::folds::FoldStore;
+use crate::metrics::{Metrics, Summary};
 use crate::split::{app_infos, make_splits, AppInfo, Protocol, Split, SplitIdx};
+
+mod aggregate;
+mod fold;
+
+use aggregate::aggregate;
+use fold::FoldCtx;
 
 /// A model in the comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -409,210 +415,4 @@ fn is_one(v: &usize) -> bool {
 
 fn is_zero(v: &usize) -> bool {
     *v == 0
-}
-
-/// What one fold needs.
-struct FoldCtx<'a> {
-    runs: &'a [Run],
-    split: &'a Split,
-    idx: &'a SplitIdx,
-    ks: &'a [usize],
-    tables: &'a BTreeMap<(FeatureSet, usize), Table>,
-    options: &'a EvalOptions,
-    scratch: &'a Path,
-}
-
-impl FoldCtx<'_> {
-    fn subset(&self, ii: &[usize]) -> Vec<&Run> {
-        ii.iter().map(|&i| &self.runs[i]).collect()
-    }
-
-    /// Fits `model` on the split's training (and validation) runs and predicts its test runs
-    /// for every prefix k.
-    fn run<'s>(
-        &self,
-        model: &ModelSpec,
-        keys: Vec<String>,
-        seq: Option<&mut (dyn SeqTrainer + 's)>,
-    ) -> Result<Fold> {
-        let (split, idx) = (self.split, self.idx);
-        let t0 = Instant::now();
-        let mut p_hat = BTreeMap::new();
-        let chosen;
-        match model {
-            ModelSpec::Tabular(t) => {
-                let y = |ii: &[usize]| {
-                    ii.iter()
-                        .map(|&i| self.runs[i].p as f64)
-                        .collect::<Vec<_>>()
-                };
-                let set = t.feature_set();
-                let full = &self.tables[&(set, 0)];
-                let mut m = t.fit(
-                    &full.select(&idx.train),
-                    &y(&idx.train),
-                    &full.select(&idx.val),
-                    &y(&idx.val),
-                    split.seed,
-                )?;
-                if self.options.refit_baselines && !idx.val.is_empty() {
-                    let all = [&idx.train[..], &idx.val[..]].concat();
-                    m = m.refit(&full.select(&all), &y(&all), split.seed)?;
-                    chosen = format!("{} refit_rows={}", m.describe(), all.len());
-                } else {
-                    chosen = m.describe();
-                }
-                for &k in self.ks {
-                    p_hat.insert(k, m.predict(&self.tables[&(set, k)].select(&idx.test)));
-                }
-            }
-            ModelSpec::Lstm => {
-                let (tr, va, te) = (
-                    self.subset(&idx.train),
-                    self.subset(&idx.val),
-                    self.subset(&idx.test),
-                );
-                let m = lstm::fit(&tr, &va, self.options.lstm, split.seed)?;
-                chosen = m.describe();
-                for &k in self.ks {
-                    p_hat.insert(k, m.predict(&te, k)?);
-                }
-            }
-            ModelSpec::CloudFormer(variant) => {
-                let trainer = seq.ok_or_else(|| {
-                    TrainError::Invalid(format!("model {variant} needs the CloudFormer trainer"))
-                })?;
-                let (tr, va, te) = (
-                    self.subset(&idx.train),
-                    self.subset(&idx.val),
-                    self.subset(&idx.test),
-                );
-                let dir = self.scratch.join(&split.name).join(variant);
-                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-                let mut m = trainer.fit(variant, &tr, &va, split.seed, &dir)?;
-                chosen = m.describe();
-                for &k in self.ks {
-                    p_hat.insert(k, m.predict(&te, k)?);
-                }
-            }
-        }
-        Ok(Fold {
-            split: split.name.clone(),
-            model: model.name(),
-            seconds: t0.elapsed().as_secs_f64(),
-            chosen,
-            keys,
-            p_hat,
-        })
-    }
-}
-
-/// The test runs `test` with their predictions `p_hat` (clamped to [0, 1]; a non-finite P̂
-/// counts as 1).
-fn preds_of(runs: &[Run], test: &[usize], p_hat: &[f64]) -> Vec<Pred> {
-    test.iter()
-        .zip(p_hat)
-        .map(|(&i, &p_hat)| {
-            let r = &runs[i];
-            Pred {
-                key: r.key(),
-                app: r.app.clone(),
-                p: r.p as f64,
-                p_hat: if p_hat.is_finite() {
-                    p_hat.clamp(0.0, 1.0)
-                } else {
-                    1.0
-                },
-                label_noise: r.label_noise as f64,
-            }
-        })
-        .collect()
-}
-
-/// Per model: metrics per split, metrics per early-prediction k, descriptions, fold seconds,
-/// metrics per split on the isolated test runs only.
-type ModelAcc = (
-    Vec<Metrics>,
-    BTreeMap<usize, Vec<Metrics>>,
-    Vec<String>,
-    Vec<f64>,
-    Vec<Metrics>,
-);
-
-/// The results of `folds` (in split-major order, as [`run_folds`] makes them).
-fn aggregate(
-    runs: &[Run],
-    options: &EvalOptions,
-    splits: Vec<Split>,
-    folds: &[Fold],
-) -> Result<EvalResults> {
-    let mut per_model: BTreeMap<String, ModelAcc> = BTreeMap::new();
-    let mut predictions = Vec::new();
-    let mut all_test_preds: Vec<Pred> = Vec::new();
-    for split in &splits {
-        let idx = split.indices(runs)?;
-        let truth: Vec<f64> = idx.test.iter().map(|&i| runs[i].p as f64).collect();
-        all_test_preds.extend(preds_of(runs, &idx.test, &truth));
-        for fold in folds.iter().filter(|f| f.split == split.name) {
-            let entry = per_model.entry(fold.model.clone()).or_default();
-            entry.2.push(fold.chosen.clone());
-            entry.3.push(fold.seconds);
-            for (&k, ph) in &fold.p_hat {
-                let preds = preds_of(runs, &idx.test, ph);
-                predictions.extend(preds.iter().map(|p| PredRow {
-                    split: split.name.clone(),
-                    model: fold.model.clone(),
-                    k,
-                    key: p.key.clone(),
-                    app: p.app.clone(),
-                    p: p.p,
-                    p_hat: p.p_hat,
-                }));
-                let m = compute(&preds);
-                if k == 0 {
-                    entry.0.push(m);
-                    let isolated: Vec<Pred> = idx
-                        .test
-                        .iter()
-                        .zip(&preds)
-                        .filter(|(&i, _)| runs[i].context.is_isolated())
-                        .map(|(_, p)| p.clone())
-                        .collect();
-                    entry.4.push(compute(&isolated));
-                } else {
-                    entry.1.entry(k).or_default().push(m);
-                }
-            }
-        }
-    }
-    let models = options
-        .models
-        .iter()
-        .filter_map(|m| {
-            let name = m.name();
-            per_model
-                .remove(&name)
-                .map(
-                    |(per_split, early, chosen, fold_seconds, isolated)| ModelResult {
-                        summary: summarise(&per_split),
-                        isolated: summarise(&isolated),
-                        early: early.into_iter().map(|(k, v)| (k, summarise(&v))).collect(),
-                        name,
-                        per_split,
-                        chosen,
-                        fit_seconds: fold_seconds.iter().sum(),
-                        fold_seconds,
-                    },
-                )
-        })
-        .collect();
-    Ok(EvalResults {
-        options: options.clone(),
-        apps: app_infos(runs),
-        n_runs: runs.len(),
-        splits,
-        models,
-        noise_floor: metrics::noise_floor(&all_test_preds),
-        predictions,
-    })
 }
