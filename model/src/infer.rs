@@ -18,6 +18,9 @@
 //! window's answer never depends on the other windows it was batched with.
 
 mod rank1;
+mod weights;
+
+use weights::{Block, Lin, SystemW, TemporalW};
 
 use std::cell::RefCell;
 
@@ -29,106 +32,6 @@ use crate::layers::sinusoidal_vec;
 use crate::{CloudFormer, Config, ModelError, Normalizer};
 
 type R<T> = Result<T, ModelError>;
-
-struct Lin {
-    /// [out, in], row-major (the stored layout).
-    w: Vec<f32>,
-    /// The same weights transposed, [in, out] row-major: the matmul reads them as they lie
-    /// (column-major for the kernel), without repacking them on every call.
-    wt: Vec<f32>,
-    b: Vec<f32>,
-    inp: usize,
-    out: usize,
-}
-
-impl Lin {
-    /// `y[rows, out] = x[rows, in] · Wᵀ + b`.
-    fn forward(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
-        self.forward_rows_cols(x, rows, rows, 0, y)
-    }
-
-    /// Like [`Lin::forward`] into `y` [rows, out], but only the first `head_rows` rows get all
-    /// `out` columns; the others get columns `skip..out` (the rest of their row is left 0).
-    /// For the last block: the query columns are needed for the CLS row only.
-    fn forward_rows_cols(
-        &self,
-        x: &[f32],
-        rows: usize,
-        head_rows: usize,
-        skip: usize,
-        y: &mut Vec<f32>,
-    ) {
-        y.clear();
-        y.resize(rows * self.out, 0.0);
-        for r in 0..rows {
-            let lo = if r < head_rows { 0 } else { skip };
-            y[r * self.out + lo..(r + 1) * self.out].copy_from_slice(&self.b[lo..]);
-        }
-        kernels::matmul(
-            y,
-            self.out,
-            Mat::rows(&x[..head_rows * self.inp], head_rows, self.inp),
-            Mat::rows(&self.wt, self.inp, self.out),
-            true,
-        );
-        let tail = rows - head_rows;
-        kernels::matmul(
-            &mut y[head_rows * self.out + skip..],
-            self.out,
-            Mat::rows(&x[head_rows * self.inp..rows * self.inp], tail, self.inp),
-            Mat {
-                data: &self.wt[skip..],
-                rows: self.inp,
-                cols: self.out - skip,
-                rs: self.out,
-                cs: 1,
-            },
-            true,
-        );
-    }
-}
-
-struct Norm {
-    g: Vec<f32>,
-    b: Vec<f32>,
-}
-
-struct Block {
-    qkv: Lin,
-    proj: Lin,
-    ln1: Norm,
-    ff1: Lin,
-    ff2: Lin,
-    ln2: Norm,
-    /// Pre-LN (see `layers::EncoderBlock`).
-    pre_norm: bool,
-}
-
-impl Norm {
-    /// LayerNorm of every d-wide row of `x`, in place.
-    fn apply(&self, x: &mut [f32]) {
-        kernels::layer_norm_rows_inplace(x, &self.g, &self.b, 1e-5);
-    }
-}
-
-struct TemporalW {
-    input: Lin,
-    cls: Vec<f32>,
-    blocks: Vec<Block>,
-    final_ln: Option<Norm>,
-}
-
-struct SystemW {
-    w: Vec<f32>,
-    b: Vec<f32>,
-    emb: Option<Vec<f32>>,
-    cls: Vec<f32>,
-    blocks: Vec<Block>,
-    final_ln: Option<Norm>,
-    /// The first block's attention in closed form (faithful tokens and post-LN only; see
-    /// `rank1.rs`).
-    rank1: Option<rank1::Rank1>,
-}
 
 /// Per-thread working memory, grown on demand and reused.
 #[derive(Default)]
@@ -175,112 +78,20 @@ impl FastBranches {
             return Ok(None);
         }
         let cfg: &Config = model.config();
-        let get = |name: &str| -> R<Vec<f32>> {
-            let v = model
-                .params()
-                .named()
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| ModelError::Config(format!("parameter {name} is missing")))?;
-            Ok(v.1.as_tensor().flatten_all()?.to_vec1::<f32>()?)
-        };
-        let lin = |name: &str, inp: usize, out: usize| -> R<Lin> {
-            let w = get(&format!("{name}.weight"))?;
-            let mut wt = vec![0f32; w.len()];
-            for (r, row) in w.chunks_exact(inp).enumerate() {
-                for (c, v) in row.iter().enumerate() {
-                    wt[c * out + r] = *v;
-                }
-            }
-            Ok(Lin {
-                w,
-                wt,
-                b: get(&format!("{name}.bias"))?,
-                inp,
-                out,
-            })
-        };
-        let norm = |name: &str| -> R<Norm> {
-            Ok(Norm {
-                g: get(&format!("{name}.weight"))?,
-                b: get(&format!("{name}.bias"))?,
-            })
-        };
-        let d = cfg.d_model;
-        let blocks = |prefix: &str, n: usize| -> R<Vec<Block>> {
-            (0..n)
-                .map(|i| {
-                    let p = format!("{prefix}.block{i}");
-                    Ok(Block {
-                        qkv: lin(&format!("{p}.attn.qkv"), d, 3 * d)?,
-                        proj: lin(&format!("{p}.attn.out"), d, d)?,
-                        ln1: norm(&format!("{p}.ln1"))?,
-                        ff1: lin(&format!("{p}.ff1"), d, cfg.d_ff)?,
-                        ff2: lin(&format!("{p}.ff2"), cfg.d_ff, d)?,
-                        ln2: norm(&format!("{p}.ln2"))?,
-                        pre_norm: cfg.pre_norm,
-                    })
-                })
-                .collect()
-        };
-        let final_ln = |prefix: &str| -> R<Option<Norm>> {
-            cfg.pre_norm
-                .then(|| norm(&format!("{prefix}.final_ln")))
-                .transpose()
-        };
-        let temporal = if cfg.uses_temporal() {
-            Some(TemporalW {
-                input: lin("temporal.input", cfg.n_features, d)?,
-                cls: get("temporal.cls")?,
-                blocks: blocks("temporal", cfg.temporal_blocks)?,
-                final_ln: final_ln("temporal")?,
-            })
-        } else {
-            None
-        };
-        let system = if cfg.uses_system() {
-            let mut sw = SystemW {
-                w: get("system.conv.weight")?,
-                b: get("system.conv.bias")?,
-                emb: if cfg.metric_embedding {
-                    Some(get("system.metric_emb")?)
-                } else {
-                    None
-                },
-                cls: get("system.cls")?,
-                blocks: blocks("system", cfg.system_blocks)?,
-                final_ln: final_ln("system")?,
-                rank1: None,
-            };
-            if sw.emb.is_none() && !cfg.pre_norm {
-                if let Some(first) = sw.blocks.first() {
-                    sw.rank1 = Some(rank1::Rank1::new(
-                        &sw.w,
-                        &sw.b,
-                        &sw.cls,
-                        &first.qkv,
-                        &first.proj,
-                        cfg.n_heads,
-                    ));
-                }
-            }
-            Some(sw)
-        } else {
-            None
-        };
+        let (temporal, system) = weights::branches(model)?;
         let pe_rows = if cfg.max_len > 0 {
             cfg.max_len + 1
         } else {
             PE_ROWS
         };
         Ok(Some(FastBranches {
-            d,
+            d: cfg.d_model,
             heads: cfg.n_heads,
             n_features: cfg.n_features,
             max_len: cfg.max_len,
             temporal,
             system,
-            pe: sinusoidal_vec(pe_rows, d),
+            pe: sinusoidal_vec(pe_rows, cfg.d_model),
         }))
     }
 
