@@ -395,6 +395,66 @@ fn eval_runs_in_parts_with_a_time_budget() {
 }
 
 #[test]
+fn eval_trains_a_seed_ensemble_per_fold_with_members() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_dataset(&data, &["redis", "nginx", "pgbench", "fio"], 4, 10, None);
+    let eval = |members: &str, out: &Path| {
+        run_ok(
+            bin()
+                .args(["-q", "eval", "--protocol", "paper", "--splits", "1"])
+                .args([
+                    "--models",
+                    "cf-temporal",
+                    "--keep-checkpoints",
+                    "--members",
+                    members,
+                ])
+                .arg("--data")
+                .arg(&data)
+                .arg("--out")
+                .arg(out)
+                .args(SMALL),
+        );
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        r
+    };
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    let r1 = eval("1", &one);
+    let r2 = eval("2", &two);
+    let chosen = |r: &serde_json::Value| r["models"][0]["chosen"][0].as_str().unwrap().to_owned();
+    assert!(chosen(&r2).starts_with("members=2: "), "{}", chosen(&r2));
+    assert_eq!(chosen(&r2).matches(" | ").count(), 1, "{}", chosen(&r2));
+    assert!(!chosen(&r1).contains("members"), "{}", chosen(&r1));
+    assert_eq!(r2["options"]["members"], 2);
+    // The second member trained beside the first, in its own directory.
+    let split = r2["splits"][0]["name"].as_str().unwrap();
+    let member0 = two.join("checkpoints").join(split).join("cf-temporal");
+    assert!(member0.join("curve.csv").exists(), "{}", member0.display());
+    assert!(member0.join("member-1").join("curve.csv").exists());
+    assert!(!one
+        .join("checkpoints")
+        .join(split)
+        .join("cf-temporal/member-1")
+        .exists());
+    // Another member count is another evaluation.
+    let e = run_err(
+        bin()
+            .args(["-q", "eval", "--protocol", "paper", "--splits", "1"])
+            .args(["--models", "cf-temporal", "--members", "3", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&two)
+            .args(SMALL),
+    );
+    assert!(e.contains("plan.options.members"), "{e}");
+    let e = run_err(bin().args(["eval", "--members", "0", "--data"]).arg(&data));
+    assert!(e.contains("--members") && e.contains("at least 1"), "{e}");
+}
+
+#[test]
 fn train_learns_from_several_dataset_directories() {
     let tmp = tempfile::tempdir().unwrap();
     // Two campaigns whose run ids collide ("redis-0" in both) and share applications.

@@ -273,6 +273,7 @@ pub fn trivial_summary(dir: &std::path::Path) -> String {
             train_stride: 0,
             val_apps: 1,
             refit_baselines: false,
+            members: 1,
             command: "cloudformer dataset summary".into(),
         };
         let scratch = tempfile::tempdir()?;

@@ -53,7 +53,7 @@ pub struct EvalArgs {
     /// `--protocol loao --val-apps 3 --refit`.
     /// At least 1: refused before any data is read.
     #[arg(long, value_name = "N", default_value_t = train::split::DEFAULT_VAL_APPS,
-          value_parser = val_apps_at_least_one)]
+          value_parser = at_least_one("early stopping needs a validation application"))]
     pub val_apps: usize,
     /// The tabular baselines, too, are fitted again on training and validation applications
     /// together, with the hyper-parameters they chose on validation (λ, tree grid point,
@@ -61,6 +61,13 @@ pub struct EvalArgs {
     /// CloudFormer refits. E.g. `--val-apps 3 --refit --refit-baselines`.
     #[arg(long)]
     pub refit_baselines: bool,
+    /// CloudFormer variants train K members per fold (seeds: the split's, then spread from it)
+    /// and predict their mean P̂: the seed ensemble a model directory with `members/` serves.
+    /// K times the training time; the baselines are not affected. E.g. `--models
+    /// cf-temporal,gbdt --members 3`. At least 1.
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = at_least_one("a fold needs one member"))]
+    pub members: usize,
     /// LSTM baseline epochs.
     #[arg(long, default_value_t = train::baselines::lstm::LstmParams::default().epochs)]
     pub lstm_epochs: usize,
@@ -104,6 +111,7 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         train_stride: args.train_stride,
         val_apps: args.val_apps,
         refit_baselines: args.refit_baselines,
+        members: args.members,
         command,
     };
     let cf_opts = args.cf.to_options("cf", args.seed, true);
@@ -144,10 +152,11 @@ pub fn run(args: EvalArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--val-apps`: a whole number of at least 1, checked while the arguments are parsed.
-fn val_apps_at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1: early stopping needs a validation application".into()),
+/// A parser for a whole number of at least 1 (`--val-apps`, `--members`), checked while the
+/// arguments are parsed; `why` ends the message for 0.
+fn at_least_one(why: &'static str) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |s: &str| match s.parse::<usize>() {
+        Ok(0) => Err(format!("must be at least 1: {why}")),
         Ok(n) => Ok(n),
         Err(e) => Err(format!("{s:?} is not a whole number: {e}")),
     }

@@ -113,6 +113,12 @@ pub struct EvalOptions {
     /// of the plan when false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub refit_baselines: bool,
+    /// CloudFormer variants train this many members per fold, with the seeds
+    /// [`member_seed`]`(split seed, j)`, and predict the mean of their P̂ (a seed ensemble, as a
+    /// served model directory with `members/` answers). The default (1) is left out of the plan,
+    /// so older folds still match.
+    #[serde(default = "one_member", skip_serializing_if = "is_one_member")]
+    pub members: usize,
     /// The command line, recorded in the results.
     pub command: String,
 }
@@ -411,6 +417,21 @@ fn one() -> usize {
 
 fn is_one(v: &usize) -> bool {
     *v == one()
+}
+
+fn one_member() -> usize {
+    1
+}
+
+fn is_one_member(v: &usize) -> bool {
+    *v == 1
+}
+
+/// The seed of member `j` of a fold whose split has seed `seed`: member 0 keeps the split's
+/// seed (so one member is the single model of before), the others are spread by a large odd
+/// constant.
+pub fn member_seed(seed: u64, j: usize) -> u64 {
+    seed.wrapping_add((j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 fn is_zero(v: &usize) -> bool {

@@ -104,6 +104,7 @@ fn baselines_beat_the_mean_and_results_round_trip() {
         train_stride: 0,
         val_apps: 1,
         refit_baselines: false,
+        members: 1,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
@@ -202,6 +203,7 @@ fn refit_baselines_fit_again_on_training_and_validation_runs() {
         train_stride: 0,
         val_apps: 2,
         refit_baselines: true,
+        members: 1,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();
@@ -291,6 +293,7 @@ fn bad_inputs_give_clear_errors() {
         train_stride: 0,
         val_apps: 1,
         refit_baselines: false,
+        members: 1,
         command: "test".into(),
     };
     let e = evaluate(&[], &options, None, dir.path(), &mut |_, _, _| {})
@@ -456,6 +459,7 @@ fn window_options(w: usize) -> EvalOptions {
         train_stride: 0,
         val_apps: 1,
         refit_baselines: false,
+        members: 1,
         command: "test".into(),
     }
 }
@@ -513,6 +517,7 @@ fn overlapping_training_windows_keep_the_test_windows() {
         train_stride: 5,
         val_apps: 1,
         refit_baselines: false,
+        members: 1,
         ..window_options(10)
     };
     let e = evaluate(&runs, &whole, None, dir.path(), &mut |_, _, _| {})
@@ -536,6 +541,7 @@ fn normaliser_is_fitted_on_training_apps_only() {
         train_stride: 0,
         val_apps: 1,
         refit_baselines: false,
+        members: 1,
         command: "test".into(),
     };
     let cf = train::cf::TrainOptions {
@@ -598,6 +604,7 @@ fn an_evaluation_in_parts_equals_one_run_through() {
         train_stride: 0,
         val_apps: 1,
         refit_baselines: false,
+        members: 1,
         command: "test".into(),
     };
     let scratch = tempfile::tempdir().unwrap();
@@ -766,6 +773,7 @@ fn trivial_predictors_and_the_isolated_run_mae() {
         train_stride: 0,
         val_apps: 1,
         refit_baselines: false,
+        members: 1,
         command: "test".into(),
     };
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{EvalOptions, ModelSpec, SeqTrainer};
+use super::{member_seed, EvalOptions, ModelSpec, SeqTrainer};
 use crate::baselines::lstm;
 use crate::data::Run;
 use crate::error::{io_err, Result, TrainError};
@@ -89,13 +89,31 @@ impl FoldCtx<'_> {
                     self.subset(&idx.val),
                     self.subset(&idx.test),
                 );
-                let dir = self.scratch.join(&split.name).join(variant);
-                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-                let mut m = trainer.fit(variant, &tr, &va, split.seed, &dir)?;
-                chosen = m.describe();
-                for &k in self.ks {
-                    p_hat.insert(k, m.predict(&te, k)?);
+                let n = self.options.members.max(1);
+                let mut described = Vec::with_capacity(n);
+                for j in 0..n {
+                    // Member 0 where a single model always was; the others beside it.
+                    let mut dir = self.scratch.join(&split.name).join(variant);
+                    if j > 0 {
+                        dir = dir.join(format!("member-{j}"));
+                    }
+                    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+                    let seed = member_seed(split.seed, j);
+                    let mut m = trainer.fit(variant, &tr, &va, seed, &dir)?;
+                    described.push(m.describe());
+                    for &k in self.ks {
+                        let p = m.predict(&te, k)?;
+                        let sum = p_hat.entry(k).or_insert_with(|| vec![0.0; p.len()]);
+                        for (s, v) in sum.iter_mut().zip(&p) {
+                            *s += v / n as f64;
+                        }
+                    }
                 }
+                chosen = if n == 1 {
+                    described.remove(0)
+                } else {
+                    format!("members={n}: {}", described.join(" | "))
+                };
             }
         }
         Ok(Fold {
