@@ -441,7 +441,8 @@ pub(crate) fn suggest(name: &str, names: &[String]) -> String {
 mod tests {
     use super::*;
 
-    fn names() -> Vec<String> {
+    /// Three feature names, a tenant's and a neighbour mean (also for `infer`'s tests).
+    pub(super) fn names() -> Vec<String> {
         vec![
             "cpu.usage_pct".into(),
             "mem.rss".into(),

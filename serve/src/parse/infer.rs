@@ -379,14 +379,7 @@ fn requested_outputs(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names() -> Vec<String> {
-        vec![
-            "cpu.usage_pct".into(),
-            "mem.rss".into(),
-            "nbr.cpu.usage_pct".into(),
-        ]
-    }
+    use crate::parse::tests::names;
 
     #[test]
     fn infer_shapes_and_lengths() {
