@@ -14,7 +14,7 @@
 # (mean,placement,cpu-share,rf,rf-rich,gbdt,cf,cf-temporal), SEEDS (42 43 44), WINDOW (30),
 # BUDGET (none: to the end; s, m or h), EPOCHS (10), PATIENCE (4), LR (1e-3), BLOCKS (2),
 # EXTRA (more `cloudformer eval` flags, e.g. "--pre-norm --refit" or "--inner-folds 4
-# --select-lr 1e-3,3e-4"), PREFIX (bench/results/v2-loao: give another one with another
+# --select-lr 1e-3,3e-4" or "--members 3"), PREFIX (bench/results/v2-loao: give another one with another
 # EXTRA, since the folds record their options), DATA (dataset/data), CLOUDFORMER_BIN
 # (target/release/cloudformer, built if missing).
 set -euo pipefail
