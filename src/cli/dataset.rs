@@ -263,18 +263,8 @@ pub fn trivial_summary(dir: &std::path::Path) -> String {
             .map(|(n, _)| ModelSpec::parse(n))
             .collect::<Result<Vec<_>, _>>()?;
         let options = EvalOptions {
-            protocol: train::split::Protocol::Loao,
-            n_splits: 0,
-            seed: 42,
-            models,
-            early_ks: vec![],
-            lstm: Default::default(),
-            window_s: 0,
-            train_stride: 0,
-            val_apps: 1,
-            refit_baselines: false,
-            members: 1,
             command: "cloudformer dataset summary".into(),
+            ..EvalOptions::new(train::split::Protocol::Loao, models)
         };
         let scratch = tempfile::tempdir()?;
         Ok(evaluate(

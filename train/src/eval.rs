@@ -123,6 +123,29 @@ pub struct EvalOptions {
     pub command: String,
 }
 
+impl EvalOptions {
+    /// `models` under `protocol` on whole runs, every other option at its default: all of the
+    /// protocol's splits (`n_splits` 0), the training seed's default, no early prefixes, the
+    /// LSTM's defaults, one validation application, no refit, one member, no command line.
+    /// Callers change what they need with struct update syntax.
+    pub fn new(protocol: Protocol, models: Vec<ModelSpec>) -> Self {
+        Self {
+            protocol,
+            n_splits: 0,
+            seed: crate::cf::TrainOptions::default().seed,
+            models,
+            early_ks: Vec::new(),
+            lstm: LstmParams::default(),
+            window_s: 0,
+            train_stride: 0,
+            val_apps: one(),
+            refit_baselines: false,
+            members: one_member(),
+            command: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PredRow {
     pub split: String,

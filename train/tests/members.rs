@@ -71,18 +71,14 @@ fn runs() -> Vec<Run> {
 
 fn options(members: usize) -> EvalOptions {
     EvalOptions {
-        protocol: Protocol::Loao,
         n_splits: 1,
         seed: 11,
-        models: vec![ModelSpec::CloudFormer("cf-temporal".into())],
-        early_ks: vec![],
-        lstm: Default::default(),
-        window_s: 0,
-        train_stride: 0,
-        val_apps: 1,
-        refit_baselines: false,
         members,
         command: "test".into(),
+        ..EvalOptions::new(
+            Protocol::Loao,
+            vec![ModelSpec::CloudFormer("cf-temporal".into())],
+        )
     }
 }
 

@@ -83,29 +83,26 @@ fn splits_never_leak_test_apps() {
 fn baselines_beat_the_mean_and_results_round_trip() {
     let runs = synthetic_runs(30, 6, 2);
     let options = EvalOptions {
-        protocol: Protocol::Paper,
         n_splits: 2,
         seed: 3,
-        models: vec![
-            ModelSpec::Tabular(Tabular::Mean),
-            ModelSpec::Tabular(Tabular::Linear),
-            ModelSpec::Tabular(Tabular::Glm),
-            ModelSpec::Tabular(Tabular::Tree),
-            ModelSpec::Tabular(Tabular::Forest),
-            ModelSpec::Tabular(Tabular::Gbdt),
-            ModelSpec::Lstm,
-        ],
         early_ks: vec![10],
         lstm: train::baselines::lstm::LstmParams {
             epochs: 15,
             ..Default::default()
         },
-        window_s: 0,
-        train_stride: 0,
-        val_apps: 1,
-        refit_baselines: false,
-        members: 1,
         command: "test".into(),
+        ..EvalOptions::new(
+            Protocol::Paper,
+            vec![
+                ModelSpec::Tabular(Tabular::Mean),
+                ModelSpec::Tabular(Tabular::Linear),
+                ModelSpec::Tabular(Tabular::Glm),
+                ModelSpec::Tabular(Tabular::Tree),
+                ModelSpec::Tabular(Tabular::Forest),
+                ModelSpec::Tabular(Tabular::Gbdt),
+                ModelSpec::Lstm,
+            ],
+        )
     };
     let dir = tempfile::tempdir().unwrap();
     let res = evaluate(&runs, &options, None, dir.path(), &mut |_, _, _| {}).unwrap();
@@ -185,26 +182,23 @@ fn baselines_beat_the_mean_and_results_round_trip() {
 fn refit_baselines_fit_again_on_training_and_validation_runs() {
     let runs = synthetic_runs(30, 6, 2);
     let options = EvalOptions {
-        protocol: Protocol::Loao,
         n_splits: 1,
         seed: 5,
-        models: [
-            Tabular::Mean,
-            Tabular::Linear,
-            Tabular::Glm,
-            Tabular::Forest,
-            Tabular::Gbdt,
-        ]
-        .map(ModelSpec::Tabular)
-        .to_vec(),
-        early_ks: vec![],
-        lstm: Default::default(),
-        window_s: 0,
-        train_stride: 0,
         val_apps: 2,
         refit_baselines: true,
-        members: 1,
         command: "test".into(),
+        ..EvalOptions::new(
+            Protocol::Loao,
+            [
+                Tabular::Mean,
+                Tabular::Linear,
+                Tabular::Glm,
+                Tabular::Forest,
+                Tabular::Gbdt,
+            ]
+            .map(ModelSpec::Tabular)
+            .to_vec(),
+        )
     };
     let dir = tempfile::tempdir().unwrap();
     let eval = |o: &EvalOptions| evaluate(&runs, o, None, dir.path(), &mut |_, _, _| {}).unwrap();
@@ -283,18 +277,10 @@ fn refit_baselines_fit_again_on_training_and_validation_runs() {
 fn bad_inputs_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let options = EvalOptions {
-        protocol: Protocol::Paper,
         n_splits: 2,
         seed: 3,
-        models: vec![ModelSpec::Tabular(Tabular::Mean)],
-        early_ks: vec![],
-        lstm: Default::default(),
-        window_s: 0,
-        train_stride: 0,
-        val_apps: 1,
-        refit_baselines: false,
-        members: 1,
         command: "test".into(),
+        ..EvalOptions::new(Protocol::Paper, vec![ModelSpec::Tabular(Tabular::Mean)])
     };
     let e = evaluate(&[], &options, None, dir.path(), &mut |_, _, _| {})
         .err()
@@ -446,21 +432,17 @@ fn stepped_runs() -> Vec<Run> {
 /// A leave-one-application-out evaluation of two tabular models on `w`-second windows.
 fn window_options(w: usize) -> EvalOptions {
     EvalOptions {
-        protocol: Protocol::Loao,
-        n_splits: 0,
         seed: 3,
-        models: vec![
-            ModelSpec::Tabular(Tabular::Mean),
-            ModelSpec::Tabular(Tabular::Tree),
-        ],
         early_ks: vec![5, 10, 30],
-        lstm: Default::default(),
         window_s: w,
-        train_stride: 0,
-        val_apps: 1,
-        refit_baselines: false,
-        members: 1,
         command: "test".into(),
+        ..EvalOptions::new(
+            Protocol::Loao,
+            vec![
+                ModelSpec::Tabular(Tabular::Mean),
+                ModelSpec::Tabular(Tabular::Tree),
+            ],
+        )
     }
 }
 
@@ -531,18 +513,10 @@ fn overlapping_training_windows_keep_the_test_windows() {
 fn normaliser_is_fitted_on_training_apps_only() {
     let runs = synthetic_runs(4, 6, 5);
     let options = EvalOptions {
-        protocol: Protocol::Paper,
         n_splits: 2,
         seed: 11,
-        models: vec![ModelSpec::CloudFormer("cf".into())],
-        early_ks: vec![],
-        lstm: Default::default(),
-        window_s: 0,
-        train_stride: 0,
-        val_apps: 1,
-        refit_baselines: false,
-        members: 1,
         command: "test".into(),
+        ..EvalOptions::new(Protocol::Paper, vec![ModelSpec::CloudFormer("cf".into())])
     };
     let cf = train::cf::TrainOptions {
         epochs: 1,
@@ -590,22 +564,18 @@ fn an_evaluation_in_parts_equals_one_run_through() {
     use train::folds::FoldStore;
     let runs = synthetic_runs(12, 6, 5);
     let options = EvalOptions {
-        protocol: Protocol::Paper,
         n_splits: 2,
         seed: 3,
-        models: vec![
-            ModelSpec::Tabular(Tabular::Mean),
-            ModelSpec::Tabular(Tabular::Tree),
-            ModelSpec::Tabular(Tabular::Forest),
-        ],
         early_ks: vec![10],
-        lstm: Default::default(),
-        window_s: 0,
-        train_stride: 0,
-        val_apps: 1,
-        refit_baselines: false,
-        members: 1,
         command: "test".into(),
+        ..EvalOptions::new(
+            Protocol::Paper,
+            vec![
+                ModelSpec::Tabular(Tabular::Mean),
+                ModelSpec::Tabular(Tabular::Tree),
+                ModelSpec::Tabular(Tabular::Forest),
+            ],
+        )
     };
     let scratch = tempfile::tempdir().unwrap();
     let whole = evaluate(&runs, &options, None, scratch.path(), &mut |_, _, _| {}).unwrap();
@@ -759,22 +729,17 @@ fn placement_runs() -> Vec<Run> {
 fn trivial_predictors_and_the_isolated_run_mae() {
     let runs = placement_runs();
     let options = EvalOptions {
-        protocol: Protocol::Loao,
-        n_splits: 0,
         seed: 3,
-        models: vec![
-            ModelSpec::Tabular(Tabular::Mean),
-            ModelSpec::Tabular(Tabular::Placement),
-            ModelSpec::Tabular(Tabular::CpuShare),
-        ],
         early_ks: vec![5],
-        lstm: Default::default(),
-        window_s: 0,
-        train_stride: 0,
-        val_apps: 1,
-        refit_baselines: false,
-        members: 1,
         command: "test".into(),
+        ..EvalOptions::new(
+            Protocol::Loao,
+            vec![
+                ModelSpec::Tabular(Tabular::Mean),
+                ModelSpec::Tabular(Tabular::Placement),
+                ModelSpec::Tabular(Tabular::CpuShare),
+            ],
+        )
     };
     let dir = tempfile::tempdir().unwrap();
     let res = evaluate(&runs, &options, None, dir.path(), &mut |_, _, _| {}).unwrap();
