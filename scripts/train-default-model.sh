@@ -6,6 +6,8 @@
 #   bash scripts/train-default-model.sh            # ~2 min on 2 cores
 #   DATA="dataset/data dataset/idle" bash scripts/train-default-model.sh --window-s 20   # several
 #   SEED=43 bash scripts/train-default-model.sh     # another seed (default 42)
+#   DATA="dataset/data dataset/idle" bash scripts/train-default-model.sh --repeat idle=2
+#       # extra flags go to `cloudformer train`: here every run of dataset/idle counts twice
 #   MEMBERS="43 44" bash scripts/train-default-model.sh   # an ensemble: the same recipe with
 #       each of these seeds too, in models/default/members/seed-N (docs/api.md, Ensembles)
 set -euo pipefail

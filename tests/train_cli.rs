@@ -509,6 +509,35 @@ fn train_learns_from_several_dataset_directories() {
         "{cfg}"
     );
     assert_same_directory_twice_refused(&["train"], &data, &tmp.path().join("m3"));
+
+    // `--repeat idle=2` counts every run of the small directory twice; a name that matches no
+    // directory is refused before anything is written.
+    let twice = tmp.path().join("m4");
+    let with_idle = |out: &Path, repeat: &str| {
+        let mut c = bin();
+        c.args(["-q", "train", "--data"])
+            .arg(&data)
+            .arg("--data")
+            .arg(&idle)
+            .arg("--out")
+            .arg(out)
+            .args(["--repeat", repeat])
+            .args(small);
+        c
+    };
+    run_ok(&mut with_idle(&twice, "idle=2"));
+    assert_eq!(summary(&twice)["n_train_runs"], 24, "{}", summary(&twice));
+    let none = tmp.path().join("m5");
+    let e = run_err(&mut with_idle(&none, "idel=2"));
+    assert!(
+        e.contains("--repeat idel=2") && e.contains("\"idel\""),
+        "{e}"
+    );
+    assert!(
+        !none.exists(),
+        "{} was made by a refused train",
+        none.display()
+    );
 }
 
 #[test]

@@ -136,6 +136,11 @@ pub struct TrainArgs {
     /// (e.g. --data dataset/data --data dataset/idle: run ids get their directory's name).
     #[arg(long, required = true)]
     pub data: Vec<PathBuf>,
+    /// NAME=K: every run of the --data directory named NAME (its last path component) counts K
+    /// times in training, to weigh a small directory up beside a large one (e.g. --repeat
+    /// idle=2). Repeatable; needs two or more --data.
+    #[arg(long, value_name = "NAME=K", value_parser = parse_repeat)]
+    pub repeat: Vec<(String, usize)>,
     /// Model directory to write (checkpoint, config.json, curve.csv, train.json).
     #[arg(long)]
     pub out: PathBuf,
@@ -156,7 +161,12 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
-    let runs = super::load_datasets(&args.data)?;
+    let mut runs = super::load_datasets(&args.data)?;
+    for (name, times) in &args.repeat {
+        let added = train::data::repeat_dir(&mut runs, name, *times)
+            .with_context(|| format!("--repeat {name}={times}"))?;
+        tracing::info!(dir = %name, times, added, "repeated a dataset directory's runs");
+    }
     let mut opts = args.cf.to_options(&args.variant, args.seed, ctx.quiet);
     opts.val_apps = args.val_apps.clone();
     let summary = train::cf::train_model(&runs, &opts, &args.data, &args.out, args.resume)
@@ -165,6 +175,22 @@ pub fn run(args: TrainArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(())
+}
+
+/// `NAME=K` of `--repeat`, K ≥ 2.
+fn parse_repeat(s: &str) -> Result<(String, usize), String> {
+    let (name, k) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: give NAME=K, e.g. idle=2"))?;
+    let k: usize = k
+        .parse()
+        .map_err(|_| format!("{s:?}: K must be a whole number, e.g. {name}=2"))?;
+    if name.is_empty() || k < 2 {
+        return Err(format!(
+            "{s:?}: give a directory name and K of 2 or more, e.g. idle=2"
+        ));
+    }
+    Ok((name.to_string(), k))
 }
 
 #[cfg(test)]
@@ -183,6 +209,21 @@ mod tests {
         let a = cli.train;
         let opts = a.cf.to_options(&a.variant, a.seed, true);
         assert_eq!(opts, train::cf::TrainOptions::default());
+    }
+
+    #[test]
+    fn repeat_takes_name_equals_k() {
+        let cli = Cli::parse_from([
+            "t", "--data", "a", "--data", "b", "--out", "o", "--repeat", "b=3",
+        ]);
+        assert_eq!(cli.train.repeat, vec![("b".to_string(), 3)]);
+        for bad in ["b", "b=1", "=2", "b=two"] {
+            let e = Cli::try_parse_from(["t", "--data", "d", "--out", "o", "--repeat", bad])
+                .err()
+                .unwrap_or_else(|| panic!("--repeat {bad} accepted"))
+                .to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -7,6 +7,9 @@ use dataset::runs::Placement;
 
 use crate::error::{Result, TrainError};
 
+mod repeat;
+pub use repeat::repeat_dir;
+
 /// One labelled tenant-run: a (T × F) matrix of per-second features (row-major, NaN = null) and
 /// its degradation label P ∈ (0, 1]. Same fields as `dataset::matrix::RunMatrix`.
 #[derive(Debug, Clone)]
