@@ -34,7 +34,8 @@ const REPORT_ONLY: &[(&str, &str)] = &[(
     "since the bundled model reads the per-process columns of sliced loads as missing \
      (cf-222d7498091f63d0, 2026-12-06 late) occluding the neighbours' `mem` columns raises the \
      victim's P̂ about as much as occluding their `cpu` columns (cpu 0.28 / mem 0.27 in one run, \
-     mem 0.25 / cpu 0.21 in the next): occlusion sets a resource's columns missing beside \
+     mem 0.25 / cpu 0.21 in the next; the model trained on all seven parts, cf-125436e7c8cdc23d: \
+     mem 0.25 / cpu 0.14): occlusion sets a resource's columns missing beside \
      present ones, a window no neighbour produces, and this model answers it with either. The \
      hog is still named first (asserted). The previous model put cpu on top in 3 of 3 runs",
 )];
