@@ -294,6 +294,11 @@ impl From<dataset::matrix::RunMatrix> for Run {
     }
 }
 
+/// The run-id prefix [`load_many`] gives the runs of the directory named `name` (`idle:`).
+fn dir_prefix(name: &str) -> String {
+    format!("{name}:")
+}
+
 /// Loads the labelled tenant-runs of one or more dataset directories (e.g. `dataset/data` and
 /// `dataset/idle`, collected on different hosts with their own baselines) as one training set.
 /// With more than one directory every run id is prefixed with its directory's name
@@ -321,7 +326,7 @@ pub fn load_many(dirs: &[std::path::PathBuf]) -> Result<Vec<Run>> {
         let mut runs = load(dir)?;
         if dirs.len() > 1 {
             for r in &mut runs {
-                r.run_id = format!("{name}:{}", r.run_id);
+                r.run_id = format!("{}{}", dir_prefix(&name), r.run_id);
             }
         }
         all.extend(runs);

@@ -16,7 +16,7 @@ pub fn repeat_dir(runs: &mut Vec<Run>, name: &str, times: usize) -> Result<usize
             "repeating {name} {times} time(s) changes nothing: give 2 or more"
         )));
     }
-    let prefix = format!("{name}:");
+    let prefix = super::dir_prefix(name);
     let originals: Vec<Run> = runs
         .iter()
         .filter(|r| r.run_id.starts_with(&prefix))
