@@ -174,7 +174,11 @@ fn bundled_model_in_live_mode_on_lone_shared_and_idle_neighbours() {
         });
     }
 
-    eprintln!("\nbundled model, live mode ({}-s windows):", window_s());
+    eprintln!(
+        "\nmodel {}, live mode ({}-s windows):",
+        common::bundled_model_dir().display(),
+        window_s()
+    );
     let mut failed = Vec::new();
     for c in &checks {
         let report_only = REPORT_ONLY.iter().find(|(n, _)| *n == c.name);

@@ -304,6 +304,18 @@ fn bad_inputs_give_clear_errors() {
             .arg(tmp.path().join("r2")),
     );
     assert!(e.contains("deadbeef") && e.contains("catalogue"), "{e}");
+    // as many validation applications as there are: none left to train on, refused, no OUT
+    let three = tmp.path().join("three");
+    write_dataset(&three, &["redis", "nginx", "bzip2"], 2, 6, None);
+    let e = run_err(
+        bin()
+            .args(["train", "--val-count", "3", "--data"])
+            .arg(&three)
+            .arg("--out")
+            .arg(tmp.path().join("m3")),
+    );
+    assert!(e.contains("--val-count 3 with 3 applications"), "{e}");
+    assert!(!tmp.path().join("m3").exists());
     // a model trained on another catalogue
     let data = tmp.path().join("data");
     write_dataset(&data, &["redis", "nginx"], 3, 8, None);

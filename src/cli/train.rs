@@ -115,6 +115,7 @@ impl CfFlags {
             seed,
             quiet,
             val_apps: Vec::new(),
+            val_count: defaults().val_count,
             window_s: self.window_s,
             window_stride: self.window_stride,
             encoding: self.encoding,
@@ -147,10 +148,16 @@ pub struct TrainArgs {
     /// cf (faithful) | cf-permetric | cf-temporal | cf-system.
     #[arg(long, default_value_t = defaults().variant)]
     pub variant: String,
-    /// Validation applications for early stopping (default: one chosen by the seed; with fewer
-    /// than 3 applications, 15 % of the runs).
-    #[arg(long, value_delimiter = ',')]
+    /// Validation applications for early stopping, by name (default: --val-count of them chosen
+    /// by the seed; with fewer than 3 applications, 15 % of the runs).
+    #[arg(long, value_delimiter = ',', conflicts_with = "val_count")]
     pub val_apps: Vec<String>,
+    /// How many validation applications the seed chooses, each time the first whose kind stays
+    /// represented in training: more of them make the epoch early stopping picks less a matter
+    /// of one application's noise; add --refit to train on them too once it is chosen (e.g.
+    /// --val-count 3 --refit). At least 1, fewer than the applications.
+    #[arg(long, value_name = "N", default_value_t = defaults().val_count)]
+    pub val_count: usize,
     #[arg(long, default_value_t = defaults().seed)]
     pub seed: u64,
     /// Continue from the last epoch checkpoint in --out.
@@ -169,6 +176,7 @@ pub fn run(args: TrainArgs, ctx: &super::Ctx) -> anyhow::Result<()> {
     }
     let mut opts = args.cf.to_options(&args.variant, args.seed, ctx.quiet);
     opts.val_apps = args.val_apps.clone();
+    opts.val_count = args.val_count;
     let summary = train::cf::train_model(&runs, &opts, &args.data, &args.out, args.resume)
         .with_context(|| format!("training into {}", args.out.display()))?;
     if !ctx.quiet {
@@ -209,6 +217,27 @@ mod tests {
         let a = cli.train;
         let opts = a.cf.to_options(&a.variant, a.seed, true);
         assert_eq!(opts, train::cf::TrainOptions::default());
+    }
+
+    #[test]
+    fn val_count_or_names_not_both() {
+        let cli = Cli::parse_from(["t", "--data", "d", "--out", "o", "--val-count", "3"]);
+        assert_eq!((cli.train.val_count, cli.train.val_apps.len()), (3, 0));
+        let e = Cli::try_parse_from([
+            "t",
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--val-count",
+            "3",
+            "--val-apps",
+            "nginx",
+        ])
+        .err()
+        .expect("--val-count with --val-apps")
+        .to_string();
+        assert!(e.contains("--val-count") && e.contains("--val-apps"), "{e}");
     }
 
     #[test]

@@ -189,11 +189,30 @@ pub fn spawn_serve(model: &std::path::Path, extra: &[&str]) -> (Child, SocketAdd
     spawn_server(&args)
 }
 
+/// The model the live checks judge: `models/default` (what `cloudformer up` serves), or the
+/// directory in `CLOUDFORMER_LIVE_MODEL`, which `scripts/train-default-model.sh` sets to judge
+/// a candidate before it replaces the bundled one.
+#[allow(dead_code)]
+pub fn bundled_model_dir() -> PathBuf {
+    match std::env::var_os("CLOUDFORMER_LIVE_MODEL") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            assert!(
+                dir.join("config.json").is_file(),
+                "CLOUDFORMER_LIVE_MODEL={}: no model there (config.json missing)",
+                dir.display()
+            );
+            dir
+        }
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default"),
+    }
+}
+
 /// A server in live mode on the tenants under `prefix` (`--window-s window_s`, first prediction
-/// after 3 s), serving the bundled model (`models/default`), started and listening.
+/// after 3 s), serving the bundled model ([`bundled_model_dir`]), started and listening.
 #[allow(dead_code)]
 pub fn spawn_live_bundled(prefix: &str, window_s: u64) -> (Child, SocketAddr) {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let model = bundled_model_dir();
     let glob = format!("{prefix}/*");
     let w = window_s.to_string();
     spawn_serve(
@@ -212,7 +231,7 @@ pub fn spawn_live_bundled(prefix: &str, window_s: u64) -> (Child, SocketAddr) {
 
 /// The live window `up` gives the bundled model (`serve::window::live_window_s`).
 pub fn bundled_window_s() -> u64 {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let model = bundled_model_dir();
     serve::window::live_window_s(&model) as u64
 }
 

@@ -42,6 +42,14 @@ pub struct TrainOptions {
     pub seed: u64,
     pub quiet: bool,
     pub val_apps: Vec<String>,
+    /// How many validation applications the seed chooses when `val_apps` names none (each
+    /// time the first whose kind stays represented among the training applications). Left out
+    /// of the options file at its default, so files written before it read the same.
+    #[serde(
+        default = "crate::split::default_val_count",
+        skip_serializing_if = "crate::split::is_default_val_count"
+    )]
+    pub val_count: usize,
     /// Sliding-window training: train (and validate) on every `window_s`-second window of each
     /// run, labelled with the mean per-second P over the window where the application reports
     /// one (the run's P otherwise). 0 = whole runs (the paper).
@@ -131,6 +139,7 @@ impl Default for TrainOptions {
             seed: 42,
             quiet: true,
             val_apps: Vec::new(),
+            val_count: crate::split::DEFAULT_VAL_APPS,
             window_s: 0,
             window_stride: 0,
             encoding: InputEncoding::Masked,
@@ -443,7 +452,7 @@ pub fn train_model(
 ) -> Result<TrainSummary> {
     validate_runs(runs, 1)?;
     let apps = app_infos(runs);
-    let split = train_only_split(&apps, &opts.val_apps, opts.seed)?;
+    let split = train_only_split(&apps, &opts.val_apps, opts.val_count, opts.seed)?;
     let idx = train_val_indices(&split, runs)?;
     let tr: Vec<&Run> = idx.train.iter().map(|&i| &runs[i]).collect();
     let va: Vec<&Run> = idx.val.iter().map(|&i| &runs[i]).collect();

@@ -105,7 +105,10 @@ pub struct EvalOptions {
     pub train_stride: usize,
     /// Validation applications per split (early stopping and the baselines' hyper-parameters;
     /// see [`crate::split`]). The default (1) is left out of the plan, so older folds still match.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(
+        default = "crate::split::default_val_count",
+        skip_serializing_if = "crate::split::is_default_val_count"
+    )]
     pub val_apps: usize,
     /// The tabular baselines, after choosing their hyper-parameters on the validation runs,
     /// are fitted again on training and validation runs together with them
@@ -138,7 +141,7 @@ impl EvalOptions {
             lstm: LstmParams::default(),
             window_s: 0,
             train_stride: 0,
-            val_apps: one(),
+            val_apps: crate::split::DEFAULT_VAL_APPS,
             refit_baselines: false,
             members: one_member(),
             command: String::new(),
@@ -432,14 +435,6 @@ fn fold_indices(split: &Split, runs: &[Run], n_test: usize) -> Result<SplitIdx> 
 
 fn is_false(v: &bool) -> bool {
     !*v
-}
-
-fn one() -> usize {
-    crate::split::DEFAULT_VAL_APPS
-}
-
-fn is_one(v: &usize) -> bool {
-    *v == one()
 }
 
 fn one_member() -> usize {

@@ -269,6 +269,16 @@ pub fn paper_splits(
 /// Validation applications per split unless told otherwise.
 pub const DEFAULT_VAL_APPS: usize = 1;
 
+/// [`DEFAULT_VAL_APPS`] as a serde default.
+pub(crate) fn default_val_count() -> usize {
+    DEFAULT_VAL_APPS
+}
+
+/// Whether a validation count is the default (then options files leave it out).
+pub(crate) fn is_default_val_count(v: &usize) -> bool {
+    *v == DEFAULT_VAL_APPS
+}
+
 /// Takes up to `n_val` validation applications out of `rest` (already shuffled), one by one,
 /// each time the first whose kind stays represented in the rest (else the first), and always
 /// leaves at least one application to train on. With fewer than 2 applications there is no
@@ -344,9 +354,15 @@ pub fn make_splits(
     }
 }
 
-/// A split for training a single model on all applications (`cloudformer train`): one application
-/// (or a share of runs when there are fewer than 3) held out for validation/early stopping, no test.
-pub fn train_only_split(apps: &[AppInfo], val_apps: &[String], seed: u64) -> Result<Split> {
+/// A split for training a single model on all applications (`cloudformer train`): the named
+/// `val_apps`, else `val_count` applications chosen by the seed (or a share of runs when there
+/// are fewer than 3 applications), held out for validation/early stopping; no test.
+pub fn train_only_split(
+    apps: &[AppInfo],
+    val_apps: &[String],
+    val_count: usize,
+    seed: u64,
+) -> Result<Split> {
     need_two(apps).or_else(|e| if apps.len() == 1 { Ok(()) } else { Err(e) })?;
     if apps.is_empty() {
         return Err(TrainError::EmptyDataset(String::new()));
@@ -359,6 +375,13 @@ pub fn train_only_split(apps: &[AppInfo], val_apps: &[String], seed: u64) -> Res
             )));
         }
     }
+    if val_count == 0 || (val_apps.is_empty() && apps.len() >= 3 && val_count >= apps.len()) {
+        return Err(TrainError::Invalid(format!(
+            "--val-count {val_count} with {} applications: at least 1, and fewer than the \
+             applications (one must be left to train on)",
+            apps.len()
+        )));
+    }
     let (val, frac) = if !val_apps.is_empty() {
         (val_apps.to_vec(), None)
     } else {
@@ -366,7 +389,7 @@ pub fn train_only_split(apps: &[AppInfo], val_apps: &[String], seed: u64) -> Res
         let mut rest: Vec<&AppInfo> = apps.iter().collect();
         rest.shuffle(&mut rng);
         if apps.len() >= 3 {
-            pick_val(&mut rest, DEFAULT_VAL_APPS)
+            pick_val(&mut rest, val_count)
         } else {
             (Vec::new(), Some(0.15))
         }

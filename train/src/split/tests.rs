@@ -125,3 +125,35 @@ fn overlapping_split_is_rejected() {
     };
     assert!(s.check().is_err());
 }
+
+#[test]
+fn train_only_split_takes_val_count_apps_by_the_seed() {
+    let a = apps(6, 5);
+    let one = train_only_split(&a, &[], 1, 42).unwrap();
+    let three = train_only_split(&a, &[], 3, 42).unwrap();
+    assert_eq!(one.val_apps.len(), 1, "{one:?}");
+    assert_eq!(three.val_apps.len(), 3, "{three:?}");
+    assert_eq!(three.train_apps.len() + 3, a.len());
+    // The seed's first choice stays: three validation applications add to the one of before.
+    assert!(
+        three.val_apps.contains(&one.val_apps[0]),
+        "{one:?} {three:?}"
+    );
+    assert_eq!(three, train_only_split(&a, &[], 3, 42).unwrap());
+    for kind in ['s', 'd'] {
+        assert!(
+            three.train_apps.iter().any(|n| n.starts_with(kind)),
+            "{three:?}"
+        );
+    }
+    // Named applications win over the count.
+    let named = train_only_split(&a, &["d1".into()], 3, 42).unwrap();
+    assert_eq!(named.val_apps, vec!["d1".to_string()]);
+    for bad in [0, a.len()] {
+        let err = train_only_split(&a, &[], bad, 42).unwrap_err().to_string();
+        assert!(
+            err.contains("--val-count") && err.contains("11 applications"),
+            "{err}"
+        );
+    }
+}
