@@ -55,6 +55,10 @@ given() { # flag: whether the command line has it
   return 1
 }
 extra=("$@")
+if given --seed || given --out; then
+  echo "--seed and --out are the script's own: use SEED=N (and MEMBERS) instead" >&2
+  exit 2
+fi
 recipe=()
 if ! given --data; then for d in $DATA; do recipe+=(--data "$d"); done; fi
 if ! given --repeat; then for r in $REPEAT; do recipe+=(--repeat "$r"); done; fi
