@@ -12,6 +12,10 @@
 //! - i without each neighbour j — ΔP̂ = P̂ without j − P̂ with all, the ranking;
 //! - i with one resource of the neighbour columns occluded (`nbr.cpu.*`, `nbr.mem.*`, …: set
 //!   missing, as for a tenant with no neighbour) — which resource of the neighbours moves P̂.
+//!   Occluding the neighbours' `cpu` also takes their CPU demand off the tenant's CPUs
+//!   (`placement.contending_cpu_pct` 0) and moves its own waits with it, as "without j" does:
+//!   hiding their CPU columns while the tenant still waits for its CPU beside them would ask
+//!   about a window no host produces.
 //!
 //! "Without j" also moves the tenant's own CPU-wait columns, by the contending CPU demand left
 //! ([`crate::rebuild`]).
@@ -25,8 +29,8 @@ use crate::batcher::Batcher;
 use crate::engine::{ModelInfo, Pred, WindowData};
 use crate::error::ApiError;
 use crate::live::{LiveState, SecondOfHost};
-use crate::rebuild::rebuilt_window;
-use crate::resources::resource_of;
+use crate::rebuild::{rebuilt_window, WaitColumns};
+use crate::resources::{resource_of, CPU};
 
 /// What one window of a culprits request asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,11 +124,16 @@ pub fn plan(id: &str, seconds: &[SecondOfHost], cat: &Catalogue) -> Plan {
         windows.push(rebuilt_window(id, seconds, cat, |t| t != j));
         variants.push(Variant::Without(j));
     }
+    let waits = WaitColumns::of(cat);
     for (resource, cols) in resources_present(&all, cat) {
         let mut w = all.clone();
         for s in 0..w.t {
+            let row = &mut w.data[s * 2 * nm..(s + 1) * 2 * nm];
             for &k in &cols {
-                w.data[s * 2 * nm + nm + k] = f32::NAN;
+                row[nm + k] = f32::NAN;
+            }
+            if resource == CPU {
+                without_contending_demand(row, &waits);
             }
         }
         windows.push(w);
@@ -136,6 +145,21 @@ pub fn plan(id: &str, seconds: &[SecondOfHost], cat: &Catalogue) -> Plan {
     windows.insert(0, all);
     variants.insert(0, Variant::All);
     Plan { windows, variants }
+}
+
+/// The neighbours' CPU occluded in one row of a window (own columns first) beyond their
+/// columns: none of their CPU demand contends for the tenant's CPUs any more
+/// (`placement.contending_cpu_pct` 0) and its own waits follow, as when a neighbour is left out
+/// ([`WaitColumns::follow_demand`]). A row whose recorded demand is unknown keeps its waits.
+fn without_contending_demand(row: &mut [f32], waits: &WaitColumns) {
+    let Some(c) = waits.contending else {
+        return;
+    };
+    let recorded = row[c];
+    if recorded.is_finite() {
+        row[c] = 0.0;
+        waits.follow_demand(row, recorded, 0.0);
+    }
 }
 
 /// The resources whose neighbour columns have a value somewhere in `w`, each with those
@@ -361,7 +385,16 @@ mod tests {
         let no_cpu = occluding(&p, "cpu");
         assert!(at(no_cpu, 0, nm + usage).is_nan());
         assert_eq!(at(no_cpu, 0, nm + mem), 1_073_741_824.0);
-        assert_eq!(at(no_cpu, 0, contending), 100.0, "own columns stay");
+        assert_eq!(
+            at(no_cpu, 0, contending),
+            0.0,
+            "the neighbours' CPU no longer contends for the victim's CPU"
+        );
+        assert_eq!(at(no_cpu, 0, usage), 100.0, "the own usage stays");
+        let no_mem = occluding(&p, "mem");
+        assert!(at(no_mem, 0, nm + mem).is_nan());
+        assert_eq!(at(no_mem, 0, nm + usage), 50.0);
+        assert_eq!(at(no_mem, 0, contending), 100.0, "own columns stay");
         // Only resources with neighbour values are occluded.
         let occluded: Vec<&str> = p
             .variants
@@ -408,6 +441,12 @@ mod tests {
             at(alone, 2, nm + psi).is_nan(),
             "no neighbour half to scale"
         );
+        // Occluding the neighbours' CPU takes all their demand off: the waits of "alone";
+        // occluding their memory moves no wait.
+        let no_cpu = occluding(&p, "cpu");
+        assert!(close(at(no_cpu, 0, psi), 40.0 * u / (100.0 + u)));
+        assert!(close(at(no_cpu, 2, psi), at(alone, 2, psi)));
+        assert_eq!(at(occluding(&p, "mem"), 2, psi), 40.0);
     }
 
     #[test]

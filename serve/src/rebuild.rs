@@ -82,6 +82,59 @@ pub fn wait_scale(recorded: f32, now: f32) -> f32 {
     (now.max(0.0) + u) / (recorded.max(0.0) + u)
 }
 
+/// Where a catalogue keeps a tenant's own CPU-wait columns ([`CONTENTION_COLUMNS`]), its CPU
+/// usage and the CPU demand contending for its CPUs, to move the waits with that demand.
+pub(crate) struct WaitColumns {
+    /// Each wait column with its ceiling (a pressure is a share of wall time) and whether it is
+    /// a share of time ([`TIME_SHARE_COLUMNS`]).
+    waits: Vec<(usize, f32, bool)>,
+    usage: Option<usize>,
+    /// `placement.contending_cpu_pct`.
+    pub contending: Option<usize>,
+}
+
+impl WaitColumns {
+    pub fn of(cat: &Catalogue) -> WaitColumns {
+        let waits = CONTENTION_COLUMNS
+            .iter()
+            .filter_map(|name| {
+                let cap = if name.starts_with("cpu.psi") {
+                    100.0
+                } else {
+                    f32::INFINITY
+                };
+                Some((cat.index_of(name)?, cap, TIME_SHARE_COLUMNS.contains(name)))
+            })
+            .collect();
+        WaitColumns {
+            waits,
+            usage: cat.index_of("cpu.usage_pct"),
+            contending: cat.index_of("placement.contending_cpu_pct"),
+        }
+    }
+
+    /// Moves the own waits of one row (`features`: own columns first) recorded beside
+    /// `recorded` % of contending CPU demand to what they would be beside `now` %: scaled by
+    /// [`wait_scale`] when the demand falls, the time shares gaining [`added_wait`] when it
+    /// grows (the others scaled); a pressure capped at 100 %. Unknown demand: as recorded.
+    pub fn follow_demand(&self, features: &mut [f32], recorded: f32, now: f32) {
+        let k = wait_scale(recorded, now);
+        let used = self.usage.map_or(f32::NAN, |u| features[u]);
+        let gain = added_wait(used, recorded, now);
+        for &(w, cap, time_share) in &self.waits {
+            let v = features[w];
+            if v.is_finite() {
+                features[w] = if time_share && gain > 0.0 {
+                    v + gain
+                } else {
+                    v * k
+                }
+                .min(cap);
+            }
+        }
+    }
+}
+
 /// Tenant `id`'s window over `seconds` with the neighbour columns (and the cross-tenant
 /// placement columns) rebuilt from the own columns of `id` and the tenants `keep` accepts, and
 /// its own waits scaled by [`wait_scale`].
@@ -94,21 +147,7 @@ pub(crate) fn rebuilt_window(
     let nm = cat.n_metrics();
     let placement = PlacementColumns::of(cat);
     let placement = placement.as_ref();
-    let contending = cat.index_of("placement.contending_cpu_pct");
-    let usage = cat.index_of("cpu.usage_pct");
-    // Each wait column with its ceiling (a pressure is a share of wall time) and whether it
-    // is a share of time.
-    let waits: Vec<(usize, f32, bool)> = CONTENTION_COLUMNS
-        .iter()
-        .filter_map(|name| {
-            let cap = if name.starts_with("cpu.psi") {
-                100.0
-            } else {
-                f32::INFINITY
-            };
-            Some((cat.index_of(name)?, cap, TIME_SHARE_COLUMNS.contains(name)))
-        })
-        .collect();
+    let waits = WaitColumns::of(cat);
     let mut data = Vec::with_capacity(seconds.len() * 2 * nm);
     for s in seconds {
         let own: Vec<OwnRow> = s
@@ -128,29 +167,17 @@ pub(crate) fn rebuilt_window(
                 }
             })
             .collect();
-        let recorded =
-            contending.and_then(|c| own.iter().find(|r| r.tenant == id).map(|r| r.features[c]));
+        let recorded = waits
+            .contending
+            .and_then(|c| own.iter().find(|r| r.tenant == id).map(|r| r.features[c]));
         match rows_of_second(own, nm, placement)
             .into_iter()
             .find(|r| r.tenant == id)
         {
             Some(mut row) => {
-                if let (Some(c), Some(rec)) = (contending, recorded) {
+                if let (Some(c), Some(rec)) = (waits.contending, recorded) {
                     let now = row.features[c];
-                    let k = wait_scale(rec, now);
-                    let used = usage.map_or(f32::NAN, |u| row.features[u]);
-                    let gain = added_wait(used, rec, now);
-                    for &(w, cap, time_share) in &waits {
-                        let v = row.features[w];
-                        if v.is_finite() {
-                            row.features[w] = if time_share && gain > 0.0 {
-                                v + gain
-                            } else {
-                                v * k
-                            }
-                            .min(cap);
-                        }
-                    }
+                    waits.follow_demand(&mut row.features, rec, now);
                 }
                 data.extend_from_slice(&row.features);
             }

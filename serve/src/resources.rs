@@ -8,15 +8,19 @@
 //! calls of reads and writes to `io`. A scheduler then reads "the neighbours' CPU" whichever
 //! interface the model learnt it from.
 
+/// The resource of the CPU columns (the one whose occlusion also takes the neighbours' CPU
+/// demand off the tenant's CPUs).
+pub const CPU: &str = "cpu";
+
 /// The resources a metric can be assigned to, in the order `docs/api.md` lists them.
-pub const RESOURCES: [&str; 6] = ["cpu", "mem", "io", "net", "perf", "placement"];
+pub const RESOURCES: [&str; 6] = [CPU, "mem", "io", "net", "perf", "placement"];
 
 /// The resource of a per-tenant metric (a catalogue name without the `nbr.` prefix). A prefix
 /// that names no resource is returned as it is.
 pub fn resource_of(metric: &str) -> &str {
     let (prefix, rest) = metric.split_once('.').unwrap_or((metric, ""));
     match prefix {
-        "pids" => "cpu",
+        "pids" => CPU,
         "proc" => proc_resource(rest),
         _ => prefix,
     }
@@ -35,7 +39,7 @@ fn proc_resource(rest: &str) -> &'static str {
         | "write_bytes_per_s"
         | "cancelled_write_bytes_per_s" => "io",
         // utime, stime, running, blocked, count, threads, context switches, schedstat
-        _ => "cpu",
+        _ => CPU,
     }
 }
 

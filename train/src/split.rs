@@ -382,6 +382,13 @@ pub fn train_only_split(
             apps.len()
         )));
     }
+    if val_apps.is_empty() && apps.len() < 3 && val_count != DEFAULT_VAL_APPS {
+        return Err(TrainError::Invalid(format!(
+            "--val-count {val_count} with {} application(s): validation applications need at \
+             least 3 (with fewer, 15 % of the training runs validate); leave --val-count out",
+            apps.len()
+        )));
+    }
     let (val, frac) = if !val_apps.is_empty() {
         (val_apps.to_vec(), None)
     } else {

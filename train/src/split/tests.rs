@@ -156,4 +156,14 @@ fn train_only_split_takes_val_count_apps_by_the_seed() {
             "{err}"
         );
     }
+    // Too few applications to hold any out: a count other than the default is refused, not
+    // ignored; the default validates on a share of the training runs.
+    let two = apps(1, 1);
+    let err = train_only_split(&two, &[], 2, 42).unwrap_err().to_string();
+    assert!(
+        err.contains("--val-count 2") && err.contains("at least 3"),
+        "{err}"
+    );
+    let split = train_only_split(&two, &[], DEFAULT_VAL_APPS, 42).unwrap();
+    assert_eq!(split.val_from_train_runs, Some(0.15));
 }
