@@ -3,8 +3,10 @@
 //!
 //! Each tenant-run's first second is left out: a counter needs two samples, so that row is null
 //! for every counter by design (`dataset/catalogues/*.toml`), and counting it would make an
-//! 8-second run look 12 % empty. Neighbour features (`nbr.*`) are counted over the runs that
-//! have neighbours only: an isolated run has none, which is not a missing value.
+//! 8-second run look 12 % empty. Neighbour features (`nbr.*`) are counted over the seconds with
+//! a neighbour present only: an isolated run has none, nor has a second of a dynamic run in
+//! which every neighbour has left (its own `placement.neighbours` is 0), which is not a missing
+//! value. Where that column is null (a source or a file that lacks it) the run decides.
 
 use std::collections::BTreeMap;
 
@@ -18,8 +20,8 @@ pub struct ColumnStats {
     /// The catalogue family of the metric (`cgroup.psi`, `net`, …; neighbour features carry
     /// their metric's family).
     pub family: String,
-    /// Rows counted (every tenant-run's first second left out; for `nbr.*`, runs with
-    /// neighbours only).
+    /// Rows counted (every tenant-run's first second left out; for `nbr.*`, seconds with a
+    /// neighbour present only).
     pub rows: usize,
     /// Of them, null.
     pub null: usize,
@@ -43,6 +45,9 @@ impl ColumnStats {
     }
 }
 
+/// The own column that counts the neighbours present in a second.
+const NEIGHBOURS: &str = "placement.neighbours";
+
 /// Seconds left out at the start of every tenant-run by default: the first, where no counter
 /// has a delta yet.
 pub const SKIP_SECONDS: usize = 1;
@@ -65,6 +70,7 @@ pub fn column_stats_trimmed(
     let names = cat.feature_names();
     let f = names.len();
     let neighbour: Vec<bool> = names.iter().map(|n| n.starts_with("nbr.")).collect();
+    let present = names.iter().position(|n| n == NEIGHBOURS);
     let mut null = vec![0usize; f];
     let mut rows = vec![0usize; f];
     let mut first: Vec<Option<f32>> = vec![None; f];
@@ -74,8 +80,9 @@ pub fn column_stats_trimmed(
         let t = m.x.len() / f;
         let rows_kept = m.x.chunks_exact(f).take(t.saturating_sub(skip_end));
         for row in rows_kept.skip(skip) {
+            let without = alone || present.is_some_and(|k| row[k] == 0.0);
             for (j, &v) in row.iter().enumerate() {
-                if alone && neighbour[j] {
+                if without && neighbour[j] {
                     continue;
                 }
                 rows[j] += 1;
@@ -212,6 +219,34 @@ mod tests {
         assert_eq!((s[nbr].rows, s[nbr].null), (1, 0));
         assert_eq!(s[0].rows, 3);
         assert!(!s[0].constant);
+        // A dynamic run: its neighbour leaves after the second second (`placement.neighbours`
+        // 0, no neighbour values), and one neighbour column is missing while it is there.
+        let k = cat
+            .feature_names()
+            .iter()
+            .position(|n| n == NEIGHBOURS)
+            .unwrap();
+        let mut dynamic = run("a", vec![3.0; 5 * f], f);
+        for (s, row) in dynamic.x.chunks_exact_mut(f).enumerate() {
+            if s >= 3 {
+                row[k] = 0.0;
+                for (j, v) in row.iter_mut().enumerate() {
+                    if j >= f / 2 {
+                        *v = f32::NAN;
+                    }
+                }
+            }
+        }
+        dynamic.x[2 * f + nbr] = f32::NAN;
+        let s = column_stats(cat, &[&dynamic]);
+        assert_eq!((s[nbr].rows, s[nbr].null), (2, 1), "seconds 1 and 2 only");
+        assert_eq!((s[k].rows, s[k].null), (4, 0));
+        // Where the count is unknown the run decides: every second counts.
+        dynamic
+            .x
+            .chunks_exact_mut(f)
+            .for_each(|row| row[k] = f32::NAN);
+        assert_eq!(column_stats(cat, &[&dynamic])[nbr].rows, 4);
     }
 
     #[test]

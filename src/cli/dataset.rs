@@ -205,7 +205,7 @@ pub fn steady_summary(stats: &[ColumnStats]) -> String {
     format!(
         "while the load runs (each run's first {} s and last {} s left out), columns with a value \
          non-null in at least {:.0} % of their rows: own {own} of {own_n}, nbr.* {nbr} of {nbr_n} \
-         (a dynamic run's seconds without any neighbour present have none)\n",
+         (over the seconds with a neighbour present)\n",
         STEADY_SKIP.0,
         STEADY_SKIP.1,
         (1.0 - SPARSE_NULL_SHARE) * 100.0
