@@ -6,6 +6,7 @@
 //! | a tenant alone at 20 %, 60 %, 100 % of one CPU | ≈ 1.0 | P̂ ≥ 0.9 |
 //! | two CPU-bound tenants time-sharing one CPU | ≈ 0.5 | P̂ ≤ 0.65 |
 //! | an idle neighbour joins a tenant at 60 % | unchanged | \|ΔP̂\| ≤ 0.05 |
+//! | that idle tenant itself | ≈ 1.0 (no work to slow) | P̂ ≥ 0.9 (reported only) |
 //!
 //! A check that today's dataset cannot teach is listed in [`REPORT_ONLY`] with the reason: it
 //! prints its measured value instead of asserting, and becomes an assertion (same threshold)
@@ -25,12 +26,22 @@ fn window_s() -> u64 {
     common::bundled_window_s()
 }
 
-/// Checks that print their measured value instead of asserting, and why. None since
-/// 2026-12-06: "idle neighbour joins" was one (the bundled model moved by 0.06-0.14, the v1
-/// model by 0.58) until training read the per-process columns of sliced loads as missing
+/// Checks that print their measured value instead of asserting, and why. "idle neighbour
+/// joins" was one (the bundled model moved by 0.06-0.14, the v1 model by 0.58) until
+/// 2026-12-06, when training read the per-process columns of sliced loads as missing
 /// (`dataset::sliced`): they had taught the model that a CPU load's processes show no CPU time,
 /// so a live VM's real ones, beside any neighbour, read as contention.
-const REPORT_ONLY: &[(&str, &str)] = &[];
+const REPORT_ONLY: &[(&str, &str)] = &[(
+    IDLE_ITSELF,
+    "no labelled tenant of the training data is idle (campaigns label tenants that run a load; \
+     the lowest mean CPU of a labelled run is 0.73 % of a CPU, sysbench-fileio), so an idle \
+     tenant's P̂ is an extrapolation (0.68-0.78 beside a tenant at 60 %, 0.41 once a CPU-bound \
+     one joins; 2026-12-08); CPU alone cannot tell it from an I/O-bound load. \
+     A campaign that labels idle tenants (P = 1: no work to slow) would teach it",
+)];
+
+/// The check on the idle tenant's own answer.
+const IDLE_ITSELF: &str = "an idle tenant itself";
 
 struct Check {
     name: &'static str,
@@ -151,6 +162,7 @@ fn bundled_model_in_live_mode_on_lone_shared_and_idle_neighbours() {
         let before = settled_p(addr, &id);
         t.add("idle", "sleep 120");
         let after = settled_p(addr, &id);
+        let idle_p = recent_p(addr, &format!("{prefix}/idle"));
         // What of the idle neighbour the model reads: its resources, occluded one at a time.
         let c = get(addr, &format!("/v1/tenants/{id}/culprits"));
         if c.status == 200 {
@@ -174,6 +186,12 @@ fn bundled_model_in_live_mode_on_lone_shared_and_idle_neighbours() {
             value: d,
             ok: d <= 0.05,
             rule: format!("|ΔP̂| ≤ 0.05 (before {before:.3}, after {after:.3})"),
+        });
+        checks.push(Check {
+            name: IDLE_ITSELF,
+            value: idle_p,
+            ok: idle_p >= 0.9,
+            rule: "P̂ ≥ 0.9 (nothing it does is slowed)".to_string(),
         });
     }
 
