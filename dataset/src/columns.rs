@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::catalogue::Catalogue;
 use crate::matrix::RunMatrix;
+use crate::placement::PlacementColumns;
 
 /// One feature column over a set of tenant-runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,9 +46,6 @@ impl ColumnStats {
     }
 }
 
-/// The own column that counts the neighbours present in a second.
-const NEIGHBOURS: &str = "placement.neighbours";
-
 /// Seconds left out at the start of every tenant-run by default: the first, where no counter
 /// has a delta yet.
 pub const SKIP_SECONDS: usize = 1;
@@ -70,7 +68,8 @@ pub fn column_stats_trimmed(
     let names = cat.feature_names();
     let f = names.len();
     let neighbour: Vec<bool> = names.iter().map(|n| n.starts_with("nbr.")).collect();
-    let present = names.iter().position(|n| n == NEIGHBOURS);
+    // The own `placement.neighbours` (own metrics come first in a feature row).
+    let present = PlacementColumns::of(cat).map(|p| p.neighbours);
     let mut null = vec![0usize; f];
     let mut rows = vec![0usize; f];
     let mut first: Vec<Option<f32>> = vec![None; f];
@@ -221,11 +220,7 @@ mod tests {
         assert!(!s[0].constant);
         // A dynamic run: its neighbour leaves after the second second (`placement.neighbours`
         // 0, no neighbour values), and one neighbour column is missing while it is there.
-        let k = cat
-            .feature_names()
-            .iter()
-            .position(|n| n == NEIGHBOURS)
-            .unwrap();
+        let k = PlacementColumns::of(cat).unwrap().neighbours;
         let mut dynamic = run("a", vec![3.0; 5 * f], f);
         for (s, row) in dynamic.x.chunks_exact_mut(f).enumerate() {
             if s >= 3 {

@@ -109,7 +109,7 @@ impl WaitColumns {
         WaitColumns {
             waits,
             usage: cat.index_of("cpu.usage_pct"),
-            contending: cat.index_of("placement.contending_cpu_pct"),
+            contending: PlacementColumns::of(cat).map(|p| p.contending_cpu_pct),
         }
     }
 
